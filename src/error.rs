@@ -1,0 +1,680 @@
+//! Every public error type.
+//!
+//! Setup and administration (creating, opening, claiming, removing a ring)
+//! return [`Error`], whose `Display` says what happened *and what to do*.
+//! The data path returns small per-operation enums in the style of
+//! `crossbeam-channel`: a failed send hands the message back
+//! ([`TrySendError`], [`SendError`]); a failed receive says why
+//! ([`TryRecvError`], [`RecvError`]).
+//!
+//! Anything read from the shared mapping may have been written by a buggy or
+//! hostile process; when it breaks a rule the error is [`Corruption`], which
+//! names the field, the value found and the rule it broke.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// Which side of a ring a handle or a claim belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The single writer: [`Producer`](crate::Producer).
+    Producer,
+    /// The single reader: [`Consumer`](crate::Consumer).
+    Consumer,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// The rule a corrupted shared field broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expected {
+    /// Exactly this value.
+    Exactly(u64),
+    /// A value in `min..=max`.
+    Range {
+        /// Smallest value allowed.
+        min: u64,
+        /// Largest value allowed.
+        max: u64,
+    },
+    /// A power of two.
+    PowerOfTwo,
+    /// A non-zero multiple of this value.
+    MultipleOf(u64),
+    /// Another rule, described in words.
+    Rule(&'static str),
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Expected::Exactly(v) => write!(f, "expected exactly {v}"),
+            Expected::Range { min, max } => write!(f, "expected a value in {min}..={max}"),
+            Expected::PowerOfTwo => f.write_str("expected a power of two"),
+            Expected::MultipleOf(m) => write!(f, "expected a non-zero multiple of {m}"),
+            Expected::Rule(r) => write!(f, "expected {r}"),
+        }
+    }
+}
+
+/// A field of the shared mapping that holds a value no correct peer writes.
+///
+/// Returned when opening a ring (inside [`Error::Corrupt`]) and on the data
+/// path (`Corrupt` variants), never a panic or an out-of-bounds access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    /// The field, as named in `docs/design.md` (for example `tail`).
+    pub field: &'static str,
+    /// The value found in the mapping.
+    pub found: u64,
+    /// The rule it broke.
+    pub expected: Expected,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shared field `{}` holds {}, {}",
+            self.field, self.found, self.expected
+        )
+    }
+}
+
+impl std::error::Error for Corruption {}
+
+/// An error creating, opening, claiming, inspecting or removing a ring.
+///
+/// The `Display` text names the ring and says what to do about it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The address string is malformed.
+    InvalidAddress {
+        /// The string as given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A geometry or option value is out of range.
+    InvalidConfig {
+        /// The option (`slots`, `slot_size`, `mode`, ...).
+        what: &'static str,
+        /// The value given.
+        value: u64,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
+    /// Creating a ring whose name is taken.
+    AlreadyExists {
+        /// The ring's address.
+        address: String,
+    },
+    /// Opening or removing a ring that does not exist.
+    NotFound {
+        /// The ring's address.
+        address: String,
+    },
+    /// The operating system refused access to the segment.
+    PermissionDenied {
+        /// The ring's address.
+        address: String,
+        /// What was attempted (`open`, `create`, `remove`, ...).
+        op: &'static str,
+    },
+    /// The address names a symbolic link; shmpipe never follows one at the
+    /// final path component.
+    Symlink {
+        /// The ring's address.
+        address: String,
+    },
+    /// The segment is not a regular file or shared-memory object.
+    NotARegularFile {
+        /// The ring's address.
+        address: String,
+    },
+    /// The creator did not finish initialising the header in time.
+    NotInitialized {
+        /// The ring's address.
+        address: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
+    /// The segment does not start with shmpipe's magic number.
+    BadMagic {
+        /// The ring's address.
+        address: String,
+        /// The value found where the magic should be.
+        found: u64,
+    },
+    /// The segment was written by an incompatible version of shmpipe.
+    VersionMismatch {
+        /// The ring's address.
+        address: String,
+        /// The layout version in the segment.
+        found: u32,
+        /// The layout version this build speaks.
+        expected: u32,
+    },
+    /// A header field breaks the layout rules.
+    Corrupt {
+        /// The ring's address.
+        address: String,
+        /// Which field, what value, which rule.
+        corruption: Corruption,
+    },
+    /// The requested side of the ring is held by a live process.
+    AlreadyClaimed {
+        /// The ring's address.
+        address: String,
+        /// The side asked for.
+        role: Role,
+        /// The process holding it.
+        pid: u32,
+    },
+    /// The ring still has a live producer or consumer and removal was not
+    /// forced.
+    InUse {
+        /// The ring's address.
+        address: String,
+        /// The live side.
+        role: Role,
+        /// Its process.
+        pid: u32,
+    },
+    /// Huge pages were required and could not be had.
+    HugePagesUnavailable {
+        /// The ring's address.
+        address: String,
+        /// What went wrong and how to fix it.
+        reason: String,
+    },
+    /// This operation does not apply to this backend.
+    Unsupported {
+        /// The ring's address.
+        address: String,
+        /// What was attempted.
+        what: &'static str,
+    },
+    /// Any other failed system call.
+    Io {
+        /// The operation (`shm_open`, `ftruncate`, `mmap`, ...).
+        op: &'static str,
+        /// The ring's address or path.
+        target: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Maps an errno from a call on `address` to the most specific variant.
+    pub(crate) fn from_errno(op: &'static str, address: &str, e: rustix::io::Errno) -> Error {
+        use rustix::io::Errno;
+        let address = address.to_owned();
+        match e {
+            Errno::EXIST => Error::AlreadyExists { address },
+            Errno::NOENT => Error::NotFound { address },
+            Errno::ACCESS | Errno::PERM => Error::PermissionDenied { address, op },
+            Errno::LOOP => Error::Symlink { address },
+            _ => Error::Io {
+                op,
+                target: address,
+                source: e.into(),
+            },
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, target: &str, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            target: target.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(what: &'static str, value: u64, reason: &'static str) -> Error {
+        Error::InvalidConfig {
+            what,
+            value,
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidAddress { input, reason } => write!(
+                f,
+                "invalid ring address `{input}`: {reason} \
+                 (expected shm:NAME, file:PATH, sysv:KEY or sysv:PATH:ID)"
+            ),
+            Error::InvalidConfig {
+                what,
+                value,
+                reason,
+            } => write!(f, "invalid {what} {value}: {reason}"),
+            Error::AlreadyExists { address } => write!(
+                f,
+                "ring `{address}` already exists: open it instead, or remove it first \
+                 with `shmpipe rm {address}`"
+            ),
+            Error::NotFound { address } => write!(
+                f,
+                "no ring at `{address}`: create it first (`shmpipe create {address}`), \
+                 or check the name with `shmpipe list`"
+            ),
+            Error::PermissionDenied { address, op } => write!(
+                f,
+                "permission denied to {op} `{address}`: it belongs to another user or its \
+                 mode forbids access; its creator can widen it with `--mode` (for example 0660)"
+            ),
+            Error::Symlink { address } => write!(
+                f,
+                "`{address}` is a symbolic link: shmpipe never follows a symlink at the final \
+                 path component; name the real file instead"
+            ),
+            Error::NotARegularFile { address } => write!(
+                f,
+                "`{address}` is not a regular file or shared-memory object: refusing to map it"
+            ),
+            Error::NotInitialized { address, waited } => write!(
+                f,
+                "ring `{address}` was not initialised within {waited:?}: its creator may have \
+                 died while creating it; remove it with `shmpipe rm --force {address}` and \
+                 create it again"
+            ),
+            Error::BadMagic { address, found } => write!(
+                f,
+                "`{address}` is not a shmpipe ring (found magic {found:#018x}): refusing to \
+                 touch it; check the address"
+            ),
+            Error::VersionMismatch {
+                address,
+                found,
+                expected,
+            } => write!(
+                f,
+                "ring `{address}` has layout version {found}, but this build of shmpipe speaks \
+                 version {expected}: use the same shmpipe version on both sides, or recreate \
+                 the ring"
+            ),
+            Error::Corrupt {
+                address,
+                corruption,
+            } => write!(
+                f,
+                "ring `{address}` is corrupt: {corruption}; remove it with \
+                 `shmpipe rm --force {address}` and create it again"
+            ),
+            Error::AlreadyClaimed { address, role, pid } => write!(
+                f,
+                "the {role} side of ring `{address}` is held by live process {pid}: a ring has \
+                 one producer and one consumer; stop that process or use another ring"
+            ),
+            Error::InUse { address, role, pid } => write!(
+                f,
+                "ring `{address}` is in use by its {role} (live process {pid}): stop it first, \
+                 or remove the ring anyway with `shmpipe rm --force {address}`"
+            ),
+            Error::HugePagesUnavailable { address, reason } => {
+                write!(f, "huge pages unavailable for ring `{address}`: {reason}")
+            }
+            Error::Unsupported { address, what } => {
+                write!(f, "{what} is not supported for ring `{address}`")
+            }
+            Error::Io { op, target, source } => write!(f, "{op} `{target}` failed: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Corrupt { corruption, .. } => Some(corruption),
+            _ => None,
+        }
+    }
+}
+
+/// Why a non-blocking send ([`Producer::try_send`](crate::Producer::try_send)
+/// and the `try_reserve*` calls) failed. The message is handed back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The ring is full; try again once the consumer has made room.
+    Full(T),
+    /// The consumer has dropped its handle; nothing more will be read.
+    Disconnected(T),
+    /// The message is larger than a slot's payload capacity.
+    TooLarge {
+        /// The message.
+        msg: T,
+        /// The ring's payload capacity in bytes.
+        max: usize,
+    },
+    /// The consumer's shared index breaks the protocol.
+    Corrupt {
+        /// The message.
+        msg: T,
+        /// What is wrong.
+        corruption: Corruption,
+    },
+}
+
+/// Why a blocking send (`send`, `send_timeout`, `send_deadline` and the
+/// blocking `reserve*` calls) failed. The message is handed back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// The deadline passed with the ring still full. Never returned by the
+    /// calls without a deadline.
+    Timeout(T),
+    /// The consumer has dropped its handle; nothing more will be read.
+    Disconnected(T),
+    /// The consumer process died without dropping its handle.
+    PeerDied {
+        /// The message.
+        msg: T,
+        /// The dead consumer's process id.
+        pid: u32,
+    },
+    /// The message is larger than a slot's payload capacity.
+    TooLarge {
+        /// The message.
+        msg: T,
+        /// The ring's payload capacity in bytes.
+        max: usize,
+    },
+    /// The consumer's shared index breaks the protocol.
+    Corrupt {
+        /// The message.
+        msg: T,
+        /// What is wrong.
+        corruption: Corruption,
+    },
+}
+
+impl<T> TrySendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(m) | TrySendError::Disconnected(m) => m,
+            TrySendError::TooLarge { msg, .. } | TrySendError::Corrupt { msg, .. } => msg,
+        }
+    }
+
+    /// Whether the ring was full (the only transient failure).
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(_))
+    }
+
+    /// Whether the consumer has gone away.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, TrySendError::Disconnected(_))
+    }
+
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> TrySendError<U> {
+        match self {
+            TrySendError::Full(m) => TrySendError::Full(f(m)),
+            TrySendError::Disconnected(m) => TrySendError::Disconnected(f(m)),
+            TrySendError::TooLarge { msg, max } => TrySendError::TooLarge { msg: f(msg), max },
+            TrySendError::Corrupt { msg, corruption } => TrySendError::Corrupt {
+                msg: f(msg),
+                corruption,
+            },
+        }
+    }
+}
+
+impl<T> SendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Timeout(m) | SendError::Disconnected(m) => m,
+            SendError::PeerDied { msg, .. }
+            | SendError::TooLarge { msg, .. }
+            | SendError::Corrupt { msg, .. } => msg,
+        }
+    }
+
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendError::Timeout(_))
+    }
+
+    /// Whether the consumer has gone away, gracefully or by dying.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(
+            self,
+            SendError::Disconnected(_) | SendError::PeerDied { .. }
+        )
+    }
+
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
+        match self {
+            SendError::Timeout(m) => SendError::Timeout(f(m)),
+            SendError::Disconnected(m) => SendError::Disconnected(f(m)),
+            SendError::PeerDied { msg, pid } => SendError::PeerDied { msg: f(msg), pid },
+            SendError::TooLarge { msg, max } => SendError::TooLarge { msg: f(msg), max },
+            SendError::Corrupt { msg, corruption } => SendError::Corrupt {
+                msg: f(msg),
+                corruption,
+            },
+        }
+    }
+}
+
+impl<T> From<TrySendError<T>> for SendError<T> {
+    /// Converts a non-`Full` try-error; `Full` becomes `Timeout`.
+    fn from(e: TrySendError<T>) -> Self {
+        match e {
+            TrySendError::Full(m) => SendError::Timeout(m),
+            TrySendError::Disconnected(m) => SendError::Disconnected(m),
+            TrySendError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
+            TrySendError::Corrupt { msg, corruption } => SendError::Corrupt { msg, corruption },
+        }
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            TrySendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+            TrySendError::Corrupt { corruption, .. } => {
+                write!(f, "Corrupt {{ corruption: {corruption:?}, .. }}")
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            SendError::PeerDied { pid, .. } => write!(f, "PeerDied {{ pid: {pid}, .. }}"),
+            SendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+            SendError::Corrupt { corruption, .. } => {
+                write!(f, "Corrupt {{ corruption: {corruption:?}, .. }}")
+            }
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("sending on a full ring"),
+            TrySendError::Disconnected(_) => {
+                f.write_str("sending on a ring whose consumer has disconnected")
+            }
+            TrySendError::TooLarge { max, .. } => write!(
+                f,
+                "message larger than the ring's payload capacity of {max} bytes: \
+                 create the ring with a larger slot size"
+            ),
+            TrySendError::Corrupt { corruption, .. } => {
+                write!(f, "the consumer corrupted the ring: {corruption}")
+            }
+        }
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Timeout(_) => f.write_str("timed out sending on a full ring"),
+            SendError::Disconnected(_) => {
+                f.write_str("sending on a ring whose consumer has disconnected")
+            }
+            SendError::PeerDied { pid, .. } => write!(
+                f,
+                "the consumer (process {pid}) died: a new consumer can claim the ring"
+            ),
+            SendError::TooLarge { max, .. } => write!(
+                f,
+                "message larger than the ring's payload capacity of {max} bytes: \
+                 create the ring with a larger slot size"
+            ),
+            SendError::Corrupt { corruption, .. } => {
+                write!(f, "the consumer corrupted the ring: {corruption}")
+            }
+        }
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+impl<T> std::error::Error for SendError<T> {}
+
+/// Why a non-blocking receive (`try_recv*`, `try_borrow`) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// No message is waiting.
+    Empty,
+    /// The producer dropped its handle and every message it committed has
+    /// been received.
+    Disconnected,
+    /// The next message does not fit the buffer given. It stays in the ring:
+    /// receive it again with a buffer of at least `needed` bytes.
+    BufferTooSmall {
+        /// The message's length.
+        needed: usize,
+    },
+    /// The producer's shared index or a slot length breaks the protocol.
+    Corrupt(Corruption),
+}
+
+/// Why a blocking receive (`recv`, `recv_timeout`, `recv_deadline`,
+/// `borrow*`) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// The deadline passed with the ring still empty. Never returned by the
+    /// calls without a deadline.
+    Timeout,
+    /// The producer dropped its handle and every message it committed has
+    /// been received.
+    Disconnected,
+    /// The producer process died without dropping its handle; every message
+    /// it committed has been received.
+    PeerDied {
+        /// The dead producer's process id.
+        pid: u32,
+    },
+    /// The next message does not fit the buffer given. It stays in the ring.
+    BufferTooSmall {
+        /// The message's length.
+        needed: usize,
+    },
+    /// The producer's shared index or a slot length breaks the protocol.
+    Corrupt(Corruption),
+}
+
+impl From<TryRecvError> for RecvError {
+    /// Converts a non-`Empty` try-error; `Empty` becomes `Timeout`.
+    fn from(e: TryRecvError) -> Self {
+        match e {
+            TryRecvError::Empty => RecvError::Timeout,
+            TryRecvError::Disconnected => RecvError::Disconnected,
+            TryRecvError::BufferTooSmall { needed } => RecvError::BufferTooSmall { needed },
+            TryRecvError::Corrupt(c) => RecvError::Corrupt(c),
+        }
+    }
+}
+
+impl TryRecvError {
+    /// Whether the ring was empty (the only transient failure).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TryRecvError::Empty)
+    }
+
+    /// Whether the producer has gone away and everything was received.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, TryRecvError::Disconnected)
+    }
+}
+
+impl RecvError {
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RecvError::Timeout)
+    }
+
+    /// Whether the producer has gone away, gracefully or by dying, and
+    /// everything it committed was received.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, RecvError::Disconnected | RecvError::PeerDied { .. })
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("receiving on an empty ring"),
+            TryRecvError::Disconnected => {
+                f.write_str("receiving on an empty ring whose producer has disconnected")
+            }
+            TryRecvError::BufferTooSmall { needed } => write!(
+                f,
+                "the next message is {needed} bytes, larger than the buffer given; it stays \
+                 in the ring"
+            ),
+            TryRecvError::Corrupt(c) => write!(f, "the producer corrupted the ring: {c}"),
+        }
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Timeout => f.write_str("timed out receiving on an empty ring"),
+            RecvError::Disconnected => {
+                f.write_str("receiving on an empty ring whose producer has disconnected")
+            }
+            RecvError::PeerDied { pid } => write!(
+                f,
+                "the producer (process {pid}) died; every message it committed was received"
+            ),
+            RecvError::BufferTooSmall { needed } => write!(
+                f,
+                "the next message is {needed} bytes, larger than the buffer given; it stays \
+                 in the ring"
+            ),
+            RecvError::Corrupt(c) => write!(f, "the producer corrupted the ring: {c}"),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
+impl std::error::Error for RecvError {}

@@ -1,0 +1,89 @@
+//! Lock-free single-producer single-consumer message rings in Linux shared
+//! memory.
+//!
+//! Two processes exchange byte messages through a fixed ring of slots in a
+//! shared segment: POSIX shm, a file (on hugetlbfs for huge pages) or a
+//! memfd. The data path takes no lock and makes no system call while both
+//! sides are busy; an idle side sleeps on a futex and is woken by its peer.
+//! Everything read from the mapping is validated: a buggy or hostile peer
+//! gets you a typed error, never undefined behaviour.
+//!
+//! ```text
+//!   process A                         shared segment                         process B
+//!  ┌──────────┐  try_send / reserve  ┌────────────────────────────┐  try_recv / borrow  ┌──────────┐
+//!  │ Producer │ ───────────────────▶ │ header │ slot │ slot │ ... │ ──────────────────▶ │ Consumer │
+//!  └──────────┘  tail (Release)      └────────────────────────────┘  head (Release)     └──────────┘
+//! ```
+//!
+//! # Quick start
+//!
+//! ```
+//! use shmpipe::{Ring, RingBuilder};
+//!
+//! # let name = format!("shm:doc-quickstart-{}", std::process::id());
+//! // Process A creates the ring and writes.
+//! let ring = RingBuilder::new().slots(1024).max_message(248).create(&name)?;
+//! let mut tx = ring.producer()?;
+//! tx.send(b"hello")?;
+//!
+//! // Process B (here the same one) opens it by name and reads.
+//! let mut rx = Ring::open(&name)?.consumer()?;
+//! let mut buf = [0u8; 248];
+//! let n = rx.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//!
+//! // When the producer goes, the consumer drains what was sent, then sees
+//! // the end of the stream.
+//! drop(tx);
+//! assert!(rx.recv(&mut buf).unwrap_err().is_disconnected());
+//! # Ring::remove(&name, true)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Calls
+//!
+//! | | never blocks | blocks | blocks until |
+//! |---|---|---|---|
+//! | send a copy | [`try_send`](Producer::try_send) | [`send`](Producer::send) | [`send_timeout`](Producer::send_timeout), [`send_deadline`](Producer::send_deadline) |
+//! | write in place | [`try_reserve`](Producer::try_reserve) | [`reserve`](Producer::reserve) | [`reserve_timeout`](Producer::reserve_timeout), [`reserve_deadline`](Producer::reserve_deadline) |
+//! | write a batch | [`try_reserve_batch`](Producer::try_reserve_batch) | | [`reserve_batch_deadline`](Producer::reserve_batch_deadline) |
+//! | receive a copy | [`try_recv`](Consumer::try_recv), [`try_recv_vec`](Consumer::try_recv_vec) | [`recv`](Consumer::recv) | [`recv_timeout`](Consumer::recv_timeout), [`recv_deadline`](Consumer::recv_deadline), [`recv_vec_deadline`](Consumer::recv_vec_deadline) |
+//! | read in place | [`try_borrow`](Consumer::try_borrow) | [`borrow`](Consumer::borrow) | [`borrow_timeout`](Consumer::borrow_timeout), [`borrow_deadline`](Consumer::borrow_deadline) |
+//! | read a batch | [`try_recv_batch`](Consumer::try_recv_batch) | | [`recv_batch_deadline`](Consumer::recv_batch_deadline) |
+//!
+//! Blocking calls wait according to a [`WaitStrategy`] and notice a dead
+//! peer within the heartbeat interval (100 ms by default).
+//!
+//! # Layers
+//!
+//! `segment` (OS: shm, file, memfd) → `ring` (layout, validation) →
+//! `wake` (futex protocol) → handles ([`Producer`], [`Consumer`]). All
+//! atomics come from one `sync` module, so the ring and wake code also run
+//! under [loom](https://docs.rs/loom). See `docs/design.md` for the memory
+//! layout, the index and wake protocols and the security model.
+
+#![deny(missing_docs, missing_debug_implementations)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]
+
+mod address;
+mod builder;
+mod error;
+mod handles;
+mod peer;
+mod ring;
+mod segment;
+mod sync;
+mod wake;
+
+pub use address::{Address, SysvKey};
+pub use builder::{
+    AsAddress, Ring, RingBuilder, RingInfo, SideInfo, SideState, DEFAULT_SLOTS,
+    DEFAULT_SLOT_SIZE,
+};
+pub use error::{
+    Corruption, Error, Expected, RecvError, Role, SendError, TryRecvError, TrySendError,
+};
+pub use handles::{Consumer, Producer, ReadSlot, Stats, WriteBatch, WriteSlot};
+pub use segment::Backend;
+pub use wake::WaitStrategy;
