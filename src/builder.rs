@@ -44,6 +44,14 @@ pub(crate) struct Shared {
     _header: Box<RingHeader>,
 }
 
+// SAFETY: `Shared` owns the mapping its `RingRef` points into and never
+// hands out mutable access to it; every shared field is atomic, and the slots
+// are only touched by the single producer and single consumer under the
+// head/tail protocol, whichever threads those handles move to.
+unsafe impl Send for Shared {}
+// SAFETY: as above; `&Shared` only exposes atomics and the raw pointers.
+unsafe impl Sync for Shared {}
+
 impl Shared {
     /// Creates the header in a fresh, zero-filled segment.
     fn init(
@@ -408,7 +416,12 @@ impl RingBuilder {
         let mut seg = self.seg.clone();
         seg.read_only = true;
         let segment = Segment::open(&address, &seg)?;
-        let shared = Shared::attach(segment, address.to_string(), Some(address), seg.open_timeout)?;
+        let shared = Shared::attach(
+            segment,
+            address.to_string(),
+            Some(address),
+            seg.open_timeout,
+        )?;
         Ok(Ring {
             shared: Arc::new(shared),
             wait: self.wait,
@@ -580,8 +593,10 @@ impl Ring {
             b.open_timeout(Duration::from_millis(100));
             let ring = b.open_read_only(&address)?;
             let info = ring.info();
-            for (role, side) in [(Role::Producer, &info.producer), (Role::Consumer, &info.consumer)]
-            {
+            for (role, side) in [
+                (Role::Producer, &info.producer),
+                (Role::Consumer, &info.consumer),
+            ] {
                 if let SideState::Attached { pid, alive: true } = side.state {
                     return Err(Error::InUse {
                         address: address.to_string(),

@@ -423,7 +423,9 @@ impl<T> TrySendError<T> {
         matches!(self, TrySendError::Disconnected(_))
     }
 
-    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> TrySendError<U> {
+    /// Converts the message inside, keeping the reason; for example
+    /// `e.map(drop)` gives a `'static` error that `?` can box.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> TrySendError<U> {
         match self {
             TrySendError::Full(m) => TrySendError::Full(f(m)),
             TrySendError::Disconnected(m) => TrySendError::Disconnected(f(m)),
@@ -460,7 +462,9 @@ impl<T> SendError<T> {
         )
     }
 
-    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
+    /// Converts the message inside, keeping the reason; for example
+    /// `e.map(drop)` gives a `'static` error that `?` can box.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
         match self {
             SendError::Timeout(m) => SendError::Timeout(f(m)),
             SendError::Disconnected(m) => SendError::Disconnected(f(m)),

@@ -27,9 +27,7 @@ use crate::error::{
     Corruption, Error, Expected, RecvError, Role, SendError, TryRecvError, TrySendError,
 };
 use crate::peer::{self, PeerWatch};
-use crate::ring::layout::{
-    Claim, Control, Counters, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT,
-};
+use crate::ring::layout::{Claim, Control, Counters, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT};
 use crate::ring::RingRef;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::wake::{self, WaitConfig, WaitCounts, WaitStrategy};
@@ -220,6 +218,14 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// assert_eq!(&buf[..n], b"hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// A second handle cannot be made by cloning:
+///
+/// ```compile_fail
+/// fn second(p: &shmpipe::Producer) -> shmpipe::Producer {
+///     p.clone()
+/// }
+/// ```
 pub struct Producer {
     side: Side,
     /// Next position to write; `0..tail` are committed.
@@ -387,7 +393,7 @@ impl Producer {
         let r = self.free_slots(want);
         if let Err(TrySendError::Full(())) = r {
             let ring = self.side.ring;
-        let hdr = ring.header();
+            let hdr = ring.header();
             self.side.count_stall(&hdr.producer_stats);
         }
         r
@@ -423,7 +429,9 @@ impl Producer {
         hdr.producer_stats
             .messages
             .store(self.side.stats.messages, Relaxed);
-        hdr.producer_stats.bytes.store(self.side.stats.bytes, Relaxed);
+        hdr.producer_stats
+            .bytes
+            .store(self.side.stats.bytes, Relaxed);
         if wake::notify(&hdr.consumer) {
             self.side.count_wake(&hdr.producer_stats);
         }
@@ -516,8 +524,12 @@ impl Producer {
         let hdr = ring.header();
         let cfg = self.side.wait;
         let mut counts = WaitCounts::default();
-        let r = wake::block(&hdr.producer, &cfg, deadline, &mut counts, |check_peer| {
-            match self.free_slots(want) {
+        let r = wake::block(
+            &hdr.producer,
+            &cfg,
+            deadline,
+            &mut counts,
+            |check_peer| match self.free_slots(want) {
                 Ok(_) => Some(Ok(())),
                 Err(TrySendError::Full(())) => {
                     if check_peer {
@@ -528,8 +540,8 @@ impl Producer {
                     None
                 }
                 Err(e) => Some(Err(e.into())),
-            }
-        });
+            },
+        );
         self.side.add_wait_counts(counts, &hdr.producer_stats);
         r.unwrap_or(Err(SendError::Timeout(())))
     }
@@ -686,7 +698,8 @@ impl<'a> WriteSlot<'a> {
         // process from writing it. It holds `payload_capacity` initialised
         // bytes (the segment was zero-filled). The lifetime is tied to the
         // borrow of the producer, which keeps the mapping alive.
-        let buf = unsafe { slice::from_raw_parts_mut(ring.payload_ptr(pos), ring.payload_capacity()) };
+        let buf =
+            unsafe { slice::from_raw_parts_mut(ring.payload_ptr(pos), ring.payload_capacity()) };
         WriteSlot { producer, buf }
     }
 
@@ -794,7 +807,8 @@ impl<'a> WriteBatch<'a> {
             return Err(TrySendError::Full(msg));
         }
         let len = bytes.len();
-        self.producer.write_slot(self.producer.tail + self.filled, bytes);
+        self.producer
+            .write_slot(self.producer.tail + self.filled, bytes);
         self.filled += 1;
         self.bytes += len as u64;
         Ok(())
@@ -861,6 +875,12 @@ impl fmt::Debug for WriteBatch<'_> {
 /// shared header; `Send`, not `Clone`.
 ///
 /// Dropping it makes the producer's sends fail with `Disconnected`.
+///
+/// ```compile_fail
+/// fn second(c: &shmpipe::Consumer) -> shmpipe::Consumer {
+///     c.clone()
+/// }
+/// ```
 pub struct Consumer {
     side: Side,
     /// Next position to read; `0..head` are released.
@@ -1030,7 +1050,7 @@ impl Consumer {
         let r = self.available();
         if let Err(TryRecvError::Empty) = r {
             let ring = self.side.ring;
-        let hdr = ring.header();
+            let hdr = ring.header();
             self.side.count_stall(&hdr.consumer_stats);
         }
         r
@@ -1086,7 +1106,9 @@ impl Consumer {
         hdr.consumer_stats
             .messages
             .store(self.side.stats.messages, Relaxed);
-        hdr.consumer_stats.bytes.store(self.side.stats.bytes, Relaxed);
+        hdr.consumer_stats
+            .bytes
+            .store(self.side.stats.bytes, Relaxed);
         if wake::notify(&hdr.producer) {
             self.side.count_wake(&hdr.consumer_stats);
         }
@@ -1233,7 +1255,11 @@ impl Consumer {
         self.recv_until(buf, Some(deadline))
     }
 
-    fn recv_until(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize, RecvError> {
+    fn recv_until(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, RecvError> {
         self.ready_until(deadline)?;
         self.take_into(buf).map_err(RecvError::from)
     }

@@ -78,8 +78,7 @@ mod wake;
 
 pub use address::{Address, SysvKey};
 pub use builder::{
-    AsAddress, Ring, RingBuilder, RingInfo, SideInfo, SideState, DEFAULT_SLOTS,
-    DEFAULT_SLOT_SIZE,
+    AsAddress, Ring, RingBuilder, RingInfo, SideInfo, SideState, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE,
 };
 pub use error::{
     Corruption, Error, Expected, RecvError, Role, SendError, TryRecvError, TrySendError,

@@ -139,6 +139,8 @@ fn pidfd_exited(fd: &OwnedFd) -> bool {
 
 /// [`current`], cached per process (and refreshed after `fork`).
 pub(crate) fn current_cached() -> (u32, u64) {
+    // A process-local cache, not protocol state: loom need not model it.
+    #[allow(clippy::disallowed_types)]
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     // Packed pid (high 24 bits) and start (low 40 bits); 0 = not yet read.
     #[allow(clippy::disallowed_types)]

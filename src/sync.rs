@@ -167,7 +167,11 @@ pub(crate) struct SlotTracker(Box<[loom::cell::UnsafeCell<()>]>);
 #[cfg(loom)]
 impl SlotTracker {
     pub(crate) fn new(slots: usize) -> Self {
-        SlotTracker((0..slots).map(|_| loom::cell::UnsafeCell::new(())).collect())
+        SlotTracker(
+            (0..slots)
+                .map(|_| loom::cell::UnsafeCell::new(()))
+                .collect(),
+        )
     }
 
     pub(crate) fn read<R>(&self, index: usize, f: impl FnOnce() -> R) -> R {

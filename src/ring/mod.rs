@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Corruption, Error, Expected};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use layout::{
-    RingHeader, HEADER_LEN, INIT_BUSY, INIT_EMPTY, INIT_READY, LAYOUT_VERSION, MAGIC,
-    MAX_SLOTS, MAX_SLOT_SIZE, MAX_TOTAL_LEN, SLOT_ALIGN, SLOT_HEADER,
+    RingHeader, HEADER_LEN, INIT_BUSY, INIT_EMPTY, INIT_READY, LAYOUT_VERSION, MAGIC, MAX_SLOTS,
+    MAX_SLOT_SIZE, MAX_TOTAL_LEN, SLOT_ALIGN, SLOT_HEADER,
 };
 
 /// A ring's shape: how many slots and how big each is.

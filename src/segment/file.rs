@@ -28,7 +28,11 @@ pub(super) fn create(path: &Path, mode: u32) -> Result<OwnedFd, Errno> {
 
 /// `open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)` (or `O_RDONLY`).
 pub(super) fn open(path: &Path, read_only: bool) -> Result<OwnedFd, Errno> {
-    let access = if read_only { OFlags::RDONLY } else { OFlags::RDWR };
+    let access = if read_only {
+        OFlags::RDONLY
+    } else {
+        OFlags::RDWR
+    };
     rfs::openat(
         CWD,
         path,

@@ -119,22 +119,20 @@ impl Segment {
         let label = address.to_string();
         match address {
             Address::Shm(name) => {
-                let fd = posix_shm::create(name, opts.mode).map_err(|e| {
-                    Error::from_errno("create", &label, e)
-                })?;
-                Self::finish_create(fd, min_len, opts, Backend::PosixShm, &label)
-                    .inspect_err(|_| {
+                let fd = posix_shm::create(name, opts.mode)
+                    .map_err(|e| Error::from_errno("create", &label, e))?;
+                Self::finish_create(fd, min_len, opts, Backend::PosixShm, &label).inspect_err(
+                    |_| {
                         let _ = posix_shm::unlink(name);
-                    })
+                    },
+                )
             }
             Address::File(path) => {
                 let fd = file::create(path, opts.mode)
                     .map_err(|e| Error::from_errno("create", &label, e))?;
-                Self::finish_create(fd, min_len, opts, Backend::File, &label).inspect_err(
-                    |_| {
-                        let _ = rfs::unlink(path);
-                    },
-                )
+                Self::finish_create(fd, min_len, opts, Backend::File, &label).inspect_err(|_| {
+                    let _ = rfs::unlink(path);
+                })
             }
             Address::SysV(_) => Err(Error::Unsupported {
                 address: label,
@@ -357,7 +355,9 @@ pub(crate) fn unlink(address: &Address) -> Result<(), Error> {
         Address::Shm(name) => {
             posix_shm::unlink(name).map_err(|e| Error::from_errno("remove", &label, e))
         }
-        Address::File(path) => rfs::unlink(path).map_err(|e| Error::from_errno("remove", &label, e)),
+        Address::File(path) => {
+            rfs::unlink(path).map_err(|e| Error::from_errno("remove", &label, e))
+        }
         Address::SysV(_) => Err(Error::Unsupported {
             address: label,
             what: "System V shared memory (not built into this version)",

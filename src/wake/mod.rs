@@ -165,7 +165,8 @@ pub(crate) fn block<T>(
             counts.spins += 1;
             match cfg.strategy {
                 WaitStrategy::Spin => spin_loop(),
-                _ if backoff.is_completed() => yield_now(),
+                // Backoff yields through std, which loom cannot see.
+                _ if cfg!(loom) || backoff.is_completed() => yield_now(),
                 _ => backoff.snooze(),
             }
         }
@@ -197,7 +198,10 @@ pub(crate) fn block<T>(
             timeout = timeout.min(d - now);
         }
         counts.futex_waits += 1;
-        match own.event.wait(ev, Some(timeout.max(Duration::from_micros(1)))) {
+        match own
+            .event
+            .wait(ev, Some(timeout.max(Duration::from_micros(1))))
+        {
             WaitOutcome::Woken | WaitOutcome::TimedOut | WaitOutcome::Interrupted => {}
         }
     }

@@ -1,0 +1,268 @@
+//! Two real processes: this test binary re-executes itself as the peer
+//! (`SHMPIPE_TEST_ROLE`), so each side has its own address space and its
+//! own mapping of the segment.
+//!
+//! Run with `cargo test --test cross_process`; `SHMPIPE_TEST_SCALE=10`
+//! multiplies the message counts for long runs.
+
+mod common;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use common::*;
+use libtest_mimic::{Arguments, Failed, Trial};
+use shmpipe::{Error, RecvError, Ring, RingBuilder, Role, SideState, WaitStrategy};
+
+/// Slots in the streaming ring: small, so 10 million messages wrap it
+/// hundreds of thousands of times.
+const STREAM_SLOTS: u64 = 64;
+/// Slot size of the streaming ring (248-byte messages).
+const STREAM_SLOT_SIZE: u64 = 256;
+const STREAM_MESSAGES: u64 = 10_000_000;
+
+fn main() -> ExitCode {
+    if let Ok(role) = std::env::var("SHMPIPE_TEST_ROLE") {
+        return run_role(&role);
+    }
+    let args = Arguments::from_args();
+    let trials = vec![
+        Trial::test("stream_10m_copy", || stream("copy")),
+        Trial::test("stream_10m_zero_copy", || stream("zero-copy")),
+        Trial::test("stream_10m_batch", || stream("batch")),
+        Trial::test(
+            "second_producer_refused_while_first_lives",
+            claim_refused_then_taken,
+        ),
+        Trial::test(
+            "zombie_producer_claim_is_taken_over",
+            zombie_claim_taken_over,
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn run_role(role: &str) -> ExitCode {
+    let result = match role {
+        "consume" => consume(),
+        "hold-producer" => hold_producer(),
+        other => Err(format!("unknown role {other}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("child {role}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parent: creates the ring, starts the consumer child, produces
+/// `STREAM_MESSAGES` self-checking messages in the given mode, and checks
+/// that the child verified every one.
+fn stream(mode: &'static str) -> Result<(), Failed> {
+    let addr = unique("stream");
+    let _cleanup = Cleanup(addr.clone());
+    let ring = RingBuilder::new()
+        .slots(STREAM_SLOTS)
+        .slot_size(STREAM_SLOT_SIZE)
+        .create(&addr)?;
+    let count = scaled(STREAM_MESSAGES);
+    let seed = mix(std::process::id() as u64);
+    let mut child = spawn_child(
+        "consume",
+        &[
+            ("SHMPIPE_ADDR", addr.clone()),
+            ("SHMPIPE_MODE", mode.to_owned()),
+            ("SHMPIPE_COUNT", count.to_string()),
+            ("SHMPIPE_SEED", seed.to_string()),
+        ],
+    );
+    let mut tx = ring.producer()?;
+    let max = tx.max_message();
+    let mut buf = vec![0u8; max];
+    let mut seq = 0u64;
+    while seq < count {
+        match mode {
+            "copy" => {
+                let len = fill_msg(seed, seq, max, &mut buf);
+                tx.send(&buf[..len])
+                    .map_err(|e| format!("send {seq}: {e}"))?;
+                seq += 1;
+            }
+            "zero-copy" => {
+                let mut slot = tx.reserve().map_err(|e| format!("reserve {seq}: {e}"))?;
+                let len = fill_msg(seed, seq, max, &mut slot);
+                slot.commit(len);
+                seq += 1;
+            }
+            "batch" => {
+                let want = ((count - seq) as usize).min(16);
+                let mut batch = tx
+                    .reserve_batch_deadline(want, None)
+                    .map_err(|e| format!("reserve batch at {seq}: {e}"))?;
+                while batch.push_with(|b| fill_msg(seed, seq, max, b)) {
+                    seq += 1;
+                }
+                batch.commit();
+            }
+            _ => unreachable!(),
+        }
+    }
+    drop(tx);
+    let status = wait_child(&mut child, Duration::from_secs(600));
+    if !status.success() {
+        return Err(format!("consumer child failed: {status}").into());
+    }
+    Ok(())
+}
+
+/// Child: receives `SHMPIPE_COUNT` messages in the given mode, checking
+/// each, then expects the end of the stream.
+fn consume() -> Result<(), String> {
+    let ring = Ring::open(var("SHMPIPE_ADDR")).map_err(|e| e.to_string())?;
+    let mode = var("SHMPIPE_MODE");
+    let count: u64 = var("SHMPIPE_COUNT").parse().unwrap();
+    let seed: u64 = var("SHMPIPE_SEED").parse().unwrap();
+    let mut rx = ring.consumer().map_err(|e| e.to_string())?;
+    let max = rx.max_message();
+    let mut buf = vec![0u8; max];
+    let mut seq = 0u64;
+    while seq < count {
+        match mode.as_str() {
+            "copy" => {
+                let n = rx.recv(&mut buf).map_err(|e| format!("recv {seq}: {e}"))?;
+                check_msg(seed, seq, max, &buf[..n])?;
+                seq += 1;
+            }
+            "zero-copy" => {
+                let msg = rx.borrow().map_err(|e| format!("borrow {seq}: {e}"))?;
+                check_msg(seed, seq, max, &msg)?;
+                seq += 1;
+            }
+            "batch" => {
+                let mut err = Ok(());
+                rx.recv_batch_deadline(32, None, |m| {
+                    if err.is_ok() {
+                        err = check_msg(seed, seq, max, m);
+                    }
+                    seq += 1;
+                })
+                .map_err(|e| format!("recv batch at {seq}: {e}"))?;
+                err?;
+            }
+            _ => return Err(format!("unknown mode {mode}")),
+        }
+    }
+    match rx.recv(&mut buf) {
+        Err(RecvError::Disconnected) => {}
+        other => {
+            return Err(format!(
+                "after {count} messages expected Disconnected, got {other:?}"
+            ))
+        }
+    }
+    let stats = rx.stats();
+    if stats.messages != count {
+        return Err(format!("stats count {} != {count}", stats.messages));
+    }
+    Ok(())
+}
+
+/// Child: claims the producer side and holds it until killed.
+fn hold_producer() -> Result<(), String> {
+    let ring = Ring::open(var("SHMPIPE_ADDR")).map_err(|e| e.to_string())?;
+    let mut tx = ring.producer().map_err(|e| e.to_string())?;
+    tx.set_wait_strategy(WaitStrategy::Park);
+    // Commit a few messages so the parent can check nothing is lost.
+    for i in 0u64..3 {
+        tx.send(i.to_le_bytes()).map_err(|e| e.to_string())?;
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+fn wait_for_producer(ring: &Ring, pid: u32) -> Result<(), Failed> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let SideState::Attached { pid: p, .. } = ring.info().producer.state {
+            if p == pid && ring.info().tail == 3 {
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("child never claimed the producer side".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn claim_refused_then_taken() -> Result<(), Failed> {
+    let addr = unique("claim");
+    let _cleanup = Cleanup(addr.clone());
+    let ring = RingBuilder::new().slots(8).create(&addr)?;
+    let mut child = spawn_child("hold-producer", &[("SHMPIPE_ADDR", addr.clone())]);
+    let pid = child.id();
+    wait_for_producer(&ring, pid)?;
+    match ring.producer() {
+        Err(Error::AlreadyClaimed {
+            role: Role::Producer,
+            pid: p,
+            ..
+        }) if p == pid => {}
+        other => return Err(format!("expected AlreadyClaimed by {pid}, got {other:?}").into()),
+    }
+    let msg = ring.producer().unwrap_err().to_string();
+    if !msg.contains(&pid.to_string()) {
+        return Err(format!("error does not name the holder: {msg}").into());
+    }
+    child.kill()?;
+    child.wait()?;
+    // The dead holder's claim is taken over; its committed messages remain.
+    let mut tx = ring.producer()?;
+    let mut rx = ring.consumer()?;
+    let mut buf = [0u8; 64];
+    for i in 0u64..3 {
+        let n = rx.try_recv(&mut buf)?;
+        assert_eq!(&buf[..n], &i.to_le_bytes());
+    }
+    tx.try_send(b"after takeover")?;
+    let n = rx.try_recv(&mut buf)?;
+    assert_eq!(&buf[..n], b"after takeover");
+    Ok(())
+}
+
+fn zombie_claim_taken_over() -> Result<(), Failed> {
+    let addr = unique("zombie");
+    let _cleanup = Cleanup(addr.clone());
+    let ring = RingBuilder::new().slots(8).create(&addr)?;
+    let mut child = spawn_child("hold-producer", &[("SHMPIPE_ADDR", addr.clone())]);
+    let pid = child.id();
+    wait_for_producer(&ring, pid)?;
+    // SIGKILL without reaping: the child stays a zombie, which `kill(pid,
+    // 0)` would still call alive.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        if state.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("child did not become a zombie".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(matches!(
+        ring.info().producer.state,
+        SideState::Attached { alive: false, .. }
+    ));
+    let taken = ring.producer();
+    child.wait()?;
+    taken?;
+    Ok(())
+}
