@@ -65,6 +65,8 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]
+// Under loom only the heap backend is modelled; the OS paths go unused.
+#![cfg_attr(loom, allow(dead_code))]
 
 mod address;
 mod builder;
