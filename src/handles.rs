@@ -289,6 +289,14 @@ impl Producer {
         self.side.ring.capacity() as usize
     }
 
+    /// The ring position the next message will take: the number of
+    /// messages ever committed to this ring, by this producer and the ones
+    /// before it. A producer that takes over a ring resumes here, so
+    /// numbering messages by position makes a resumed stream gap-free.
+    pub fn position(&self) -> u64 {
+        self.tail
+    }
+
     /// Largest message, in bytes.
     pub fn max_message(&self) -> usize {
         self.side.ring.payload_capacity()
@@ -939,6 +947,13 @@ impl Consumer {
     /// Number of slots in the ring.
     pub fn capacity(&self) -> usize {
         self.side.ring.capacity() as usize
+    }
+
+    /// The ring position of the next message to read: the number of
+    /// messages ever released from this ring, by this consumer and the ones
+    /// before it. A consumer that takes over a ring resumes here.
+    pub fn position(&self) -> u64 {
+        self.head
     }
 
     /// Largest message, in bytes.

@@ -124,9 +124,10 @@ impl Drop for ChildGuard {
 /// harness-less test's `main`), with extra environment variables.
 pub fn spawn_child(role: &str, env: &[(&str, String)]) -> ChildGuard {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
+    // Children report on stdout (one short line) and complain on stderr.
     cmd.env("SHMPIPE_TEST_ROLE", role)
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
