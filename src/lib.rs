@@ -80,7 +80,8 @@ mod wake;
 
 pub use address::{Address, SysvKey};
 pub use builder::{
-    AsAddress, Ring, RingBuilder, RingInfo, SideInfo, SideState, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE,
+    AsAddress, HugePages, Ring, RingBuilder, RingInfo, SideInfo, SideState, DEFAULT_SLOTS,
+    DEFAULT_SLOT_SIZE,
 };
 pub use error::{
     Corruption, Error, Expected, RecvError, Role, SendError, TryRecvError, TrySendError,

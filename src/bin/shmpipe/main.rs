@@ -1,1 +1,72 @@
-fn main() {}
+//! `shmpipe`: create, use, inspect, list and remove shmpipe rings, and
+//! benchmark them against the usual IPC mechanisms.
+//!
+//! Exit codes are listed in `shmpipe --help` (see [`fail::exit`]).
+
+mod bench;
+mod cmd;
+mod fail;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shmpipe",
+    version,
+    about = "Shared-memory message rings: create, send, receive, inspect, benchmark",
+    long_about = "Shared-memory message rings for two processes on one host.\n\n\
+                  Rings are named by address: shm:NAME (or a bare NAME) for POSIX shared \
+                  memory under /dev/shm, file:PATH for a file (huge pages on a hugetlbfs \
+                  mount), sysv:KEY or sysv:PATH:ID for System V shared memory.",
+    after_help = fail::EXIT_CODES_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a ring and print its geometry.
+    Create(cmd::CreateArgs),
+    /// Send standard input as messages; close the ring at end of input.
+    Send(cmd::SendArgs),
+    /// Write received messages to standard output until the producer closes.
+    Recv(cmd::RecvArgs),
+    /// Show everything about a ring: geometry, indices, sides, counters.
+    Inspect(cmd::InspectArgs),
+    /// List the shmpipe rings on this host.
+    List(cmd::ListArgs),
+    /// Remove a ring.
+    Rm(cmd::RmArgs),
+    /// Compare shmpipe with pipes, UNIX sockets and message queues.
+    Bench(bench::BenchArgs),
+    /// Internal: one side of a benchmark, started by `shmpipe bench`.
+    #[command(hide = true)]
+    BenchPeer(bench::PeerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Create(a) => cmd::create(a),
+        Command::Send(a) => cmd::send(a),
+        Command::Recv(a) => cmd::recv(a),
+        Command::Inspect(a) => cmd::inspect(a),
+        Command::List(a) => cmd::list(a),
+        Command::Rm(a) => cmd::rm(a),
+        Command::Bench(a) => bench::run(a),
+        Command::BenchPeer(a) => bench::peer(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("shmpipe: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
