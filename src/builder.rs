@@ -1,7 +1,8 @@
 //! Creating and opening rings: [`RingBuilder`], [`Ring`] and [`RingInfo`].
 
 use std::fmt;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,26 +15,10 @@ use crate::ring::layout::{
     Claim, RingHeader, HEADER_LEN, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT,
 };
 use crate::ring::{self, Geometry, RingRef};
-use crate::segment::{self, Backend, Segment, SegmentOptions};
+use crate::segment::{self, Backend, HugePages, Segment, SegmentOptions};
 use crate::sync::Ordering::{Acquire, Relaxed};
 use crate::sync::SlotTracker;
 use crate::wake::{WaitConfig, WaitStrategy};
-
-/// Whether a ring's memory comes from huge pages (2 MiB or 1 GiB) instead
-/// of base pages, for far fewer TLB misses on large rings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum HugePages {
-    /// Base pages only.
-    #[default]
-    Never,
-    /// Huge pages if the system can provide them, base pages otherwise;
-    /// [`RingInfo::huge_page_fallback`] says why it fell back.
-    Prefer,
-    /// Huge pages or an error ([`Error::HugePagesUnavailable`]) saying what
-    /// to set up.
-    Require,
-}
 
 /// Default number of slots.
 pub const DEFAULT_SLOTS: u64 = 1024;
@@ -90,7 +75,12 @@ impl Shared {
                 let slots = base.add(HEADER_LEN);
                 RingRef::new(hdr, slots, geometry)
             };
-            ring::init_header(ring.header(), geometry, page_size, std::process::id());
+            ring::init_header(
+                ring.header(),
+                geometry,
+                page_size,
+                crate::peer::current_cached(),
+            );
             Ok(Shared {
                 ring,
                 tracker: SlotTracker::new(geometry.slot_count as usize),
@@ -114,7 +104,7 @@ impl Shared {
             // SAFETY: the boxed header and the segment are owned by the
             // returned Shared and never moved out of it.
             let ring = unsafe { RingRef::new(hdr, slots, geometry) };
-            ring::init_header(ring.header(), geometry, page_size, 0);
+            ring::init_header(ring.header(), geometry, page_size, (0, 0));
             Ok(Shared {
                 ring,
                 tracker: SlotTracker::new(geometry.slot_count as usize),
@@ -221,8 +211,7 @@ pub struct RingBuilder {
     seg: SegmentOptions,
     wait: WaitConfig,
     unlink_on_drop: bool,
-    huge: HugePages,
-    huge_size: Option<u64>,
+    reclaim: bool,
 }
 
 impl Default for RingBuilder {
@@ -241,22 +230,47 @@ impl RingBuilder {
             seg: SegmentOptions::default(),
             wait: WaitConfig::default(),
             unlink_on_drop: false,
-            huge: HugePages::Never,
-            huge_size: None,
+            reclaim: false,
         }
     }
 
     /// Whether to back the ring with huge pages (default
-    /// [`HugePages::Never`]).
+    /// [`HugePages::Never`]). Per backend: `shm:` rings with huge pages
+    /// live on a hugetlbfs mount (POSIX shm's tmpfs has none; the name
+    /// stays the same), memfd rings use `MFD_HUGETLB`, System V rings
+    /// `SHM_HUGETLB`, and `file:` rings get huge pages when the path is on
+    /// hugetlbfs.
+    ///
+    /// The pages must be reserved beforehand (as root:
+    /// `echo 64 > /proc/sys/vm/nr_hugepages`); with
+    /// [`HugePages::Require`] an empty pool is an
+    /// [`Error::HugePagesUnavailable`] that says so.
     pub fn huge_pages(&mut self, policy: HugePages) -> &mut Self {
-        self.huge = policy;
+        self.seg.huge = policy;
         self
     }
 
     /// The huge page size to ask for, in bytes (2 MiB or 1 GiB, where the
     /// kernel offers it); default: the system's default huge page size.
     pub fn huge_page_size(&mut self, bytes: u64) -> &mut Self {
-        self.huge_size = Some(bytes);
+        self.seg.huge_size = Some(bytes);
+        self
+    }
+
+    /// Locks the ring's pages in memory (`mlock`), so they are never
+    /// swapped out. Needs a large enough `ulimit -l` or `CAP_IPC_LOCK`.
+    pub fn lock_memory(&mut self, yes: bool) -> &mut Self {
+        self.seg.lock = yes;
+        self
+    }
+
+    /// When creating over an existing ring, replace it if it is stale:
+    /// its creator and every process that held a side are dead. A ring
+    /// with a live creator, producer or consumer is never replaced, and a
+    /// segment that is not a shmpipe ring never touched (default `false`:
+    /// an existing name is always [`Error::AlreadyExists`]).
+    pub fn reclaim_stale(&mut self, yes: bool) -> &mut Self {
+        self.reclaim = yes;
         self
     }
 
@@ -345,7 +359,32 @@ impl RingBuilder {
         let address = address.to_address()?;
         let geometry = self.geometry()?;
         let total = geometry.total_len().expect("checked by Geometry::new");
-        let segment = Segment::create(&address, total, &self.seg)?;
+        let segment = match Segment::create(&address, total, &self.seg) {
+            Err(Error::AlreadyExists { .. }) if self.reclaim => {
+                match staleness(&address)? {
+                    Staleness::Stale => {}
+                    Staleness::Creator => {
+                        return Err(Error::AlreadyExists {
+                            address: address.to_string(),
+                        })
+                    }
+                    Staleness::Held(role, pid) => {
+                        return Err(Error::InUse {
+                            address: address.to_string(),
+                            role,
+                            pid,
+                        })
+                    }
+                }
+                match segment::unlink(&address) {
+                    // Someone else reclaimed it first: fine, O_EXCL decides.
+                    Ok(()) | Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                Segment::create(&address, total, &self.seg)?
+            }
+            r => r?,
+        };
         let label = address.to_string();
         let mut shared = match Shared::init(segment, geometry, label, Some(address.clone())) {
             Ok(s) => s,
@@ -595,6 +634,71 @@ impl Ring {
         self.shared.segment.fd()
     }
 
+    /// Sends the ring's file descriptor over a connected UNIX socket
+    /// (`SCM_RIGHTS`), so that an unrelated process can open the ring with
+    /// [`Ring::receive_fd`]. This is how a memfd ring, which has no name,
+    /// reaches another process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] for rings without a descriptor (System V,
+    /// heap), or the error from `sendmsg`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use shmpipe::{Ring, RingBuilder};
+    ///
+    /// let ring = RingBuilder::new().slots(8).create_memfd("passed")?;
+    /// let (a, b) = UnixStream::pair()?;
+    /// ring.send_fd(&a)?;
+    /// let received = Ring::receive_fd(&b)?; // in the other process
+    /// ring.producer()?.try_send(b"hi")?;
+    /// assert_eq!(received.consumer()?.try_recv_vec()?, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_fd(&self, socket: impl AsFd) -> Result<(), Error> {
+        let Some(fd) = self.shared.segment.fd() else {
+            return Err(Error::Unsupported {
+                address: self.shared.label.clone(),
+                what: "passing the descriptor of a ring that has none",
+            });
+        };
+        segment::fdpass::send(socket.as_fd(), fd)
+            .map_err(|e| Error::from_errno("sendmsg", &self.shared.label, e))
+    }
+
+    /// Receives a ring's descriptor sent with [`Ring::send_fd`] and opens
+    /// the ring (validating it like [`Ring::open`]).
+    ///
+    /// # Errors
+    ///
+    /// The error from `recvmsg`, or those of [`Ring::open`].
+    pub fn receive_fd(socket: impl AsFd) -> Result<Ring, Error> {
+        let fd = segment::fdpass::recv(socket.as_fd())
+            .map_err(|e| Error::from_errno("recvmsg", "socket", e))?;
+        Ring::from_fd(fd)
+    }
+
+    /// Every shmpipe ring this process can see on the host: POSIX shm
+    /// names (in `/dev/shm` and on hugetlbfs mounts) and keyed System V
+    /// segments whose first bytes are shmpipe's magic, each with its
+    /// [`RingInfo`] or the error opening it (corruption, permissions).
+    /// Anything else is ignored, never opened for writing.
+    pub fn list() -> Vec<(Address, Result<RingInfo, Error>)> {
+        let mut b = RingBuilder::new();
+        b.open_timeout(Duration::from_millis(50));
+        segment::candidates()
+            .into_iter()
+            .filter(|a| segment::peek_magic(a) == Some(crate::ring::layout::MAGIC))
+            .map(|a| {
+                let info = b.open_read_only(&a).map(|r| r.info());
+                (a, info)
+            })
+            .collect()
+    }
+
     /// Removes the ring's name now. Processes that have it mapped keep
     /// working; new ones can no longer open it.
     ///
@@ -666,16 +770,32 @@ impl Ring {
                 stats: Stats::load(stats),
             }
         };
+        let creator_pid = hdr.meta.creator_pid.load(Relaxed);
+        let creator_start = hdr.meta.creator_start.load(Relaxed);
+        let creator_alive = creator_pid != 0
+            && (s.process_local
+                || PeerWatch::default().is_alive(Claim::new(
+                    STATE_ATTACHED,
+                    creator_pid,
+                    creator_start,
+                )));
         RingInfo {
             address: s.label.clone(),
             backend: s.segment.backend(),
+            path: s.segment.path().map(PathBuf::from),
+            sysv_id: s.segment.sysv_id(),
+            attach_count: s.segment.attach_count(),
+            mode: s.segment.mode(),
             page_size: s.page_size,
+            kernel_page_size: s.segment.kernel_page_size(),
+            huge_page_fallback: s.segment.huge_fallback().map(str::to_owned),
             mapped_len: s.segment.len() as u64,
             slots: s.geometry.slot_count,
             slot_size: s.geometry.slot_size as u64,
             max_message: s.geometry.payload_capacity() as u64,
             total_len: s.geometry.total_len().unwrap_or(0),
-            creator_pid: hdr.meta.creator_pid.load(Relaxed),
+            creator_pid,
+            creator_alive,
             head,
             tail,
             producer: side(&hdr.producer, &hdr.producer_stats),
@@ -736,8 +856,23 @@ pub struct RingInfo {
     pub address: String,
     /// What backs it.
     pub backend: Backend,
-    /// The page size of the mapping in bytes.
+    /// Where it lives in the file system (`/dev/shm/NAME`, a hugetlbfs
+    /// path, a file), if anywhere.
+    pub path: Option<PathBuf>,
+    /// The System V segment id, for System V rings.
+    pub sysv_id: Option<i32>,
+    /// Processes attached to a System V segment (`shm_nattch`).
+    pub attach_count: Option<u64>,
+    /// Permission bits of the segment (`0o600`, ...), when known.
+    pub mode: Option<u32>,
+    /// The page size of the segment in bytes, as created.
     pub page_size: u64,
+    /// The page size the kernel reports for this process's mapping
+    /// (`KernelPageSize` in `/proc/self/smaps`), when it can be read.
+    pub kernel_page_size: Option<u64>,
+    /// Why huge pages were preferred but not used ([`HugePages::Prefer`]
+    /// falling back), as seen by the process that created the ring.
+    pub huge_page_fallback: Option<String>,
     /// Bytes mapped (the segment, rounded up to whole pages).
     pub mapped_len: u64,
     /// Number of slots.
@@ -750,6 +885,8 @@ pub struct RingInfo {
     pub total_len: u64,
     /// The process that created the ring.
     pub creator_pid: u32,
+    /// Whether that process is still alive.
+    pub creator_alive: bool,
     /// The consumer's position (messages released).
     pub head: u64,
     /// The producer's position (messages committed).
@@ -773,6 +910,68 @@ impl RingInfo {
     pub fn is_empty(&self) -> bool {
         self.len() == Some(0)
     }
+}
+
+/// Who, if anyone, keeps an existing ring alive.
+enum Staleness {
+    /// Its creator and every holder are dead (or it never got a header).
+    Stale,
+    /// Its creator lives.
+    Creator,
+    /// A side is held by a live process.
+    Held(Role, u32),
+}
+
+/// Decides whether the ring at `address` may be reclaimed. Never says
+/// `Stale` for a segment that is not a shmpipe ring (that is `BadMagic`).
+fn staleness(address: &Address) -> Result<Staleness, Error> {
+    let opts = SegmentOptions {
+        read_only: true,
+        open_timeout: Duration::from_millis(100),
+        ..SegmentOptions::default()
+    };
+    let segment = match Segment::open(address, &opts) {
+        Ok(s) => s,
+        // Never sized past the header: its creator died before writing one.
+        Err(Error::NotInitialized { .. }) => return Ok(Staleness::Stale),
+        Err(e) => return Err(e),
+    };
+    staleness_of(&segment, &address.to_string())
+}
+
+#[cfg(not(loom))]
+fn staleness_of(segment: &Segment, label: &str) -> Result<Staleness, Error> {
+    let base = NonNull::new(segment.base()).expect("mappings are never null");
+    // SAFETY: `Segment::open` guarantees at least HEADER_LEN bytes; every
+    // header field is an atomic, valid for any bit pattern, and the mapping
+    // outlives this function.
+    let hdr: &RingHeader = unsafe { base.cast::<RingHeader>().as_ref() };
+    // A creator that is still initialising gets a moment to finish; either
+    // way only the identities below decide.
+    match ring::wait_ready(hdr, label, Duration::from_millis(100)) {
+        Ok(()) | Err(Error::NotInitialized { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let creator = hdr.meta.creator_pid.load(Relaxed);
+    let start = hdr.meta.creator_start.load(Relaxed);
+    if creator != 0 && PeerWatch::default().is_alive(Claim::new(STATE_ATTACHED, creator, start)) {
+        return Ok(Staleness::Creator);
+    }
+    for (role, ctl) in [
+        (Role::Producer, &hdr.producer),
+        (Role::Consumer, &hdr.consumer),
+    ] {
+        let c = Claim(ctl.claim.load(Acquire));
+        if c.state() == STATE_ATTACHED && PeerWatch::default().is_alive(c) {
+            return Ok(Staleness::Held(role, c.pid()));
+        }
+    }
+    Ok(Staleness::Stale)
+}
+
+#[cfg(loom)]
+fn staleness_of(_segment: &Segment, _label: &str) -> Result<Staleness, Error> {
+    Ok(Staleness::Stale)
 }
 
 #[cfg(all(test, not(loom)))]

@@ -80,12 +80,11 @@ mod wake;
 
 pub use address::{Address, SysvKey};
 pub use builder::{
-    AsAddress, HugePages, Ring, RingBuilder, RingInfo, SideInfo, SideState, DEFAULT_SLOTS,
-    DEFAULT_SLOT_SIZE,
+    AsAddress, Ring, RingBuilder, RingInfo, SideInfo, SideState, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE,
 };
 pub use error::{
     Corruption, Error, Expected, RecvError, Role, SendError, TryRecvError, TrySendError,
 };
 pub use handles::{Consumer, Producer, ReadSlot, Stats, WriteBatch, WriteSlot};
-pub use segment::Backend;
+pub use segment::{Backend, HugePages};
 pub use wake::WaitStrategy;

@@ -75,10 +75,13 @@ pub(crate) struct Meta {
     pub(crate) total_len: AtomicU64,
     /// Page size of the mapping as created (4 KiB, 2 MiB, 1 GiB).
     pub(crate) page_size: AtomicU64,
-    /// Process that created the ring (informational).
+    /// Process that created the ring.
     pub(crate) creator_pid: AtomicU32,
     /// Reserved, zero.
     pub(crate) flags: AtomicU32,
+    /// Start time of the creator (see [`Claim`]), so that a stale ring can
+    /// be told from one whose creator is still setting it up.
+    pub(crate) creator_start: AtomicU64,
 }
 
 /// One side's control line: its claim, and the wake state of the futex it

@@ -93,8 +93,12 @@ impl Geometry {
 
 /// Writes a fresh header into zero-filled memory and publishes it. Only the
 /// creator of a segment calls this, before anyone can consider it ready.
-pub(crate) fn init_header(hdr: &RingHeader, geom: Geometry, page_size: usize, pid: u32) {
+pub(crate) fn init_header(hdr: &RingHeader, geom: Geometry, page_size: usize, creator: (u32, u64)) {
     let m = &hdr.meta;
+    // The creator's identity first, so a half-initialised ring can be told
+    // stale (creator dead) from in progress.
+    m.creator_pid.store(creator.0, Relaxed);
+    m.creator_start.store(creator.1, Relaxed);
     m.init_state.store(INIT_BUSY, Relaxed);
     m.magic.store(MAGIC, Relaxed);
     m.version.store(LAYOUT_VERSION, Relaxed);
@@ -105,7 +109,6 @@ pub(crate) fn init_header(hdr: &RingHeader, geom: Geometry, page_size: usize, pi
         .store(geom.payload_capacity() as u64, Relaxed);
     m.total_len.store(geom.total_len().unwrap_or(0), Relaxed);
     m.page_size.store(page_size as u64, Relaxed);
-    m.creator_pid.store(pid, Relaxed);
     // ORDERING: Release; pairs with the Acquire `init_state` load in
     // `wait_ready`, publishing every field written above.
     m.init_state.store(INIT_READY, Release);

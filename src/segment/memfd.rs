@@ -13,9 +13,20 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{self as rfs, MemfdFlags, SealFlags};
 use rustix::io::Errno;
 
-/// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`.
-pub(super) fn create(name: &str) -> Result<OwnedFd, Errno> {
-    rfs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+/// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`, plus
+/// `MFD_HUGETLB` and the size flag for huge pages of `huge` bytes.
+pub(super) fn create(name: &str, huge: Option<u64>) -> Result<OwnedFd, Errno> {
+    let mut flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+    match huge {
+        None => {}
+        Some(s) if s == 2 << 20 => flags |= MemfdFlags::HUGETLB | MemfdFlags::HUGE_2MB,
+        Some(s) if s == 1 << 30 => flags |= MemfdFlags::HUGETLB | MemfdFlags::HUGE_1GB,
+        // MFD_HUGE_SHIFT is 26: log2 of the size in bits 26..31.
+        Some(s) => {
+            flags |= MemfdFlags::HUGETLB | MemfdFlags::from_bits_retain(s.trailing_zeros() << 26)
+        }
+    }
+    rfs::memfd_create(name, flags)
 }
 
 /// Seals the size and the seal set: `F_SEAL_SHRINK | F_SEAL_GROW |

@@ -5,10 +5,19 @@
 //!  - [shm_overview(7)](https://man7.org/linux/man-pages/man7/shm_overview.7.html)
 
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 
 use rustix::fs::{self as rfs, Mode};
 use rustix::io::Errno;
 use rustix::shm;
+
+/// Where Linux keeps POSIX shared-memory objects.
+pub(super) const DIR: &str = "/dev/shm";
+
+/// The file behind the object `name`.
+pub(super) fn path(name: &str) -> PathBuf {
+    PathBuf::from(DIR).join(name)
+}
 
 /// `O_NOFOLLOW`, passed through rustix's `shm::open` (which accepts external
 /// bits): `/dev/shm` is world-writable, so a symlink planted there must not

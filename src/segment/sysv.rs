@@ -1,0 +1,175 @@
+//! System V shared memory: `shmget(2)`, `shmat(2)`, `shmdt(2)`,
+//! `shmctl(2)`, and `ftok(3)` keys. rustix does not wrap these, so this is
+//! the one module that calls them through `libc`.
+//!
+//! A System V segment has a fixed size from `shmget`, cannot be truncated by
+//! a peer, and with `SHM_HUGETLB` comes from the huge page pool. It lives
+//! until removed with `IPC_RMID` and the last process detaches.
+//!
+//! # References
+//!  - [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
+//!  - [shmop(2)](https://man7.org/linux/man-pages/man2/shmop.2.html)
+//!  - [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::ptr::NonNull;
+
+use rustix::io::Errno;
+
+use crate::address::SysvKey;
+
+/// `SHM_HUGE_SHIFT` from `<linux/shm.h>` (not in the libc crate): the huge
+/// page size, as log2, goes in bits 26..31 of the `shmget` flags.
+const SHM_HUGE_SHIFT: i32 = 26;
+
+fn errno() -> Errno {
+    Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// The numeric key for an address: the literal, or `ftok(path, id)`.
+pub(crate) fn key_of(key: &SysvKey) -> Result<i32, Errno> {
+    match key {
+        SysvKey::Key(k) => Ok(*k),
+        SysvKey::Ftok { path, id } => {
+            let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+            // SAFETY: `c` is a valid NUL-terminated string for the call.
+            let k = unsafe { libc::ftok(c.as_ptr(), libc::c_int::from(*id)) };
+            if k == -1 {
+                Err(errno())
+            } else {
+                Ok(k)
+            }
+        }
+    }
+}
+
+/// `shmget(key, len, IPC_CREAT | IPC_EXCL | mode [| SHM_HUGETLB | size])`:
+/// a new segment, never an existing one.
+pub(crate) fn create(key: i32, len: usize, mode: u32, huge: Option<u64>) -> Result<i32, Errno> {
+    let mut flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o777) as i32;
+    if let Some(size) = huge {
+        flags |= libc::SHM_HUGETLB | ((size.trailing_zeros() as i32) << SHM_HUGE_SHIFT);
+    }
+    // SAFETY: shmget takes no pointers.
+    let id = unsafe { libc::shmget(key, len, flags) };
+    if id == -1 {
+        Err(errno())
+    } else {
+        Ok(id)
+    }
+}
+
+/// `shmget(key, 0, 0)`: the id of an existing segment.
+pub(crate) fn open(key: i32) -> Result<i32, Errno> {
+    // SAFETY: shmget takes no pointers.
+    let id = unsafe { libc::shmget(key, 0, 0) };
+    if id == -1 {
+        Err(errno())
+    } else {
+        Ok(id)
+    }
+}
+
+/// What `shmctl(IPC_STAT)` reports about a segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stat {
+    /// Size given to `shmget`.
+    pub(crate) size: u64,
+    /// Processes attached now (`shm_nattch`).
+    pub(crate) nattch: u64,
+    /// Permission bits.
+    pub(crate) mode: u32,
+}
+
+/// `shmctl(id, IPC_STAT)`.
+pub(crate) fn stat(id: i32) -> Result<Stat, Errno> {
+    // SAFETY: shmid_ds is plain data; all-zero is a valid value.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid, writable shmid_ds for the kernel to fill.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } == -1 {
+        return Err(errno());
+    }
+    Ok(Stat {
+        size: ds.shm_segsz as u64,
+        nattch: ds.shm_nattch as u64,
+        mode: u32::from(ds.shm_perm.mode) & 0o777,
+    })
+}
+
+/// `shmctl(id, IPC_RMID)`: the segment is destroyed once the last process
+/// detaches; its key is free at once.
+pub(crate) fn remove(id: i32) -> Result<(), Errno> {
+    // SAFETY: IPC_RMID ignores the buffer argument.
+    if unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } == -1 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// An attached segment, detached (`shmdt`) on drop.
+#[derive(Debug)]
+pub(crate) struct Attach {
+    addr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the attachment is a plain address range owned by this value; all
+// concurrent access to it goes through atomics or the ring protocol.
+unsafe impl Send for Attach {}
+// SAFETY: as above; `&Attach` only hands out the address.
+unsafe impl Sync for Attach {}
+
+impl Attach {
+    /// `shmat(id, NULL, read_only ? SHM_RDONLY : 0)`; `len` is the
+    /// segment's size from `stat`.
+    pub(crate) fn new(id: i32, len: usize, read_only: bool) -> Result<Attach, Errno> {
+        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: a null address lets the kernel choose where to attach.
+        let p = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+        if p as isize == -1 {
+            return Err(errno());
+        }
+        let addr = NonNull::new(p.cast::<u8>()).ok_or(Errno::FAULT)?;
+        Ok(Attach { addr, len })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Attach {
+    fn drop(&mut self) {
+        // SAFETY: `addr` came from shmat and is detached only here.
+        unsafe { libc::shmdt(self.addr.as_ptr().cast()) };
+    }
+}
+
+/// A segment listed in `/proc/sysvipc/shm`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Listed {
+    pub(crate) key: i32,
+    pub(crate) size: u64,
+}
+
+/// Every System V segment this process can see.
+pub(crate) fn list() -> Vec<Listed> {
+    let text = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let key = f.next()?.parse::<i64>().ok()? as i32;
+            let _id = f.next()?;
+            let _perms = f.next()?;
+            let size = f.next()?.parse().ok()?;
+            Some(Listed { key, size })
+        })
+        .collect()
+}
