@@ -717,15 +717,25 @@ impl Ring {
     }
 
     /// Removes the ring at `address`. Refuses while a producer or consumer
-    /// process holding it is alive, unless `force`; refuses anything that
-    /// is not a shmpipe ring, unless `force`.
+    /// process holding it is alive, or while the ring is corrupt, unless
+    /// `force`. Never removes a segment that is not a shmpipe ring (one
+    /// whose first bytes are another magic), forced or not.
     ///
     /// # Errors
     ///
-    /// [`Error::InUse`], [`Error::NotFound`], [`Error::BadMagic`] and the
-    /// other errors of [`Ring::open`] (without `force`).
+    /// [`Error::BadMagic`], [`Error::NotFound`], and without `force`
+    /// [`Error::InUse`] and the other errors of [`Ring::open`].
     pub fn remove(address: impl AsAddress, force: bool) -> Result<(), Error> {
         let address = address.to_address()?;
+        match segment::peek_magic(&address) {
+            Some(0) | Some(crate::ring::layout::MAGIC) | None => {}
+            Some(found) => {
+                return Err(Error::BadMagic {
+                    address: address.to_string(),
+                    found,
+                })
+            }
+        }
         if !force {
             let mut b = RingBuilder::new();
             b.open_timeout(Duration::from_millis(100));

@@ -89,7 +89,7 @@ impl Side {
             Role::Consumer => (&hdr.consumer, &hdr.consumer_stats),
         };
         let (pid, start) = peer::current_cached();
-        let me = Claim::new(STATE_ATTACHED, pid, start);
+        let mut me = Claim::new(STATE_ATTACHED, pid, start);
         let mut peer = PeerWatch::default();
         // ORDERING: Acquire; pairs with the previous holder's Release claim
         // or close, so its last index store is visible to us.
@@ -120,8 +120,12 @@ impl Side {
             }
             // ORDERING: AcqRel. Acquire as above; Release publishes the
             // claim to the peer's liveness checks and to other claimers.
-            match ctl.claim.compare_exchange(cur, me.0, AcqRel, Acquire) {
-                Ok(_) => break,
+            let mine = me.next_generation_after(c);
+            match ctl.claim.compare_exchange(cur, mine.0, AcqRel, Acquire) {
+                Ok(_) => {
+                    me = mine;
+                    break;
+                }
                 Err(now) => cur = now,
             }
         }
@@ -169,10 +173,8 @@ impl Side {
             self.stats.spin_rounds += counts.spins;
             own.spin_rounds.store(self.stats.spin_rounds, Relaxed);
         }
-        if counts.futex_waits > 0 {
-            self.stats.futex_waits += counts.futex_waits;
-            own.futex_waits.store(self.stats.futex_waits, Relaxed);
-        }
+        // `wake::block` already published each futex wait as it happened.
+        self.stats.futex_waits += counts.futex_waits;
     }
 
     fn count_stall(&mut self, own: &Counters) {
@@ -232,6 +234,10 @@ pub struct Producer {
     tail: u64,
     /// The consumer's `head` as last read.
     head_cache: u64,
+    /// The consumer's claim word when this producer attached: only a
+    /// consumer that closes *after* that disconnects us (one that left
+    /// before is like none: messages wait for the next consumer).
+    consumer_at_attach: u64,
 }
 
 // SAFETY: the handle owns its claim; the raw pointers in `RingRef` point into
@@ -260,10 +266,12 @@ impl Producer {
         // their latest values, which the claim's Acquire already ordered.
         let tail = hdr.tail.load(Acquire);
         let head = hdr.head.load(Acquire);
+        let consumer_at_attach = hdr.consumer.claim.load(Acquire);
         let p = Producer {
             side,
             tail,
             head_cache: head,
+            consumer_at_attach,
         };
         if !check_indices(head, tail, p.side.ring.capacity()) {
             let corruption = Corruption {
@@ -362,7 +370,8 @@ impl Producer {
         let hdr = ring.header();
         // The consumer's claim shares its line with state written only on
         // claim, close and park, so this load is a cache hit.
-        if Claim(hdr.consumer.claim.load(Relaxed)).state() == STATE_CLOSED {
+        let consumer = hdr.consumer.claim.load(Relaxed);
+        if consumer != self.consumer_at_attach && Claim(consumer).state() == STATE_CLOSED {
             return Err(TrySendError::Disconnected(()));
         }
         let cap = self.side.ring.capacity();
@@ -534,6 +543,7 @@ impl Producer {
         let mut counts = WaitCounts::default();
         let r = wake::block(
             &hdr.producer,
+            &hdr.producer_stats,
             &cfg,
             deadline,
             &mut counts,
@@ -1350,26 +1360,33 @@ impl Consumer {
         let hdr = ring.header();
         let cfg = self.side.wait;
         let mut counts = WaitCounts::default();
-        let r = wake::block(&hdr.consumer, &cfg, deadline, &mut counts, |check_peer| {
-            match self.available() {
-                Ok(_) => Some(Ok(())),
-                Err(TryRecvError::Empty) => {
-                    if check_peer {
-                        if let Some((pid, false)) = self.side.peer_status(&hdr.producer) {
-                            // Everything it committed before dying is
-                            // visible now: drain it first.
-                            return Some(match self.refresh_tail() {
-                                Ok(0) => Err(RecvError::PeerDied { pid }),
-                                Ok(_) => Ok(()),
-                                Err(e) => Err(e.into()),
-                            });
+        let r = wake::block(
+            &hdr.consumer,
+            &hdr.consumer_stats,
+            &cfg,
+            deadline,
+            &mut counts,
+            |check_peer| {
+                match self.available() {
+                    Ok(_) => Some(Ok(())),
+                    Err(TryRecvError::Empty) => {
+                        if check_peer {
+                            if let Some((pid, false)) = self.side.peer_status(&hdr.producer) {
+                                // Everything it committed before dying is
+                                // visible now: drain it first.
+                                return Some(match self.refresh_tail() {
+                                    Ok(0) => Err(RecvError::PeerDied { pid }),
+                                    Ok(_) => Ok(()),
+                                    Err(e) => Err(e.into()),
+                                });
+                            }
                         }
+                        None
                     }
-                    None
+                    Err(e) => Some(Err(e.into())),
                 }
-                Err(e) => Some(Err(e.into())),
-            }
-        });
+            },
+        );
         self.side.add_wait_counts(counts, &hdr.consumer_stats);
         r.unwrap_or(Err(RecvError::Timeout))
     }

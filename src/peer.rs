@@ -27,7 +27,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
-use crate::ring::layout::Claim;
+use crate::ring::layout::{Claim, START_MASK};
 
 /// What `/proc/PID/stat` says about a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,8 +75,8 @@ fn matches(pid: u32, start: u64) -> Option<bool> {
     if matches!(stat.state, b'Z' | b'X' | b'x') {
         return Some(false);
     }
-    // Claims keep the low 40 bits of the start time.
-    Some(start == 0 || stat.start & ((1 << 40) - 1) == start)
+    // Claims keep the low bits of the start time.
+    Some(start == 0 || stat.start & START_MASK == start & START_MASK)
 }
 
 /// Tracks whether the holder of a claim is alive, caching a pidfd for the
@@ -91,7 +91,7 @@ impl PeerWatch {
     /// Whether the process holding `claim` is alive.
     pub(crate) fn is_alive(&mut self, claim: Claim) -> bool {
         let (me, my_start) = current_cached();
-        if claim.pid() == me && (claim.start() == my_start || my_start == 0) {
+        if claim.pid() == me && (claim.start() == my_start & START_MASK || my_start == 0) {
             return true;
         }
         if let Some((word, fd)) = &self.verified {

@@ -38,6 +38,12 @@ fn main() -> ExitCode {
             "zombie_producer_claim_is_taken_over",
             zombie_claim_taken_over,
         ),
+        Trial::test("memfd_fd_passed_to_an_unrelated_process", || {
+            memfd_passing(false)
+        }),
+        Trial::test("huge_memfd_fd_passed_to_an_unrelated_process", || {
+            memfd_passing(true)
+        }),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -46,6 +52,7 @@ fn run_role(role: &str) -> ExitCode {
     let result = match role {
         "consume" => consume(),
         "hold-producer" => hold_producer(),
+        "receive-fd" => receive_fd(),
         other => Err(format!("unknown role {other}")),
     };
     match result {
@@ -265,4 +272,85 @@ fn zombie_claim_taken_over() -> Result<(), Failed> {
     child.wait()?;
     taken?;
     Ok(())
+}
+
+/// Parent: creates a memfd ring (which has no name), passes its descriptor
+/// over a UNIX socket to a child that did not inherit it, and streams.
+fn memfd_passing(huge: bool) -> Result<(), Failed> {
+    let mut b = RingBuilder::new();
+    b.slots(64).slot_size(256);
+    if huge {
+        b.huge_pages(shmpipe::HugePages::Require);
+    }
+    let ring = match b.create_memfd("passed") {
+        Ok(r) => r,
+        Err(e @ Error::HugePagesUnavailable { .. }) => {
+            if std::env::var("SHMPIPE_TEST_HUGEPAGES").as_deref() == Ok("require") {
+                return Err(format!("huge pages required: {e}").into());
+            }
+            eprintln!("skipped: {e}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let dir = std::env::temp_dir().join(format!("shmpipe-fdpass-{}-{huge}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sock = dir.join("sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock)?;
+    let count = scaled(100_000);
+    let mut child = spawn_child(
+        "receive-fd",
+        &[
+            ("SHMPIPE_SOCK", sock.display().to_string()),
+            ("SHMPIPE_COUNT", count.to_string()),
+            ("SHMPIPE_PAGE", ring.info().page_size.to_string()),
+        ],
+    );
+    let (conn, _) = listener.accept()?;
+    ring.send_fd(&conn)?;
+    let mut tx = ring.producer()?;
+    let max = tx.max_message();
+    let mut buf = vec![0u8; max];
+    for seq in 0..count {
+        let len = fill_msg(11, seq, max, &mut buf);
+        tx.send(&buf[..len])
+            .map_err(|e| format!("send {seq}: {e}"))?;
+    }
+    drop(tx);
+    let status = wait_child(&mut child, Duration::from_secs(120));
+    std::fs::remove_dir_all(&dir)?;
+    if !status.success() {
+        return Err(format!("receiving child failed: {status}").into());
+    }
+    Ok(())
+}
+
+/// Child: receives a ring's descriptor over a UNIX socket and consumes.
+fn receive_fd() -> Result<(), String> {
+    let conn =
+        std::os::unix::net::UnixStream::connect(var("SHMPIPE_SOCK")).map_err(|e| e.to_string())?;
+    let ring = Ring::receive_fd(&conn).map_err(|e| e.to_string())?;
+    let info = ring.info();
+    if info.backend != shmpipe::Backend::Memfd {
+        return Err(format!("received a {:?} ring", info.backend));
+    }
+    let page: u64 = var("SHMPIPE_PAGE").parse().unwrap();
+    if info.kernel_page_size != Some(page) {
+        return Err(format!(
+            "mapped with pages of {:?}, expected {page}",
+            info.kernel_page_size
+        ));
+    }
+    let count: u64 = var("SHMPIPE_COUNT").parse().unwrap();
+    let mut rx = ring.consumer().map_err(|e| e.to_string())?;
+    let max = rx.max_message();
+    let mut buf = vec![0u8; max];
+    for seq in 0..count {
+        let n = rx.recv(&mut buf).map_err(|e| format!("recv {seq}: {e}"))?;
+        check_msg(11, seq, max, &buf[..n])?;
+    }
+    match rx.recv(&mut buf) {
+        Err(RecvError::Disconnected) => Ok(()),
+        other => Err(format!("expected Disconnected, got {other:?}")),
+    }
 }

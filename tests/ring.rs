@@ -244,6 +244,19 @@ fn consumer_drop_fails_sends_with_the_message() {
 }
 
 #[test]
+fn a_consumer_that_left_before_the_producer_came_does_not_disconnect_it() {
+    let ring = heap(4, 64);
+    drop(ring.consumer().unwrap());
+    let mut tx = ring.producer().unwrap();
+    tx.try_send(b"for the next consumer").unwrap();
+    let mut rx = ring.consumer().unwrap();
+    assert_eq!(rx.try_recv_vec().unwrap(), b"for the next consumer");
+    drop(rx);
+    // This consumer was here while the producer was: now it disconnects.
+    assert!(tx.try_send(b"x").unwrap_err().is_disconnected());
+}
+
+#[test]
 fn sending_before_any_consumer_is_buffered() {
     let ring = heap(4, 64);
     let mut tx = ring.producer().unwrap();

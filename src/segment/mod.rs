@@ -253,13 +253,11 @@ impl Segment {
         fallback: &mut Option<String>,
     ) -> Result<Segment, Error> {
         let mounts = hugetlbfs::mounts();
-        let exists_on_huge = mounts
-            .iter()
-            .any(|(d, _)| rfs::lstat(&d.join(name)).is_ok());
+        let exists_on_huge = mounts.iter().any(|(d, _)| rfs::lstat(d.join(name)).is_ok());
         if let Pages::Huge { size, required } = pages {
             match mounts.iter().find(|(_, s)| *s == size) {
                 Some((dir, _)) => {
-                    if exists_on_huge || rfs::lstat(&posix_shm::path(name)).is_ok() {
+                    if exists_on_huge || rfs::lstat(posix_shm::path(name)).is_ok() {
                         return Err(Error::AlreadyExists {
                             address: label.to_owned(),
                         });

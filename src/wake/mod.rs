@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::ring::layout::Control;
+use crate::ring::layout::{Control, Counters};
 use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync::{fence, spin_loop, yield_now, WaitOutcome};
 
@@ -118,6 +118,7 @@ const SPINS_PER_CLOCK_READ: u32 = 64;
 /// waiting side's control line.
 pub(crate) fn block<T>(
     own: &Control,
+    own_stats: &Counters,
     cfg: &WaitConfig,
     deadline: Option<Instant>,
     counts: &mut WaitCounts,
@@ -198,6 +199,11 @@ pub(crate) fn block<T>(
             timeout = timeout.min(d - now);
         }
         counts.futex_waits += 1;
+        // Published before sleeping, so that an inspector sees the wait
+        // while it lasts. Single writer: load + store, no RMW.
+        own_stats
+            .futex_waits
+            .store(own_stats.futex_waits.load(Relaxed) + 1, Relaxed);
         match own
             .event
             .wait(ev, Some(timeout.max(Duration::from_micros(1))))

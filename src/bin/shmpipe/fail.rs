@@ -6,6 +6,7 @@ use std::fmt;
 /// Exit codes. Stable: scripts may rely on them.
 pub mod exit {
     /// Success.
+    #[allow(dead_code)]
     pub const OK: u8 = 0;
     /// Any failure not listed below (I/O error, permission, ...).
     pub const ERROR: u8 = 1;
@@ -53,6 +54,7 @@ impl Failure {
     }
 
     /// A usage error (exit 2).
+    #[allow(dead_code)]
     pub fn usage(message: impl fmt::Display) -> Failure {
         Failure::new(exit::USAGE, message)
     }

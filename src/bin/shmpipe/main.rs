@@ -9,6 +9,7 @@ mod fail;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -49,7 +50,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match cli.command {
         Command::Create(a) => cmd::create(a),
         Command::Send(a) => cmd::send(a),
@@ -67,6 +71,42 @@ fn main() -> ExitCode {
                 eprintln!("shmpipe: {}", f.message);
             }
             ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Help and version go to stdout as usual; a usage error becomes one line
+/// on stderr (clap's first line, which names the argument and the
+/// problem) and exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(fail::exit::USAGE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let text = e.render().to_string();
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ")
+                .to_owned();
+            // "the following required arguments were not provided:" names
+            // them on the next line.
+            if first.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    first = format!("{first} {next}");
+                }
+            }
+            eprintln!("shmpipe: {first} (see `shmpipe --help`)");
+            ExitCode::from(fail::exit::USAGE)
         }
     }
 }

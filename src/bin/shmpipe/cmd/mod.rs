@@ -1,65 +1,178 @@
 //! The ring commands: create, send, recv, inspect, list, rm.
 
-use crate::fail::{CmdResult, Failure};
+mod admin;
+mod parse;
+mod pipe;
+mod report;
+
+use std::time::Duration;
+
+use shmpipe::{Address, HugePages, RingBuilder};
+
+pub use admin::{create, inspect, list, rm};
+pub use pipe::{recv, send};
+
+/// Slots of a ring created by the command line, unless `--slots` says.
+const DEFAULT_SLOTS: u64 = 128;
+/// Slot size of a ring created by the command line (64 KiB: a pipe's worth
+/// per message), unless `--slot-size` says.
+const DEFAULT_SLOT_SIZE: u64 = 64 << 10;
+
+/// `--huge-pages` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+pub enum HugeArg {
+    /// Base pages only.
+    #[default]
+    Never,
+    /// Huge pages if available, base pages otherwise (and say why).
+    Prefer,
+    /// Huge pages or an error saying how to set them up.
+    Require,
+}
+
+/// How to create a ring: shared by `create`, `send` and `recv`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Number of slots, a power of two [default: 128].
+    #[arg(long, value_name = "N", value_parser = parse::count)]
+    pub slots: Option<u64>,
+    /// Bytes per slot including its 8-byte header, a multiple of 64; suffixes K, M
+    /// [default: 64K].
+    #[arg(long, value_name = "BYTES", value_parser = parse::size)]
+    pub slot_size: Option<u64>,
+    /// Back the ring with huge pages.
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "never")]
+    pub huge_pages: HugeArg,
+    /// Huge page size to ask for: 2M or 1G [default: the system's].
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    pub huge_page_size: Option<u64>,
+    /// Permission bits of the segment, in octal [default: 0600].
+    #[arg(long, value_name = "OCTAL", value_parser = parse::mode)]
+    pub mode: Option<u32>,
+    /// Fault every page in at creation.
+    #[arg(long)]
+    pub populate: bool,
+    /// Lock the ring's pages in memory (mlock).
+    #[arg(long)]
+    pub lock: bool,
+    /// Replace an existing ring at the address if it is stale (its creator
+    /// and every holder are dead).
+    #[arg(long)]
+    pub reclaim: bool,
+}
+
+impl CreateOptions {
+    fn builder(&self) -> RingBuilder {
+        let mut b = RingBuilder::new();
+        b.slots(self.slots.unwrap_or(DEFAULT_SLOTS))
+            .slot_size(self.slot_size.unwrap_or(DEFAULT_SLOT_SIZE))
+            .huge_pages(match self.huge_pages {
+                HugeArg::Never => HugePages::Never,
+                HugeArg::Prefer => HugePages::Prefer,
+                HugeArg::Require => HugePages::Require,
+            })
+            .mode(self.mode.unwrap_or(0o600))
+            .populate(self.populate)
+            .lock_memory(self.lock)
+            .reclaim_stale(self.reclaim);
+        if let Some(s) = self.huge_page_size {
+            b.huge_page_size(s);
+        }
+        b
+    }
+}
 
 /// Options of `shmpipe create`.
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
-    /// The ring's address (shm:NAME, file:PATH, sysv:KEY).
-    pub address: String,
+    /// The ring's address: shm:NAME, file:PATH, sysv:KEY or sysv:PATH:ID.
+    #[arg(value_parser = parse::address)]
+    pub address: Address,
+    #[command(flatten)]
+    pub options: CreateOptions,
+    /// Print the ring's description as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Whether `send` and `recv` may create the ring.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct CreatePolicy {
+    /// Create the ring; fail if it exists (unless --reclaim and it is stale).
+    #[arg(long, conflicts_with = "no_create")]
+    pub create: bool,
+    /// Fail if the ring does not exist, instead of creating it.
+    #[arg(long)]
+    pub no_create: bool,
 }
 
 /// Options of `shmpipe send`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The ring is opened if it exists, created otherwise (with the \
+    creation options), so `send` and `recv` can start in either order. Each read from \
+    standard input becomes one message of up to a slot's payload."
+)]
 pub struct SendArgs {
     /// The ring's address.
-    pub address: String,
+    #[arg(value_parser = parse::address)]
+    pub address: Address,
+    #[command(flatten)]
+    pub policy: CreatePolicy,
+    #[command(flatten)]
+    pub options: CreateOptions,
 }
 
 /// Options of `shmpipe recv`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The ring is opened if it exists, created otherwise, so `send` and \
+    `recv` can start in either order. At the end of the stream the ring is removed, \
+    unless --keep."
+)]
 pub struct RecvArgs {
     /// The ring's address.
-    pub address: String,
+    #[arg(value_parser = parse::address)]
+    pub address: Address,
+    /// Give up if no message arrives within this long (500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub timeout: Option<Duration>,
+    /// Keep the ring after the end of the stream.
+    #[arg(long)]
+    pub keep: bool,
+    #[command(flatten)]
+    pub policy: CreatePolicy,
+    #[command(flatten)]
+    pub options: CreateOptions,
 }
 
 /// Options of `shmpipe inspect`.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
     /// The ring's address.
-    pub address: String,
+    #[arg(value_parser = parse::address)]
+    pub address: Address,
+    /// Print JSON (schema in docs/cli.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `shmpipe list`.
 #[derive(clap::Args, Debug)]
-pub struct ListArgs {}
+pub struct ListArgs {
+    /// Print JSON (schema in docs/cli.md).
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Options of `shmpipe rm`.
 #[derive(clap::Args, Debug)]
 pub struct RmArgs {
-    /// The ring's address.
-    pub address: String,
-}
-
-fn todo(what: &str) -> CmdResult {
-    Err(Failure::new(1, format!("shmpipe {what} is being written")))
-}
-
-pub fn create(_a: CreateArgs) -> CmdResult {
-    todo("create")
-}
-pub fn send(_a: SendArgs) -> CmdResult {
-    todo("send")
-}
-pub fn recv(_a: RecvArgs) -> CmdResult {
-    todo("recv")
-}
-pub fn inspect(_a: InspectArgs) -> CmdResult {
-    todo("inspect")
-}
-pub fn list(_a: ListArgs) -> CmdResult {
-    todo("list")
-}
-pub fn rm(_a: RmArgs) -> CmdResult {
-    todo("rm")
+    /// The rings' addresses.
+    #[arg(required = true, value_parser = parse::address)]
+    pub addresses: Vec<Address>,
+    /// Remove even while a producer or consumer is alive, or if corrupt
+    /// (never a segment that is not a shmpipe ring).
+    #[arg(long, short)]
+    pub force: bool,
 }
