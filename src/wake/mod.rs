@@ -173,7 +173,13 @@ pub(crate) fn block<T>(
         }
     }
 
-    // Phase 2: park.
+    // Phase 2: park. Publish the spinning done so far first (the handle
+    // stores the same total again when the call returns).
+    if counts.spins > 0 {
+        own_stats
+            .spin_rounds
+            .store(own_stats.spin_rounds.load(Relaxed) + counts.spins, Relaxed);
+    }
     loop {
         let now = Instant::now();
         let beat = beat_due(now, &mut next_beat);
