@@ -170,28 +170,33 @@ impl Side {
 
     fn add_wait_counts(&mut self, counts: WaitCounts, own: &Counters) {
         if counts.spins > 0 {
-            self.stats.spin_rounds += counts.spins;
+            self.stats.spin_rounds = self.stats.spin_rounds.wrapping_add(counts.spins);
             own.spin_rounds.store(self.stats.spin_rounds, Relaxed);
         }
         // `wake::block` already published each futex wait as it happened.
-        self.stats.futex_waits += counts.futex_waits;
+        self.stats.futex_waits = self.stats.futex_waits.wrapping_add(counts.futex_waits);
     }
 
     fn count_stall(&mut self, own: &Counters) {
-        self.stats.stalls += 1;
+        self.stats.stalls = self.stats.stalls.wrapping_add(1);
         own.stalls.store(self.stats.stalls, Relaxed);
     }
 
     fn count_wake(&mut self, own: &Counters) {
-        self.stats.futex_wakes += 1;
+        self.stats.futex_wakes = self.stats.futex_wakes.wrapping_add(1);
         own.futex_wakes.store(self.stats.futex_wakes, Relaxed);
     }
 }
 
 /// Checks `head <= tail <= head + capacity` for indices read from the peer.
 fn check_indices(head: u64, tail: u64, capacity: u64) -> bool {
-    head <= tail && tail - head <= capacity
+    head <= tail && tail - head <= capacity && tail <= MAX_POSITION
 }
+
+/// No ring reaches this many messages (146 years at 10^9 per second), so a
+/// larger position in the mapping is corruption; bounding positions here
+/// keeps every local increment of them from overflowing.
+const MAX_POSITION: u64 = 1 << 62;
 
 fn deadline_after(timeout: Duration) -> Option<Instant> {
     // A timeout too large to represent waits forever.
@@ -441,8 +446,9 @@ impl Producer {
         // ORDERING: Release; pairs with the Acquire `tail` load in
         // `Consumer::available`, publishing the slot writes above.
         hdr.tail.store(self.tail, Release);
-        self.side.stats.messages += n;
-        self.side.stats.bytes += bytes;
+        // Counters started from values in the mapping: wrap, never panic.
+        self.side.stats.messages = self.side.stats.messages.wrapping_add(n);
+        self.side.stats.bytes = self.side.stats.bytes.wrapping_add(bytes);
         hdr.producer_stats
             .messages
             .store(self.side.stats.messages, Relaxed);
@@ -1023,11 +1029,12 @@ impl Consumer {
     }
 
     /// Messages ready to read, reading the producer's `tail` only if the
-    /// cache says there are none.
+    /// cache says there are fewer than `want` (a batch wants many, a single
+    /// receive one).
     #[inline]
-    fn available(&mut self) -> Result<u64, TryRecvError> {
+    fn available(&mut self, want: u64) -> Result<u64, TryRecvError> {
         let avail = self.tail_cache - self.head;
-        if avail > 0 {
+        if avail >= want {
             return Ok(avail);
         }
         let avail = self.refresh_tail()?;
@@ -1071,8 +1078,8 @@ impl Consumer {
 
     /// Like `available`, counting a stall when the ring is empty.
     #[inline]
-    fn available_counted(&mut self) -> Result<u64, TryRecvError> {
-        let r = self.available();
+    fn available_counted(&mut self, want: u64) -> Result<u64, TryRecvError> {
+        let r = self.available(want);
         if let Err(TryRecvError::Empty) = r {
             let ring = self.side.ring;
             let hdr = ring.header();
@@ -1126,8 +1133,9 @@ impl Consumer {
         // `Producer::free_slots`: our reads of these slots happen before
         // the producer overwrites them.
         hdr.head.store(self.head, Release);
-        self.side.stats.messages += n;
-        self.side.stats.bytes += bytes;
+        // Counters started from values in the mapping: wrap, never panic.
+        self.side.stats.messages = self.side.stats.messages.wrapping_add(n);
+        self.side.stats.bytes = self.side.stats.bytes.wrapping_add(bytes);
         hdr.consumer_stats
             .messages
             .store(self.side.stats.messages, Relaxed);
@@ -1149,7 +1157,7 @@ impl Consumer {
     /// (the message stays in the ring) or [`TryRecvError::Corrupt`].
     #[inline]
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
-        self.available_counted()?;
+        self.available_counted(1)?;
         self.take_into(buf)
     }
 
@@ -1189,7 +1197,7 @@ impl Consumer {
     /// [`TryRecvError::Empty`], [`TryRecvError::Disconnected`] or
     /// [`TryRecvError::Corrupt`].
     pub fn try_borrow(&mut self) -> Result<ReadSlot<'_>, TryRecvError> {
-        self.available_counted()?;
+        self.available_counted(1)?;
         self.borrow_next()
     }
 
@@ -1223,7 +1231,7 @@ impl Consumer {
         max: usize,
         mut f: impl FnMut(&[u8]),
     ) -> Result<usize, TryRecvError> {
-        let avail = self.available_counted()?;
+        let avail = self.available_counted((max as u64).max(1))?;
         let n = avail.min(max as u64);
         let ring = self.side.ring;
         let mut bytes = 0u64;
@@ -1351,7 +1359,7 @@ impl Consumer {
     /// Returns once a message is ready to read; fails on timeout,
     /// disconnection, peer death or corruption.
     fn ready_until(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
-        match self.available_counted() {
+        match self.available_counted(1) {
             Ok(_) => return Ok(()),
             Err(TryRecvError::Empty) => {}
             Err(e) => return Err(e.into()),
@@ -1367,7 +1375,7 @@ impl Consumer {
             deadline,
             &mut counts,
             |check_peer| {
-                match self.available() {
+                match self.available(1) {
                     Ok(_) => Some(Ok(())),
                     Err(TryRecvError::Empty) => {
                         if check_peer {

@@ -176,9 +176,13 @@ pub(crate) fn block<T>(
     // Phase 2: park. Publish the spinning done so far first (the handle
     // stores the same total again when the call returns).
     if counts.spins > 0 {
-        own_stats
-            .spin_rounds
-            .store(own_stats.spin_rounds.load(Relaxed) + counts.spins, Relaxed);
+        own_stats.spin_rounds.store(
+            own_stats
+                .spin_rounds
+                .load(Relaxed)
+                .wrapping_add(counts.spins),
+            Relaxed,
+        );
     }
     loop {
         let now = Instant::now();
@@ -209,7 +213,7 @@ pub(crate) fn block<T>(
         // while it lasts. Single writer: load + store, no RMW.
         own_stats
             .futex_waits
-            .store(own_stats.futex_waits.load(Relaxed) + 1, Relaxed);
+            .store(own_stats.futex_waits.load(Relaxed).wrapping_add(1), Relaxed);
         match own
             .event
             .wait(ev, Some(timeout.max(Duration::from_micros(1))))

@@ -116,6 +116,19 @@ impl std::ops::DerefMut for ChildGuard {
     }
 }
 
+impl ChildGuard {
+    /// Reads the child's standard output to the end, then waits for it.
+    pub fn output(&mut self) -> std::io::Result<(String, std::process::ExitStatus)> {
+        use std::io::Read;
+        let mut out = String::new();
+        if let Some(mut stdout) = self.0.stdout.take() {
+            stdout.read_to_string(&mut out)?;
+        }
+        let status = self.0.wait()?;
+        Ok((out.trim().to_owned(), status))
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {

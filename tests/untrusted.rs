@@ -1,0 +1,170 @@
+//! Property tests (stable toolchain, run by `cargo test`):
+//!
+//! - whatever bytes a peer writes into the mapping, and whenever it writes
+//!   them, the reader gets values or typed errors, never a panic or an
+//!   out-of-bounds length (the same harness the fuzzer runs,
+//!   `tests/harness/untrusted.rs`);
+//! - random sequences of operations on a ring agree with a `VecDeque`
+//!   model: nothing lost, duplicated, reordered or truncated.
+//!
+//! `PROPTEST_CASES` raises the number of cases for long runs.
+
+#![allow(clippy::disallowed_types)]
+
+#[allow(dead_code)]
+#[path = "../src/bin/shmpipe/cmd/report.rs"]
+mod report;
+#[path = "harness/untrusted.rs"]
+mod untrusted;
+
+use std::collections::VecDeque;
+
+use proptest::prelude::*;
+use shmpipe::{RingBuilder, TryRecvError, TrySendError};
+
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(400), ..ProptestConfig::default() })]
+
+    #[test]
+    fn untrusted_mapping_never_breaks_the_reader(data in proptest::collection::vec(any::<u8>(), 0..1536)) {
+        untrusted::run(&data);
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Send(usize),
+    Recv(usize),
+    ReserveCommit(usize),
+    ReserveAbandon(usize),
+    Borrow,
+    Batch(Vec<usize>, bool),
+    Drain(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0usize..130).prop_map(Op::Send),
+        (0usize..130).prop_map(Op::Recv),
+        (0usize..121).prop_map(Op::ReserveCommit),
+        (0usize..121).prop_map(Op::ReserveAbandon),
+        Just(Op::Borrow),
+        (proptest::collection::vec(0usize..121, 0..6), any::<bool>())
+            .prop_map(|(v, c)| Op::Batch(v, c)),
+        (0usize..6).prop_map(Op::Drain),
+    ]
+}
+
+fn msg(n: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (n as usize * 31 + i) as u8).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
+
+    #[test]
+    fn operations_agree_with_a_queue(slots_log in 0u32..4, ops in proptest::collection::vec(op(), 1..80)) {
+        let slots = 1u64 << slots_log;
+        let ring = RingBuilder::new().slots(slots).slot_size(128).create_in_process().unwrap();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let max = tx.max_message();
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut n = 0u64;
+        for op in ops {
+            let full = model.len() == slots as usize;
+            match op {
+                Op::Send(len) => {
+                    let m = msg(n, len);
+                    n += 1;
+                    match tx.try_send(&m) {
+                        Ok(()) => { prop_assert!(len <= max && !full); model.push_back(m); }
+                        Err(TrySendError::TooLarge { max: mx, .. }) => prop_assert!(len > max && mx == max),
+                        Err(TrySendError::Full(_)) => prop_assert!(full && len <= max),
+                        Err(e) => prop_assert!(false, "{e:?}"),
+                    }
+                }
+                Op::Recv(cap) => {
+                    let mut buf = vec![0u8; cap];
+                    match rx.try_recv(&mut buf) {
+                        Ok(k) => {
+                            let want = model.pop_front().unwrap();
+                            prop_assert_eq!(&buf[..k], &want[..]);
+                        }
+                        Err(TryRecvError::Empty) => prop_assert!(model.is_empty()),
+                        Err(TryRecvError::BufferTooSmall { needed }) => {
+                            prop_assert_eq!(needed, model.front().unwrap().len());
+                            prop_assert!(needed > cap);
+                        }
+                        Err(e) => prop_assert!(false, "{e:?}"),
+                    }
+                }
+                Op::ReserveCommit(len) | Op::ReserveAbandon(len) => {
+                    let commit = matches!(op, Op::ReserveCommit(_));
+                    match tx.try_reserve() {
+                        Ok(mut slot) => {
+                            prop_assert!(!full);
+                            let m = msg(n, len);
+                            n += 1;
+                            slot[..len].copy_from_slice(&m);
+                            if commit {
+                                slot.commit(len);
+                                model.push_back(m);
+                            }
+                        }
+                        Err(TrySendError::Full(())) => prop_assert!(full),
+                        Err(e) => prop_assert!(false, "{e:?}"),
+                    }
+                }
+                Op::Borrow => match rx.try_borrow() {
+                    Ok(m) => prop_assert_eq!(&*m, &model.pop_front().unwrap()[..]),
+                    Err(TryRecvError::Empty) => prop_assert!(model.is_empty()),
+                    Err(e) => prop_assert!(false, "{e:?}"),
+                },
+                Op::Batch(lens, commit) => match tx.try_reserve_batch(lens.len()) {
+                    Ok(mut batch) => {
+                        let free = slots as usize - model.len();
+                        prop_assert_eq!(batch.capacity(), lens.len().max(1).min(free));
+                        let mut pushed = Vec::new();
+                        for len in lens {
+                            let m = msg(n, len);
+                            n += 1;
+                            if batch.push(&m).is_ok() {
+                                pushed.push(m);
+                            }
+                        }
+                        prop_assert_eq!(batch.len(), pushed.len());
+                        if commit {
+                            prop_assert_eq!(batch.commit(), pushed.len());
+                            model.extend(pushed);
+                        }
+                    }
+                    Err(TrySendError::Full(())) => prop_assert!(full),
+                    Err(e) => prop_assert!(false, "{e:?}"),
+                },
+                Op::Drain(k) => {
+                    let mut got = Vec::new();
+                    match rx.try_recv_batch(k, |m| got.push(m.to_vec())) {
+                        Ok(c) => {
+                            prop_assert_eq!(c, got.len());
+                            prop_assert_eq!(c, k.min(model.len()));
+                            for m in got {
+                                prop_assert_eq!(m, model.pop_front().unwrap());
+                            }
+                        }
+                        Err(TryRecvError::Empty) => prop_assert!(model.is_empty()),
+                        Err(e) => prop_assert!(false, "{e:?}"),
+                    }
+                }
+            }
+            prop_assert_eq!(tx.len(), model.len());
+            prop_assert_eq!(rx.len(), model.len());
+        }
+    }
+}
