@@ -13,7 +13,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use shmpipe::{Error, Ring, RingBuilder, TryRecvError};
+use shmpipe::{Error, RingBuilder, TryRecvError};
 
 /// Reads values from the fuzz input; yields zeros once it runs out.
 pub struct Input<'a>(&'a [u8]);
