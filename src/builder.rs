@@ -797,7 +797,6 @@ impl Ring {
             attach_count: s.segment.attach_count(),
             mode: s.segment.mode(),
             page_size: s.page_size,
-            kernel_page_size: s.segment.kernel_page_size(),
             huge_page_fallback: s.segment.huge_fallback().map(str::to_owned),
             mapped_len: s.segment.len() as u64,
             slots: s.geometry.slot_count,
@@ -875,11 +874,11 @@ pub struct RingInfo {
     pub attach_count: Option<u64>,
     /// Permission bits of the segment (`0o600`, ...), when known.
     pub mode: Option<u32>,
-    /// The page size of the segment in bytes, as created.
+    /// The page size of the mapping in bytes: the huge page size for
+    /// hugetlbfs files, hugetlb memfds and `SHM_HUGETLB` segments, the base
+    /// page size otherwise (`KernelPageSize` in `/proc/self/smaps` agrees;
+    /// the tests check it there).
     pub page_size: u64,
-    /// The page size the kernel reports for this process's mapping
-    /// (`KernelPageSize` in `/proc/self/smaps`), when it can be read.
-    pub kernel_page_size: Option<u64>,
     /// Why huge pages were preferred but not used ([`HugePages::Prefer`]
     /// falling back), as seen by the process that created the ring.
     pub huge_page_fallback: Option<String>,

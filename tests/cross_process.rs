@@ -335,10 +335,10 @@ fn receive_fd() -> Result<(), String> {
         return Err(format!("received a {:?} ring", info.backend));
     }
     let page: u64 = var("SHMPIPE_PAGE").parse().unwrap();
-    if info.kernel_page_size != Some(page) {
+    if info.page_size != page {
         return Err(format!(
-            "mapped with pages of {:?}, expected {page}",
-            info.kernel_page_size
+            "mapped with pages of {}, expected {page}",
+            info.page_size
         ));
     }
     let count: u64 = var("SHMPIPE_COUNT").parse().unwrap();

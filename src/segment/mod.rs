@@ -551,6 +551,8 @@ impl Segment {
                 }
                 let a = sysv::Attach::new(id, st.size as usize, opts.read_only)
                     .map_err(|e| Error::from_errno("shmat", &label, e))?;
+                // Nothing in System V says whether a segment is hugetlb: ask
+                // the kernel how it mapped it.
                 let page_size = hugetlbfs::mapping_page_size(a.as_ptr() as usize)
                     .unwrap_or(rustix::param::page_size() as u64);
                 let mut seg = Segment {
@@ -740,14 +742,6 @@ impl Segment {
     /// Why huge pages were asked for (`Prefer`) but not used.
     pub(crate) fn huge_fallback(&self) -> Option<&str> {
         self.huge_fallback.as_deref()
-    }
-
-    /// The page size the kernel reports for this mapping (`/proc/self/smaps`).
-    pub(crate) fn kernel_page_size(&self) -> Option<u64> {
-        match self.memory {
-            Memory::Heap(_) => None,
-            _ => hugetlbfs::mapping_page_size(self.base() as usize),
-        }
     }
 
     /// Permission bits of the segment.
@@ -968,6 +962,7 @@ mod tests {
         assert_eq!(round_up(u64::MAX, 4096), None);
     }
 
+    #[cfg(not(miri))] // reads /sys
     #[test]
     fn plans() {
         let mut o = SegmentOptions::default();

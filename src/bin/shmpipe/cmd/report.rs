@@ -93,7 +93,6 @@ pub struct RingJson {
     pub attach_count: Option<u64>,
     pub mode: Option<String>,
     pub page_size: Option<u64>,
-    pub kernel_page_size: Option<u64>,
     pub huge_page_fallback: Option<String>,
     pub slots: Option<u64>,
     pub slot_size: Option<u64>,
@@ -149,7 +148,6 @@ impl RingJson {
             attach_count: info.attach_count,
             mode: info.mode.map(|m| format!("{m:04o}")),
             page_size: Some(info.page_size),
-            kernel_page_size: info.kernel_page_size,
             huge_page_fallback: info.huge_page_fallback.clone(),
             slots: Some(info.slots),
             slot_size: Some(info.slot_size),
@@ -187,7 +185,6 @@ impl RingJson {
             attach_count: None,
             mode: None,
             page_size: None,
-            kernel_page_size: None,
             huge_page_fallback: None,
             slots: None,
             slot_size: None,
@@ -255,11 +252,7 @@ pub fn info_text(info: &RingInfo) -> String {
     if let Some(m) = info.mode {
         line("mode", format!("{m:04o}"));
     }
-    let kernel = match info.kernel_page_size {
-        Some(k) if k != info.page_size => format!(" (kernel reports {})", bytes(k)),
-        _ => String::new(),
-    };
-    line("page size", format!("{}{kernel}", bytes(info.page_size)));
+    line("page size", bytes(info.page_size));
     if let Some(why) = &info.huge_page_fallback {
         line("huge pages", format!("not used: {why}"));
     }
