@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Trial::test("huge_memfd_fd_passed_to_an_unrelated_process", || {
             memfd_passing(true)
         }),
+        Trial::test("permissions_keep_other_users_out", permissions),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -53,6 +54,7 @@ fn run_role(role: &str) -> ExitCode {
         "consume" => consume(),
         "hold-producer" => hold_producer(),
         "receive-fd" => receive_fd(),
+        "open-as-other-user" => open_as_other_user(),
         other => Err(format!("unknown role {other}")),
     };
     match result {
@@ -353,4 +355,87 @@ fn receive_fd() -> Result<(), String> {
         Err(RecvError::Disconnected) => Ok(()),
         other => Err(format!("expected Disconnected, got {other:?}")),
     }
+}
+
+/// Child, running as another user: tries to open and claim each ring in
+/// `SHMPIPE_ADDRS`; prints `open` or the error kind for each.
+fn open_as_other_user() -> Result<(), String> {
+    let mut out = Vec::new();
+    for addr in var("SHMPIPE_ADDRS").split(',') {
+        out.push(
+            match Ring::open(addr).and_then(|r| r.consumer().map(|_| ())) {
+                Ok(()) => "open".to_owned(),
+                Err(Error::PermissionDenied { .. }) => "denied".to_owned(),
+                Err(e) => format!("error:{e}"),
+            },
+        );
+    }
+    println!("{}", out.join(","));
+    Ok(())
+}
+
+/// A ring made with the default mode 0600 cannot be opened by another user;
+/// one made with mode 0666 can. Runs as root, re-executing this test as
+/// `nobody`.
+fn permissions() -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::getuid().is_root() {
+        eprintln!("skipped: needs root to run a child as another user");
+        return Ok(());
+    }
+    let (uid, gid) = nobody();
+    let private = unique("perm-private");
+    let shared = unique("perm-shared");
+    let sysv_private = format!("sysv:{:#x}", 0x5500_0000 | (std::process::id() & 0xffff));
+    let _c = (
+        Cleanup(private.clone()),
+        Cleanup(shared.clone()),
+        Cleanup(sysv_private.clone()),
+    );
+    let _a = RingBuilder::new().slots(4).create(&private)?;
+    let _b = RingBuilder::new().slots(4).mode(0o666).create(&shared)?;
+    let _s = RingBuilder::new().slots(4).create(&sysv_private)?;
+    // Run a copy of this binary from a directory `nobody` can reach.
+    let dir = std::env::temp_dir().join(format!("shmpipe-perm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let exe = dir.join("peer");
+    std::fs::copy(std::env::current_exe()?, &exe)?;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))?;
+    let out = std::process::Command::new(&exe)
+        .env("SHMPIPE_TEST_ROLE", "open-as-other-user")
+        .env(
+            "SHMPIPE_ADDRS",
+            format!("{private},{shared},{sysv_private}"),
+        )
+        .uid(uid)
+        .gid(gid)
+        .output()?;
+    std::fs::remove_dir_all(&dir)?;
+    let report = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || report != "denied,open,denied" {
+        return Err(format!(
+            "as uid {uid}: expected denied,open,denied; got {report:?} ({}; {})",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The uid and gid of `nobody` (65534 if /etc/passwd does not say).
+fn nobody() -> (u32, u32) {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.first() == Some(&"nobody") && f.len() > 3)
+                    .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                    .flatten()
+            })
+        })
+        .unwrap_or((65534, 65534))
 }
