@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example stream                 # 64 B and 64 KiB messages
 //! cargo run --release --example stream -- 64 1000000   # SIZE COUNT [SLOTS]
+//! cargo run --release --example stream -- --huge       # ring in 2 MiB pages
 //! ```
 //!
 //! The parent creates the ring and produces; it re-executes itself as the
@@ -14,13 +15,15 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use shmpipe::{Ring, RingBuilder};
+use shmpipe::{HugePages, Ring, RingBuilder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--consume") {
         return consume(&args[1], args[2].parse()?);
     }
+    let huge = args.iter().any(|a| a == "--huge");
+    args.retain(|a| a != "--huge");
     let runs: Vec<(usize, u64, Option<u64>)> = match args.as_slice() {
         [size, count] => vec![(size.parse()?, count.parse()?, None)],
         [size, count, slots] => vec![(size.parse()?, count.parse()?, Some(slots.parse()?))],
@@ -28,11 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: stream [SIZE COUNT [SLOTS]]".into()),
     };
     println!(
-        "{:>10} {:>7} {:>10} {:>12} {:>9} {:>14} {:>8}",
-        "msg size", "slots", "messages", "seconds", "M msg/s", "GB/s", "parks"
+        "{:>10} {:>7} {:>10} {:>8} {:>12} {:>9} {:>14} {:>8}",
+        "msg size", "slots", "messages", "pages", "seconds", "M msg/s", "GB/s", "parks"
     );
     for (size, count, slots) in runs {
-        run(size, count, slots.unwrap_or_else(|| slots_for(size)))?;
+        run(size, count, slots.unwrap_or_else(|| slots_for(size)), huge)?;
     }
     Ok(())
 }
@@ -44,13 +47,16 @@ fn slots_for(size: usize) -> u64 {
         .next_power_of_two()
 }
 
-fn run(size: usize, count: u64, slots: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn run(size: usize, count: u64, slots: u64, huge: bool) -> Result<(), Box<dyn std::error::Error>> {
     let addr = format!("shm:shmpipe-example-stream-{}", std::process::id());
     let ring = RingBuilder::new()
         .slots(slots)
         .max_message(size.max(8) as u64)
+        .huge_pages(if huge { HugePages::Require } else { HugePages::Never })
+        .populate(true)
         .unlink_on_drop(true)
         .create(&addr)?;
+    let page = ring.info().page_size;
     let child = Command::new(std::env::current_exe()?)
         .args(["--consume", &addr, &count.to_string()])
         .stdout(Stdio::piped())
@@ -72,10 +78,11 @@ fn run(size: usize, count: u64, slots: u64) -> Result<(), Box<dyn std::error::Er
     let parks: u64 = it.next().ok_or("no report")?.parse()?;
     let rate = count as f64 / secs;
     println!(
-        "{:>8} B {:>7} {:>10} {:>12.3} {:>9.2} {:>14.2} {:>8}",
+        "{:>8} B {:>7} {:>10} {:>6}KiB {:>12.3} {:>9.2} {:>14.2} {:>8}",
         size,
         slots,
         count,
+        page / 1024,
         secs,
         rate / 1e6,
         rate * size as f64 / 1e9,
