@@ -52,7 +52,11 @@ fn run(size: usize, count: u64, slots: u64, huge: bool) -> Result<(), Box<dyn st
     let ring = RingBuilder::new()
         .slots(slots)
         .max_message(size.max(8) as u64)
-        .huge_pages(if huge { HugePages::Require } else { HugePages::Never })
+        .huge_pages(if huge {
+            HugePages::Require
+        } else {
+            HugePages::Never
+        })
         .populate(true)
         .unlink_on_drop(true)
         .create(&addr)?;

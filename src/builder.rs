@@ -524,27 +524,9 @@ impl AsAddress for &Address {
     }
 }
 
-impl AsAddress for str {
+impl<S: AsRef<str> + ?Sized> AsAddress for S {
     fn to_address(&self) -> Result<Address, Error> {
-        Address::parse(self)
-    }
-}
-
-impl AsAddress for &str {
-    fn to_address(&self) -> Result<Address, Error> {
-        Address::parse(self)
-    }
-}
-
-impl AsAddress for String {
-    fn to_address(&self) -> Result<Address, Error> {
-        Address::parse(self)
-    }
-}
-
-impl AsAddress for &String {
-    fn to_address(&self) -> Result<Address, Error> {
-        Address::parse(self)
+        Address::parse(self.as_ref())
     }
 }
 

@@ -203,6 +203,69 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
+/// Accessors both handles share. `$peer` is the other side's control line
+/// in the header; `$peer_name` names it in the docs.
+macro_rules! side_accessors {
+    ($peer:ident, $peer_name:literal) => {
+        /// Number of slots in the ring.
+        pub fn capacity(&self) -> usize {
+            self.side.ring.capacity() as usize
+        }
+
+        /// Largest message, in bytes.
+        pub fn max_message(&self) -> usize {
+            self.side.ring.payload_capacity()
+        }
+
+        /// Whether no message is waiting.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        /// Whether every slot holds a message.
+        pub fn is_full(&self) -> bool {
+            self.len() == self.capacity()
+        }
+
+        /// This side's counters.
+        pub fn stats(&self) -> Stats {
+            self.side.stats
+        }
+
+        /// How blocking calls wait.
+        pub fn wait_strategy(&self) -> WaitStrategy {
+            self.side.wait.strategy
+        }
+
+        /// Sets how blocking calls wait.
+        pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+            self.side.wait.strategy = strategy;
+        }
+
+        #[doc = concat!(
+                    "Sets how often a blocked call checks that the ", $peer_name,
+                    " is alive (default 100 ms): a dead ", $peer_name,
+                    " is reported within about this long."
+                )]
+        pub fn set_heartbeat(&mut self, interval: Duration) {
+            self.side.wait.heartbeat = interval.max(Duration::from_millis(1));
+        }
+
+        #[doc = concat!("Whether a ", $peer_name, " holds the ring and its process is alive.")]
+        pub fn peer_alive(&mut self) -> bool {
+            let ring = self.side.ring;
+            matches!(self.side.peer_status(&ring.header().$peer), Some((_, true)))
+        }
+
+        #[doc = concat!("Process id of the ", $peer_name, " holding the ring, if any.")]
+        pub fn peer_pid(&self) -> Option<u32> {
+            let ring = self.side.ring;
+            let c = Claim(ring.header().$peer.claim.load(Relaxed));
+            (c.state() == STATE_ATTACHED).then(|| c.pid())
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------
 // Producer
 // ---------------------------------------------------------------------------
@@ -297,11 +360,6 @@ impl Producer {
         Ok(p)
     }
 
-    /// Number of slots in the ring.
-    pub fn capacity(&self) -> usize {
-        self.side.ring.capacity() as usize
-    }
-
     /// The ring position the next message will take: the number of
     /// messages ever committed to this ring, by this producer and the ones
     /// before it. A producer that takes over a ring resumes here, so
@@ -310,61 +368,13 @@ impl Producer {
         self.tail
     }
 
-    /// Largest message, in bytes.
-    pub fn max_message(&self) -> usize {
-        self.side.ring.payload_capacity()
-    }
-
     /// Messages committed and not yet released by the consumer.
     pub fn len(&self) -> usize {
         let head = self.side.ring.header().head.load(Relaxed);
         (self.tail.saturating_sub(head)).min(self.side.ring.capacity()) as usize
     }
 
-    /// Whether the consumer has released every message.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether every slot holds an unreleased message.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-
-    /// This side's counters.
-    pub fn stats(&self) -> Stats {
-        self.side.stats
-    }
-
-    /// How blocking calls wait.
-    pub fn wait_strategy(&self) -> WaitStrategy {
-        self.side.wait.strategy
-    }
-
-    /// Sets how blocking calls wait.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.side.wait.strategy = strategy;
-    }
-
-    /// Sets how often a blocked call checks that the consumer is alive
-    /// (default 100 ms): a dead consumer is reported within about this long.
-    pub fn set_heartbeat(&mut self, interval: Duration) {
-        self.side.wait.heartbeat = interval.max(Duration::from_millis(1));
-    }
-
-    /// Whether a consumer holds the ring and its process is alive.
-    pub fn peer_alive(&mut self) -> bool {
-        let ring = self.side.ring;
-        let hdr = ring.header();
-        matches!(self.side.peer_status(&hdr.consumer), Some((_, true)))
-    }
-
-    /// Process id of the consumer holding the ring, if any.
-    pub fn peer_pid(&self) -> Option<u32> {
-        let ring = self.side.ring;
-        let c = Claim(ring.header().consumer.claim.load(Relaxed));
-        (c.state() == STATE_ATTACHED).then(|| c.pid())
-    }
+    side_accessors!(consumer, "consumer");
 
     /// Makes sure at least `want` slots are free (fewer is fine if at least
     /// one is), reading the consumer's `head` only if the cache says there
@@ -960,21 +970,11 @@ impl Consumer {
         Ok(c)
     }
 
-    /// Number of slots in the ring.
-    pub fn capacity(&self) -> usize {
-        self.side.ring.capacity() as usize
-    }
-
     /// The ring position of the next message to read: the number of
     /// messages ever released from this ring, by this consumer and the ones
     /// before it. A consumer that takes over a ring resumes here.
     pub fn position(&self) -> u64 {
         self.head
-    }
-
-    /// Largest message, in bytes.
-    pub fn max_message(&self) -> usize {
-        self.side.ring.payload_capacity()
     }
 
     /// Messages committed and not yet received.
@@ -983,50 +983,7 @@ impl Consumer {
         (tail.saturating_sub(self.head)).min(self.side.ring.capacity()) as usize
     }
 
-    /// Whether no message is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether every slot holds a message.
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
-    }
-
-    /// This side's counters.
-    pub fn stats(&self) -> Stats {
-        self.side.stats
-    }
-
-    /// How blocking calls wait.
-    pub fn wait_strategy(&self) -> WaitStrategy {
-        self.side.wait.strategy
-    }
-
-    /// Sets how blocking calls wait.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.side.wait.strategy = strategy;
-    }
-
-    /// Sets how often a blocked call checks that the producer is alive
-    /// (default 100 ms): a dead producer is reported within about this long.
-    pub fn set_heartbeat(&mut self, interval: Duration) {
-        self.side.wait.heartbeat = interval.max(Duration::from_millis(1));
-    }
-
-    /// Whether a producer holds the ring and its process is alive.
-    pub fn peer_alive(&mut self) -> bool {
-        let ring = self.side.ring;
-        let hdr = ring.header();
-        matches!(self.side.peer_status(&hdr.producer), Some((_, true)))
-    }
-
-    /// Process id of the producer holding the ring, if any.
-    pub fn peer_pid(&self) -> Option<u32> {
-        let ring = self.side.ring;
-        let c = Claim(ring.header().producer.claim.load(Relaxed));
-        (c.state() == STATE_ATTACHED).then(|| c.pid())
-    }
+    side_accessors!(producer, "producer");
 
     /// Messages ready to read, reading the producer's `tail` only if the
     /// cache says there are fewer than `want` (a batch wants many, a single
