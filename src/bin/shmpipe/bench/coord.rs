@@ -174,6 +174,22 @@ pub struct Bench {
     next_name: u32,
     progress: ProgressBar,
     setup_failed: HashMap<(Mechanism, Workload, usize), String>,
+    /// Runnable processes other than this one, sampled between cases
+    /// (when no peer is alive).
+    contention: Vec<u32>,
+}
+
+/// Processes running or ready to run besides the caller
+/// (`procs_running` in `/proc/stat`, which counts the caller).
+fn others_running() -> Option<u32> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let n: u32 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("procs_running "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(n.saturating_sub(1))
 }
 
 impl Bench {
@@ -199,6 +215,7 @@ impl Bench {
             next_name: 0,
             progress,
             setup_failed: HashMap::new(),
+            contention: Vec::new(),
         })
     }
 
@@ -290,7 +307,25 @@ impl Bench {
         }
         self.progress.finish_and_clear();
         res.notes = self.limits.notes();
+        res.notes.extend(self.contention_note());
         Ok(res)
+    }
+
+    /// A warning when other processes competed for the CPUs during the
+    /// run: spinning figures are the first to suffer.
+    fn contention_note(&self) -> Option<String> {
+        let n = self.contention.len();
+        let busy = self.contention.iter().filter(|&&c| c > 0).count();
+        if n == 0 || busy * 5 < n {
+            return None;
+        }
+        let mean = self.contention.iter().map(|&c| f64::from(c)).sum::<f64>() / n as f64;
+        Some(format!(
+            "other processes were runnable at {busy} of {n} checks between cases (mean {mean:.1}, \
+             max {}): they compete with the benchmark for the CPUs, and the busy-spin figures \
+             (shmpipe-spin, the floors) suffer first; rerun on an idle machine",
+            self.contention.iter().max().copied().unwrap_or(0)
+        ))
     }
 
     /// The message sizes of a workload.
@@ -382,6 +417,8 @@ impl Bench {
     /// Sets up, runs and tears down one case.
     fn case(&mut self, over: Over, w: Workload, size: usize) -> Result<Outcome, Failure> {
         self.check_signal()?;
+        // No peer is alive here: whatever runs is someone else.
+        self.contention.extend(others_running());
         if let Over::Mech(m) = over {
             if let Some(why) = self.setup_failed.get(&(m, w, size)) {
                 return Ok(Outcome::SetupFailed(why.clone()));
@@ -469,6 +506,18 @@ impl Bench {
         let creport = cons.finish();
         let preport = prod.finish();
         let mut notes = chan.notes.clone();
+        if wait == Some(Wait::Spin) {
+            match w {
+                Workload::Wakeup => notes.push(
+                    "busy-spin never sleeps: this is how soon a spinning consumer sees a message"
+                        .to_owned(),
+                ),
+                Workload::IdleCpu => {
+                    notes.push("busy-spin keeps a core busy while idle, by design".to_owned())
+                }
+                _ => {}
+            }
+        }
         let measured = match (w, creport, preport) {
             (_, Err(e), _) | (_, _, Err(e)) => return Ok(Outcome::Failed(e)),
             (

@@ -599,35 +599,34 @@ pub fn table(o: &Output) -> String {
     }
 
     let latency_table = |t: &mut String, w: Workload, floor: bool| {
-        let _ = writeln!(
+        let _ = write!(
             t,
-            "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>13}",
-            "mechanism", "p50", "p99", "p99.9", "max", "spread", "x floor", "shmpipe gain"
+            "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "mechanism", "p50", "p99", "p99.9", "max", "spread"
         );
+        if floor {
+            let _ = write!(t, " {:>8}", "x floor");
+        }
+        let _ = writeln!(t, " {:>13}", "shmpipe gain");
         for r in results(w) {
-            match unavailable(r) {
-                Some(u) => {
-                    let _ = writeln!(t, "  {:<18} {u}", r.mechanism);
-                }
-                None => {
-                    let _ = writeln!(
-                        t,
-                        "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>13}",
-                        r.mechanism,
-                        opt(r.p50_ns, dur),
-                        opt(r.p99_ns, dur),
-                        opt(r.p999_ns, dur),
-                        opt(r.max_ns, dur),
-                        opt(r.spread, |x| format!("{x:.2}")),
-                        if floor {
-                            ratio(r.vs_floor)
-                        } else {
-                            "-".to_owned()
-                        },
-                        ratio(r.shmpipe_gain),
-                    );
-                }
+            if let Some(u) = unavailable(r) {
+                let _ = writeln!(t, "  {:<18} {u}", r.mechanism);
+                continue;
             }
+            let _ = write!(
+                t,
+                "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>7}",
+                r.mechanism,
+                opt(r.p50_ns, dur),
+                opt(r.p99_ns, dur),
+                opt(r.p999_ns, dur),
+                opt(r.max_ns, dur),
+                opt(r.spread, |x| format!("{x:.2}")),
+            );
+            if floor {
+                let _ = write!(t, " {:>8}", ratio(r.vs_floor));
+            }
+            let _ = writeln!(t, " {:>13}", ratio(r.shmpipe_gain));
         }
     };
     if runs(Workload::Pingpong) {
