@@ -261,9 +261,16 @@ impl Endpoint for HandoffEnd {
 pub fn memcpy_rate(size: usize, slots: usize, slot_size: usize, duration: Duration) -> f64 {
     let slots = slots.max(1);
     let stride = slot_size.max(size + SLOT_HEADER);
-    let src = vec![FILL; size];
     // Fault the area in before timing.
     let mut dst = vec![1u8; slots * stride];
+    // Place the source half a page away from the destinations' page
+    // offsets: a load whose address matches an earlier store's in its low
+    // 12 bits waits for it (4K aliasing), which can halve memcpy speed
+    // and would make this floor depend on where malloc put the buffers.
+    let mut src_buf = vec![FILL; size + 4096];
+    let want = (dst.as_ptr() as usize + SLOT_HEADER + 2048) % 4096;
+    let skip = (want + 4096 - src_buf.as_ptr() as usize % 4096) % 4096;
+    let src = &mut src_buf[skip..skip + size];
     let mut copies: u64 = 0;
     let mut slot = 0;
     let start = Instant::now();
