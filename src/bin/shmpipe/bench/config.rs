@@ -19,9 +19,10 @@ pub struct Geometry {
     pub slot_size: u64,
 }
 
-/// Most bytes of ring: half of a core's L2 on the machines this was
-/// tuned on (1 MiB), so that the slots stay in cache while both sides
-/// work. At 64 KiB a 256 KiB ring streamed 1.6-2x faster than a 1 MiB one.
+/// Most bytes of ring: one core's L2 on the machine this was tuned on
+/// (512 KiB per core, AMD Zen 3), so that the slots stay in cache while
+/// both sides work. With 64 KiB messages a 256 KiB ring streamed 1.6-2x
+/// faster than a 1 MiB one.
 const RING_BYTES: u64 = 512 << 10;
 
 /// The ring for `msg_size`-byte messages: the smallest slot that holds

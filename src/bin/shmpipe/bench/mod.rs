@@ -133,8 +133,9 @@ pub struct BenchArgs {
 /// Options of the hidden `shmpipe bench-peer`.
 #[derive(clap::Args, Debug)]
 pub struct PeerArgs {
-    /// The coordinator's process id (it names every ring and queue of the
-    /// run).
+    /// The coordinator's process id, which also names every ring and queue
+    /// of the run: carried on the command line so that a stray peer can be
+    /// traced to its run (`ps`, and the clean-up tests).
     #[arg(long)]
     pub run_id: u32,
 
@@ -166,8 +167,8 @@ pub fn run(args: BenchArgs) -> CmdResult {
         .map_err(|e| Failure::new(1, format!("writing the results: {e}")))
 }
 
-/// `shmpipe bench-peer` (internal).
+/// `shmpipe bench-peer` (internal). The run id needs no handling: the
+/// peer's command line carries it.
 pub fn peer(args: PeerArgs) -> CmdResult {
-    let _ = args.run_id;
     peer::main(&args.spec)
 }
