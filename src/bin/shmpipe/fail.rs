@@ -5,9 +5,6 @@ use std::fmt;
 
 /// Exit codes. Stable: scripts may rely on them.
 pub mod exit {
-    /// Success.
-    #[allow(dead_code)]
-    pub const OK: u8 = 0;
     /// Any failure not listed below (I/O error, permission, ...).
     pub const ERROR: u8 = 1;
     /// Bad arguments (also what clap uses for usage errors).
@@ -54,7 +51,6 @@ impl Failure {
     }
 
     /// A usage error (exit 2).
-    #[allow(dead_code)]
     pub fn usage(message: impl fmt::Display) -> Failure {
         Failure::new(exit::USAGE, message)
     }

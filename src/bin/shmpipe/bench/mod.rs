@@ -1,19 +1,174 @@
-//! `shmpipe bench`: being written (issue 5).
+//! `shmpipe bench`: shmpipe against pipes, UNIX sockets and message
+//! queues, between real processes, next to the physical floors measured in
+//! the same run.
+//!
+//! ```text
+//! mod.rs        the commands' options; run() and peer()
+//! config.rs     settings and defaults, ring geometry per message size
+//! coord.rs      the coordinator: channels, cases, repetitions, cleanup
+//! supervise.rs  starting peers, waiting on them with poll(2)
+//! peer.rs       `shmpipe bench-peer`: the jobs a peer runs
+//! endpoint.rs   one Endpoint per mechanism (shmpipe, fds, queues)
+//! floor.rs      the floors: cache line, hand-off, memcpy
+//! limits.rs     message-queue limits: create queues, raise and restore
+//! signals.rs    Ctrl-C: self-pipe, then kill, remove and exit 128 + sig
+//! sys.rs        the libc calls rustix lacks (mq_*, msg*, sigaction)
+//! report.rs     medians, spread, ratios; the table and the JSON
+//! spec.rs       what the coordinator and its peers say to each other
+//! ```
+//!
+//! See `docs/benchmarks.md` for what is measured, how, and the JSON
+//! schema.
+
+use std::time::Duration;
 
 use crate::fail::{CmdResult, Failure};
 
+mod config;
+mod coord;
+mod endpoint;
+mod floor;
+mod limits;
+mod peer;
+mod report;
+mod signals;
+mod spec;
+mod supervise;
+mod sys;
+
+use spec::{Mechanism, Workload};
+
+/// The smallest message: its 8-byte sequence number.
+pub const MIN_MSG: usize = 8;
+/// The largest message the benchmark streams.
+pub const MAX_MSG: usize = 1 << 20;
+
 /// Options of `shmpipe bench`.
 #[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
+#[command(
+    long_about = "Compare shmpipe with pipes, UNIX sockets and message queues between two \
+                  real processes, next to the physical floors (a cache line bounced between \
+                  two processes, a bare shared-memory hand-off, memcpy) measured in the same \
+                  run.\n\n\
+                  Workloads: one-way throughput per message size; ping-pong round trip of \
+                  64-byte messages; wake-up latency of a blocked consumer; CPU used by an \
+                  idle blocked consumer. Every case runs several repetitions, interleaved \
+                  across mechanisms; the table shows medians, the spread, ratios to the floor \
+                  and to shmpipe.\n\n\
+                  As root, message-queue limits (fs.mqueue.*, kernel.msgmax) are raised for \
+                  the run where a message size needs it, and restored afterwards; rows that \
+                  cannot run say why. Ctrl-C kills the peers, removes every ring and queue \
+                  and exits 130.",
+    after_help = "Examples:\n  \
+                  shmpipe bench --quick\n  \
+                  shmpipe bench --cpus 0,1 --sizes 64,4k --mechanisms shmpipe-spin,pipe\n  \
+                  shmpipe bench --json > bench.json"
+)]
+pub struct BenchArgs {
+    /// Mechanisms to compare, comma-separated [default: all but unix-dgram].
+    #[arg(
+        long,
+        short = 'm',
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
+    pub mechanisms: Vec<Mechanism>,
+
+    /// Workloads to run, comma-separated [default: all].
+    #[arg(
+        long,
+        short = 'w',
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
+    pub workloads: Vec<Workload>,
+
+    /// Message sizes for throughput, in bytes (`k` = KiB), comma-separated
+    /// [default: 8,64,512,4096,65536].
+    #[arg(long, short = 's', value_delimiter = ',', value_name = "LIST",
+          value_parser = config::parse_size)]
+    pub sizes: Vec<usize>,
+
+    /// Pin the producer and the consumer to these CPUs [default: not
+    /// pinned; the scheduler places them].
+    #[arg(long, value_name = "P,C", value_parser = config::parse_cpus)]
+    pub cpus: Option<(usize, usize)>,
+
+    /// Repetitions of every case [default: 5; 3 with --quick].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reps: Option<u32>,
+
+    /// Measured time of each throughput and ping-pong case, after a
+    /// warm-up of a quarter of it [default: 400ms; 60ms with --quick].
+    #[arg(long, value_name = "TIME", value_parser = config::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Wake-up samples per case, 1 ms apart [default: 200; 40 with
+    /// --quick].
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub wakeup_samples: Option<u64>,
+
+    /// How long the idle consumer is watched [default: 1s; 200ms with
+    /// --quick].
+    #[arg(long, value_name = "TIME", value_parser = config::parse_duration)]
+    pub idle: Option<Duration>,
+
+    /// A short run: the whole benchmark well under a minute.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Print one JSON object (schema in docs/benchmarks.md) instead of the
+    /// table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Never change system settings (message-queue sysctls), even as root.
+    #[arg(long)]
+    pub no_raise_limits: bool,
+}
 
 /// Options of the hidden `shmpipe bench-peer`.
 #[derive(clap::Args, Debug)]
-pub struct PeerArgs {}
+pub struct PeerArgs {
+    /// The coordinator's process id, which also names every ring and queue
+    /// of the run: carried on the command line so that a stray peer can be
+    /// traced to its run (`ps`, and the clean-up tests).
+    #[arg(long)]
+    pub run_id: u32,
 
-pub fn run(_args: BenchArgs) -> CmdResult {
-    Err(Failure::new(1, "shmpipe bench is not built yet"))
+    /// The peer's job, as JSON.
+    #[arg(long)]
+    pub spec: String,
 }
 
-pub fn peer(_args: PeerArgs) -> CmdResult {
-    Err(Failure::new(1, "shmpipe bench-peer is not built yet"))
+/// `shmpipe bench`.
+pub fn run(args: BenchArgs) -> CmdResult {
+    let cfg = config::Config::from_args(args)?;
+    let signals = signals::Signals::install()
+        .map_err(|e| Failure::new(1, format!("installing the Ctrl-C handler: {e}")))?;
+    let results = coord::Bench::new(cfg.clone(), signals)?.run()?;
+    let out = report::summarise(&cfg, &results, report::Machine::detect());
+    let text = if cfg.json {
+        let mut s = serde_json::to_string_pretty(&out)
+            .map_err(|e| Failure::new(1, format!("encoding the results: {e}")))?;
+        s.push('\n');
+        s
+    } else {
+        report::table(&out)
+    };
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::new(1, format!("writing the results: {e}")))
+}
+
+/// `shmpipe bench-peer` (internal). The run id needs no handling: the
+/// peer's command line carries it.
+pub fn peer(args: PeerArgs) -> CmdResult {
+    peer::main(&args.spec)
 }

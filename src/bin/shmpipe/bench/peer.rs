@@ -1,0 +1,373 @@
+//! `shmpipe bench-peer`: one side of one benchmark case, in its own
+//! process. It opens its end of the channel, prints `ready`, runs its job
+//! and prints its [`Report`] as one JSON line.
+//!
+//! Every message carries its sequence number in its first 8 bytes (the
+//! rest is filled once), and every receiver checks it, so a mechanism can
+//! never look fast by losing, duplicating or reordering messages. Wake-up
+//! messages also carry the sender's `CLOCK_MONOTONIC` time in bytes 8..16.
+
+use std::io::Write;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use rustix::thread::CpuSet;
+use rustix::time::{clock_gettime, ClockId};
+
+use super::endpoint::{Endpoint, FdEnd, PeerError, PosixMqEnd, RingEnd, SysvEnd};
+use super::floor::{CacheLineEnd, HandoffEnd};
+use super::spec::{Job, Link, PeerSpec, Report, END};
+use super::{MAX_MSG, MIN_MSG};
+use crate::fail::{exit, CmdResult, Failure};
+
+/// Messages between clock reads in the streaming loops.
+const CLOCK_EVERY: u64 = 64;
+/// Wake-up samples sent first and not recorded (the first wake of a
+/// process also pays for faulting in its code).
+const WAKE_WARMUP: u64 = 2;
+/// How long a wake-up sender waits for a shmpipe consumer to park before
+/// sending anyway (and counting the sample as not parked).
+pub const PARK_PATIENCE: Duration = Duration::from_millis(100);
+
+/// Nanoseconds on `CLOCK_MONOTONIC`, the clock both peers share.
+#[inline]
+pub fn now_ns() -> u64 {
+    ts_ns(clock_gettime(ClockId::Monotonic))
+}
+
+fn ts_ns(t: rustix::time::Timespec) -> u64 {
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
+/// Pins the calling process to `cpu`.
+pub fn pin(cpu: usize) -> Result<(), PeerError> {
+    if cpu >= CpuSet::MAX_CPU {
+        return Err(PeerError(format!("CPU {cpu} is out of range")));
+    }
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set)
+        .map_err(|e| PeerError(format!("pinning to CPU {cpu}: {e}")))
+}
+
+/// Entry point of `shmpipe bench-peer`.
+pub fn main(spec_json: &str) -> CmdResult {
+    let spec: PeerSpec = serde_json::from_str(spec_json)
+        .map_err(|e| Failure::usage(format!("bad --spec (this command is internal): {e}")))?;
+    if !(MIN_MSG..=MAX_MSG).contains(&spec.msg_size) {
+        return Err(Failure::usage(format!(
+            "message size {} is outside {MIN_MSG}..={MAX_MSG}",
+            spec.msg_size
+        )));
+    }
+    if matches!(spec.job, Job::Wake { .. } | Job::Woken) && spec.msg_size < 16 {
+        return Err(Failure::usage(
+            "wake-up messages carry a time: they need at least 16 bytes",
+        ));
+    }
+    let size = spec.msg_size;
+    let r = spec
+        .cpu
+        .map_or(Ok(()), pin)
+        .and_then(|()| match &spec.link {
+            Link::Ring { tx, rx, wait } => serve(
+                RingEnd::open(tx.as_deref(), rx.as_deref(), *wait, size),
+                &spec,
+            ),
+            Link::Fd { tx, rx, framing } => serve(FdEnd::open(*tx, *rx, *framing, size), &spec),
+            Link::PosixMq { tx, rx } => {
+                serve(PosixMqEnd::open(tx.as_deref(), rx.as_deref(), size), &spec)
+            }
+            Link::SysvMq {
+                id,
+                tx_type,
+                rx_type,
+            } => serve(SysvEnd::open(*id, *tx_type, *rx_type, size), &spec),
+            Link::CacheLine { fd, side } => serve(CacheLineEnd::open(*fd, *side, size), &spec),
+            Link::Handoff { fd, tx } => serve(HandoffEnd::open(*fd, *tx, size), &spec),
+        });
+    r.map_err(|e| Failure::new(exit::ERROR, e))
+}
+
+/// Prints one line on stdout for the coordinator.
+fn say(line: &str) -> Result<(), PeerError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| PeerError(format!("writing to the coordinator: {e}")))
+}
+
+fn serve<E: Endpoint>(ep: Result<E, PeerError>, spec: &PeerSpec) -> Result<(), PeerError> {
+    let mut ep = ep.map_err(PeerError::context("opening the channel"))?;
+    say("ready")?;
+    let report = run_job(&mut ep, &spec.job, spec.msg_size)?;
+    let line = serde_json::to_string(&report).map_err(PeerError::new)?;
+    say(&line)
+}
+
+fn run_job<E: Endpoint>(ep: &mut E, job: &Job, size: usize) -> Result<Report, PeerError> {
+    match *job {
+        Job::Stream { duration_ns } => stream(ep, size, duration_ns),
+        Job::Drain { warmup_ns } => drain(ep, size, warmup_ns),
+        Job::Ping {
+            duration_ns,
+            warmup_ns,
+        } => ping(ep, size, duration_ns, warmup_ns),
+        Job::Echo => echo(ep),
+        Job::Wake {
+            samples,
+            gap_ns,
+            await_parked,
+        } => wake(ep, size, samples, gap_ns, await_parked),
+        Job::Woken => woken(ep),
+        Job::IdleSend { idle_ns } => {
+            std::thread::sleep(Duration::from_nanos(idle_ns));
+            finish(ep, size)?;
+            Ok(Report::Sent {
+                messages: 0,
+                unparked: 0,
+            })
+        }
+        Job::IdleRecv => idle_recv(ep),
+    }
+}
+
+#[inline]
+fn put_u64(buf: &mut [u8], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+#[inline]
+fn get_u64(buf: &[u8], at: usize) -> Result<u64, PeerError> {
+    match buf.get(at..at + 8) {
+        Some(b) => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            Ok(u64::from_le_bytes(w))
+        }
+        None => Err(PeerError(format!(
+            "received a {}-byte message, too short to be ours",
+            buf.len()
+        ))),
+    }
+}
+
+/// Sends the end marker.
+fn finish<E: Endpoint>(ep: &mut E, size: usize) -> Result<(), PeerError> {
+    put_u64(ep.out(), 0, END);
+    ep.send(size)
+        .map_err(PeerError::context("sending the end marker"))
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 ns to 1 hour at 3 significant digits; these bounds are valid.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn latency(h: &Histogram<u64>) -> Report {
+    Report::Latency {
+        samples: h.len(),
+        p50_ns: h.value_at_quantile(0.5),
+        p99_ns: h.value_at_quantile(0.99),
+        p999_ns: h.value_at_quantile(0.999),
+        max_ns: h.max(),
+    }
+}
+
+/// Throughput sender: numbered messages as fast as the channel takes them.
+fn stream<E: Endpoint>(ep: &mut E, size: usize, duration_ns: u64) -> Result<Report, PeerError> {
+    let end = now_ns().saturating_add(duration_ns);
+    let mut seq = 0u64;
+    loop {
+        put_u64(ep.out(), 0, seq);
+        ep.send(size)?;
+        seq += 1;
+        if seq % CLOCK_EVERY == 0 && now_ns() >= end {
+            break;
+        }
+    }
+    finish(ep, size)?;
+    Ok(Report::Sent {
+        messages: seq,
+        unparked: 0,
+    })
+}
+
+/// Throughput receiver: checks every message's number and length, and
+/// times the messages after `warmup_ns` up to the end marker.
+fn drain<E: Endpoint>(ep: &mut E, size: usize, warmup_ns: u64) -> Result<Report, PeerError> {
+    let mut expected = 0u64;
+    let mut first_at = 0u64;
+    // (messages received, time) when the measured window opened.
+    let mut window: Option<(u64, u64)> = None;
+    loop {
+        let msg = ep.recv()?;
+        let len = msg.len();
+        let seq = get_u64(msg, 0)?;
+        if seq == END {
+            break;
+        }
+        if seq != expected || len != size {
+            return Err(PeerError(format!(
+                "expected message {expected} of {size} bytes, got message {seq} of {len} bytes"
+            )));
+        }
+        expected += 1;
+        if expected == 1 {
+            first_at = now_ns();
+        } else if window.is_none() && expected % CLOCK_EVERY == 0 {
+            let now = now_ns();
+            if now - first_at >= warmup_ns {
+                window = Some((expected, now));
+            }
+        }
+    }
+    let end = now_ns();
+    if expected < 2 {
+        return Err(PeerError(format!(
+            "only {expected} messages arrived: nothing to time"
+        )));
+    }
+    // A window holding less than half of the stream means the stream
+    // stalled (a descheduled peer): time all of it instead.
+    let (n0, t0) = match window {
+        Some((n0, t0)) if expected - n0 >= (expected - 1) / 2 => (n0, t0),
+        _ => (1, first_at),
+    };
+    Ok(Report::Rate {
+        messages: expected - n0,
+        elapsed_ns: end.saturating_sub(t0).max(1),
+    })
+}
+
+/// Ping-pong initiator: times each round trip, as the floor's is timed.
+fn ping<E: Endpoint>(
+    ep: &mut E,
+    size: usize,
+    duration_ns: u64,
+    warmup_ns: u64,
+) -> Result<Report, PeerError> {
+    let mut hist = histogram();
+    let warm_until = now_ns().saturating_add(warmup_ns);
+    let end = warm_until.saturating_add(duration_ns);
+    let mut seq = 0u64;
+    loop {
+        let t0 = now_ns();
+        put_u64(ep.out(), 0, seq);
+        ep.send(size)?;
+        let got = get_u64(ep.recv()?, 0)?;
+        let t1 = now_ns();
+        if got != seq {
+            return Err(PeerError(format!("sent ping {seq}, got pong {got}")));
+        }
+        if t0 >= warm_until {
+            hist.saturating_record(t1 - t0);
+        }
+        seq += 1;
+        if t1 >= end {
+            break;
+        }
+    }
+    finish(ep, size)?;
+    Ok(latency(&hist))
+}
+
+/// Ping-pong responder: sends each message's number straight back in a
+/// message of the same length.
+fn echo<E: Endpoint>(ep: &mut E) -> Result<Report, PeerError> {
+    let mut n = 0u64;
+    loop {
+        let msg = ep.recv()?;
+        let len = msg.len();
+        let seq = get_u64(msg, 0)?;
+        if seq == END {
+            return Ok(Report::Sent {
+                messages: n,
+                unparked: 0,
+            });
+        }
+        put_u64(ep.out(), 0, seq);
+        ep.send(len)?;
+        n += 1;
+    }
+}
+
+/// Wake-up sender: lets the receiver fall asleep, then sends the time.
+fn wake<E: Endpoint>(
+    ep: &mut E,
+    size: usize,
+    samples: u64,
+    gap_ns: u64,
+    await_parked: bool,
+) -> Result<Report, PeerError> {
+    let mut unparked = 0;
+    for seq in 0..samples + WAKE_WARMUP {
+        std::thread::sleep(Duration::from_nanos(gap_ns));
+        if await_parked {
+            let give_up = now_ns() + PARK_PATIENCE.as_nanos() as u64;
+            while ep.peer_parked() == Some(false) {
+                if now_ns() > give_up {
+                    unparked += 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        let out = ep.out();
+        put_u64(out, 0, seq);
+        put_u64(out, 8, now_ns());
+        ep.send(size)?;
+    }
+    finish(ep, size)?;
+    Ok(Report::Sent {
+        messages: samples + WAKE_WARMUP,
+        unparked,
+    })
+}
+
+/// Wake-up receiver: how long after its sending each message is in hand.
+fn woken<E: Endpoint>(ep: &mut E) -> Result<Report, PeerError> {
+    let mut hist = histogram();
+    let mut expected = 0;
+    loop {
+        let msg = ep.recv()?;
+        let now = now_ns();
+        let seq = get_u64(msg, 0)?;
+        if seq == END {
+            break;
+        }
+        let sent = get_u64(msg, 8)?;
+        if seq != expected {
+            return Err(PeerError(format!("expected message {expected}, got {seq}")));
+        }
+        expected += 1;
+        if seq >= WAKE_WARMUP {
+            hist.saturating_record(now.saturating_sub(sent));
+        }
+    }
+    if hist.is_empty() {
+        return Err(PeerError::new("no wake-up sample arrived"));
+    }
+    Ok(latency(&hist))
+}
+
+/// Idle receiver: CPU time used while blocked until the end marker.
+fn idle_recv<E: Endpoint>(ep: &mut E) -> Result<Report, PeerError> {
+    let cpu0 = ts_ns(clock_gettime(ClockId::ProcessCPUTime));
+    let wall0 = now_ns();
+    let msg = ep.recv()?;
+    let wall1 = now_ns();
+    let cpu1 = ts_ns(clock_gettime(ClockId::ProcessCPUTime));
+    let seq = get_u64(msg, 0)?;
+    if seq != END {
+        return Err(PeerError(format!(
+            "expected only the end marker, got message {seq}"
+        )));
+    }
+    Ok(Report::Cpu {
+        cpu_ns: cpu1.saturating_sub(cpu0),
+        wall_ns: wall1.saturating_sub(wall0).max(1),
+    })
+}

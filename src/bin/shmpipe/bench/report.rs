@@ -1,0 +1,725 @@
+//! Turning repetitions into figures: medians, spread, ratios to the floor
+//! and to shmpipe; and printing them as a table or as JSON. The table is
+//! rendered from the same [`Output`] that `--json` prints, so the two
+//! never disagree. The schema is documented in `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::config::Config;
+use super::coord::{Cell, Measured, Results};
+use super::spec::{Mechanism, Workload, LATENCY_MSG};
+
+/// The machine the run was on.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpu_model: String,
+    /// Logical CPUs online.
+    pub cores: usize,
+    /// CPUs this process may run on.
+    pub usable_cpus: usize,
+    /// `uname -r`.
+    pub kernel: String,
+    /// Whether the CPU reports running under a hypervisor.
+    pub virtualized: bool,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            info.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim() == name)
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let cores = info
+            .lines()
+            .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+            .count();
+        let usable = rustix::thread::sched_getaffinity(None).map_or(0, |s| s.count() as usize);
+        Machine {
+            cpu_model: field("model name").unwrap_or_else(|| "unknown".to_owned()),
+            cores: if cores > 0 { cores } else { usable },
+            usable_cpus: usable,
+            kernel: rustix::system::uname()
+                .release()
+                .to_string_lossy()
+                .into_owned(),
+            virtualized: field("flags")
+                .is_some_and(|f| f.split_whitespace().any(|x| x == "hypervisor")),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pinning {
+    pub producer_cpu: usize,
+    pub consumer_cpu: usize,
+}
+
+/// The settings of the run.
+#[derive(Debug, Serialize)]
+pub struct ConfigOut {
+    pub command: String,
+    pub reps: u32,
+    pub quick: bool,
+    pub mechanisms: Vec<&'static str>,
+    pub workloads: Vec<&'static str>,
+    pub sizes: Vec<usize>,
+    pub duration_ms: f64,
+    pub warmup_ms: f64,
+    pub wakeup_samples: u64,
+    pub wakeup_gap_ms: f64,
+    pub idle_ms: f64,
+    /// `null`: not pinned, the scheduler places the processes.
+    pub pinning: Option<Pinning>,
+}
+
+/// Floors for one message size.
+#[derive(Debug, Serialize)]
+pub struct FloorSize {
+    pub msg_size: usize,
+    pub handoff_msgs_per_sec: Option<f64>,
+    pub handoff_bytes_per_sec: Option<f64>,
+    pub handoff_spread: Option<f64>,
+    pub memcpy_bytes_per_sec: Option<f64>,
+    pub memcpy_spread: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FloorOut {
+    /// p50 of the two-process cache-line round trip (median over reps).
+    pub cacheline_rtt_ns: Option<f64>,
+    pub cacheline_rtt_p99_ns: Option<f64>,
+    pub cacheline_rtt_spread: Option<f64>,
+    pub sizes: Vec<FloorSize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GeometryOut {
+    pub slots: u64,
+    pub slot_size: u64,
+    pub page_size: u64,
+}
+
+/// One row: a mechanism under a workload at a message size.
+#[derive(Debug, Serialize)]
+pub struct ResultOut {
+    pub mechanism: &'static str,
+    pub workload: &'static str,
+    pub msg_size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Repetitions that produced figures.
+    pub reps: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgs_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ns: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_ns: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p999_ns: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ns: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_floor: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shmpipe_gain: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shmpipe_spin_gain: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<GeometryOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Everything `--json` prints.
+#[derive(Debug, Serialize)]
+pub struct Output {
+    pub shmpipe_version: &'static str,
+    pub machine: Machine,
+    pub config: ConfigOut,
+    pub floor: FloorOut,
+    pub results: Vec<ResultOut>,
+    pub notes: Vec<String>,
+}
+
+/// The median of `v` (mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    Some(if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    })
+}
+
+/// `(max - min) / median`: 0 for one repetition, 0.5 when the best and
+/// worst repetitions differ by half the typical value.
+pub fn spread(v: &[f64]) -> Option<f64> {
+    let m = median(v)?;
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    (m > 0.0).then(|| (max - min) / m)
+}
+
+/// The headline figure of a measurement: msgs/s, p50 ns or CPU fraction.
+fn primary(m: &Measured) -> f64 {
+    match *m {
+        Measured::Rate { msgs_per_sec, .. } => msgs_per_sec,
+        Measured::Latency { p50_ns, .. } => p50_ns,
+        Measured::Cpu { fraction } => fraction,
+    }
+}
+
+fn collect(cell: &Cell, f: impl Fn(&Measured) -> Option<f64>) -> Vec<f64> {
+    cell.per_rep.iter().flatten().filter_map(f).collect()
+}
+
+/// Median over repetitions of `f(row, reference)` where both were
+/// measured in the same repetition.
+fn paired(
+    row: &Cell,
+    reference: Option<&Cell>,
+    f: impl Fn(&Measured, &Measured) -> Option<f64>,
+) -> Option<f64> {
+    let r = reference?;
+    let v: Vec<f64> = row
+        .per_rep
+        .iter()
+        .zip(&r.per_rep)
+        .filter_map(|(a, b)| f(a.as_ref()?, b.as_ref()?))
+        .collect();
+    median(&v)
+}
+
+fn rate_bytes(m: &Measured) -> Option<f64> {
+    match *m {
+        Measured::Rate { bytes_per_sec, .. } => Some(bytes_per_sec),
+        _ => None,
+    }
+}
+
+fn rate_msgs(m: &Measured) -> Option<f64> {
+    match *m {
+        Measured::Rate { msgs_per_sec, .. } => Some(msgs_per_sec),
+        _ => None,
+    }
+}
+
+fn p50(m: &Measured) -> Option<f64> {
+    match *m {
+        Measured::Latency { p50_ns, .. } => Some(p50_ns),
+        _ => None,
+    }
+}
+
+/// Builds the output of a run.
+pub fn summarise(cfg: &Config, res: &Results, machine: Machine) -> Output {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let config = ConfigOut {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        reps: cfg.reps,
+        quick: cfg.quick,
+        mechanisms: cfg.mechanisms.iter().map(|m| m.name()).collect(),
+        workloads: cfg.workloads.iter().map(|w| w.name()).collect(),
+        sizes: cfg.sizes.clone(),
+        duration_ms: ms(cfg.duration),
+        warmup_ms: ms(cfg.warmup()),
+        wakeup_samples: cfg.wakeup_samples,
+        wakeup_gap_ms: ms(cfg.wakeup_gap),
+        idle_ms: ms(cfg.idle),
+        pinning: cfg.cpus.map(|(p, c)| Pinning {
+            producer_cpu: p,
+            consumer_cpu: c,
+        }),
+    };
+
+    let cl = collect(&res.cacheline, p50);
+    let mut floor_errors: Vec<String> = res.cacheline.errors.clone();
+    let sizes = res
+        .handoff
+        .iter()
+        .map(|(&size, cell)| {
+            floor_errors.extend(cell.errors.iter().cloned());
+            let bytes = collect(cell, rate_bytes);
+            let mc: Vec<f64> = res
+                .memcpy
+                .get(&size)
+                .map(|v| v.iter().flatten().copied().collect())
+                .unwrap_or_default();
+            FloorSize {
+                msg_size: size,
+                handoff_msgs_per_sec: median(&collect(cell, rate_msgs)),
+                handoff_bytes_per_sec: median(&bytes),
+                handoff_spread: spread(&bytes),
+                memcpy_bytes_per_sec: median(&mc),
+                memcpy_spread: spread(&mc),
+            }
+        })
+        .collect();
+    floor_errors.dedup();
+    let floor = FloorOut {
+        cacheline_rtt_ns: median(&cl),
+        cacheline_rtt_p99_ns: median(&collect(&res.cacheline, |m| match *m {
+            Measured::Latency { p99_ns, .. } => Some(p99_ns),
+            _ => None,
+        })),
+        cacheline_rtt_spread: spread(&cl),
+        sizes,
+        errors: floor_errors,
+    };
+
+    let mut results = Vec::new();
+    for (&(w, size, mech), cell) in &res.cells {
+        results.push(row(res, w, size, mech, cell));
+    }
+    Output {
+        shmpipe_version: env!("CARGO_PKG_VERSION"),
+        machine,
+        config,
+        floor,
+        results,
+        notes: res.notes.clone(),
+    }
+}
+
+fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Cell) -> ResultOut {
+    let ok = cell.per_rep.iter().flatten().count();
+    let mut out = ResultOut {
+        mechanism: mech.name(),
+        workload: w.name(),
+        msg_size: size,
+        unavailable: None,
+        reps: ok,
+        msgs_per_sec: None,
+        bytes_per_sec: None,
+        p50_ns: None,
+        p99_ns: None,
+        p999_ns: None,
+        max_ns: None,
+        cpu_fraction: None,
+        spread: None,
+        vs_floor: None,
+        shmpipe_gain: None,
+        shmpipe_spin_gain: None,
+        geometry: cell.geometry.map(|(g, page)| GeometryOut {
+            slots: g.slots,
+            slot_size: g.slot_size,
+            page_size: page,
+        }),
+        notes: cell.notes.iter().cloned().collect(),
+    };
+    if ok == 0 {
+        out.unavailable = Some(
+            cell.errors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "not run".to_owned()),
+        );
+        return out;
+    }
+    if !cell.errors.is_empty() {
+        out.notes.push(format!(
+            "{} of {} repetitions failed; first: {}",
+            cell.errors.len(),
+            cell.per_rep.len(),
+            cell.errors[0]
+        ));
+    }
+    let pick = |f: fn(&Measured) -> Option<f64>| median(&collect(cell, f));
+    out.spread = spread(&collect(cell, |m| Some(primary(m))));
+    let reference = |m: Mechanism| res.cells.get(&(w, size, m));
+    match w {
+        Workload::Throughput => {
+            out.msgs_per_sec = pick(rate_msgs);
+            out.bytes_per_sec = pick(rate_bytes);
+            if mech.is_shmpipe() {
+                out.vs_floor = paired(cell, res.handoff.get(&size), |a, b| {
+                    Some(rate_bytes(a)? / rate_bytes(b)?)
+                });
+            } else {
+                let gain = |a: &Measured, b: &Measured| Some(rate_msgs(b)? / rate_msgs(a)?);
+                out.shmpipe_gain = paired(cell, reference(Mechanism::ShmpipeSpinPark), gain);
+                out.shmpipe_spin_gain = paired(cell, reference(Mechanism::ShmpipeSpin), gain);
+            }
+        }
+        Workload::Pingpong | Workload::Wakeup => {
+            out.p50_ns = pick(p50);
+            out.p99_ns = pick(|m| match *m {
+                Measured::Latency { p99_ns, .. } => Some(p99_ns),
+                _ => None,
+            });
+            out.p999_ns = pick(|m| match *m {
+                Measured::Latency { p999_ns, .. } => Some(p999_ns),
+                _ => None,
+            });
+            out.max_ns = pick(|m| match *m {
+                Measured::Latency { max_ns, .. } => Some(max_ns),
+                _ => None,
+            });
+            if mech.is_shmpipe() {
+                if w == Workload::Pingpong {
+                    out.vs_floor =
+                        paired(cell, Some(&res.cacheline), |a, b| Some(p50(a)? / p50(b)?));
+                }
+            } else {
+                let gain = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
+                out.shmpipe_gain = paired(cell, reference(Mechanism::ShmpipeSpinPark), gain);
+                if w == Workload::Pingpong {
+                    out.shmpipe_spin_gain = paired(cell, reference(Mechanism::ShmpipeSpin), gain);
+                }
+            }
+        }
+        Workload::IdleCpu => {
+            out.cpu_fraction = pick(|m| match *m {
+                Measured::Cpu { fraction } => Some(fraction),
+                _ => None,
+            });
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Table
+// ---------------------------------------------------------------------------
+
+/// `12.3 M`, `456 k`: a rate with an SI prefix.
+fn si(v: f64) -> String {
+    let (x, p) = if v >= 1e9 {
+        (v / 1e9, " G")
+    } else if v >= 1e6 {
+        (v / 1e6, " M")
+    } else if v >= 1e3 {
+        (v / 1e3, " k")
+    } else {
+        (v, " ")
+    };
+    format!("{}{p}", sig3(x))
+}
+
+/// Three significant digits.
+fn sig3(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn bytes_rate(v: f64) -> String {
+    format!("{}B/s", si(v))
+}
+
+/// `162 ns`, `24.1 µs`, `1.20 ms`.
+fn dur(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{} s", sig3(ns / 1e9))
+    } else if ns >= 1e6 {
+        format!("{} ms", sig3(ns / 1e6))
+    } else if ns >= 1e3 {
+        format!("{} µs", sig3(ns / 1e3))
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn size(b: usize) -> String {
+    if b >= 1 << 20 && b % (1 << 20) == 0 {
+        format!("{} MiB", b >> 20)
+    } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        format!("{} KiB", b >> 10)
+    } else {
+        format!("{b} B")
+    }
+}
+
+fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "-".to_owned(), f)
+}
+
+fn ratio(v: Option<f64>) -> String {
+    opt(v, |x| format!("{}x", sig3(x)))
+}
+
+/// Renders the table.
+pub fn table(o: &Output) -> String {
+    let mut t = String::new();
+    let m = &o.machine;
+    let c = &o.config;
+    let _ = writeln!(
+        t,
+        "shmpipe bench: {} ({} CPUs{}), Linux {}",
+        m.cpu_model,
+        m.cores,
+        if m.virtualized {
+            ", virtual machine"
+        } else {
+            ""
+        },
+        m.kernel
+    );
+    let pin = match &c.pinning {
+        Some(p) => format!(
+            "producer pinned to CPU {}, consumer to CPU {}",
+            p.producer_cpu, p.consumer_cpu
+        ),
+        None => "producer and consumer not pinned (the scheduler places them)".to_owned(),
+    };
+    let _ = writeln!(
+        t,
+        "{} repetitions, mechanisms interleaved in each; {pin}",
+        c.reps
+    );
+    let _ = writeln!(
+        t,
+        "Figures: medians over repetitions. spread = (max - min) / median. x floor: against the \
+         floor measured in\nthe same repetition. shmpipe gain: how many times better \
+         shmpipe-spin-park did in the same repetition."
+    );
+
+    let results = |w: Workload| o.results.iter().filter(move |r| r.workload == w.name());
+    let runs = |w: Workload| c.workloads.contains(&w.name());
+
+    // Floors.
+    let f = &o.floor;
+    let _ = writeln!(
+        t,
+        "\nPhysical floors (two processes over one shared mapping)"
+    );
+    if runs(Workload::Pingpong) {
+        let _ = writeln!(
+            t,
+            "  cache-line round trip through one atomic: p50 {}, p99 {}  (spread {})",
+            opt(f.cacheline_rtt_ns, dur),
+            opt(f.cacheline_rtt_p99_ns, dur),
+            opt(f.cacheline_rtt_spread, |x| format!("{x:.2}"))
+        );
+    }
+    if !f.sizes.is_empty() {
+        let _ = writeln!(
+            t,
+            "  {:>9}  {:>24}  {:>7}  {:>14}  {:>7}",
+            "msg size", "hand-off, 1 buffer", "spread", "memcpy, 1 core", "spread"
+        );
+        for s in &f.sizes {
+            let handoff = match (s.handoff_msgs_per_sec, s.handoff_bytes_per_sec) {
+                (Some(m), Some(b)) => format!("{}msg/s {}", si(m), bytes_rate(b)),
+                _ => "-".to_owned(),
+            };
+            let _ = writeln!(
+                t,
+                "  {:>9}  {:>24}  {:>7}  {:>14}  {:>7}",
+                size(s.msg_size),
+                handoff,
+                opt(s.handoff_spread, |x| format!("{x:.2}")),
+                opt(s.memcpy_bytes_per_sec, bytes_rate),
+                opt(s.memcpy_spread, |x| format!("{x:.2}")),
+            );
+        }
+    }
+    for e in &f.errors {
+        let _ = writeln!(t, "  floor failed: {e}");
+    }
+
+    let unavailable = |r: &ResultOut| r.unavailable.as_ref().map(|u| format!("unavailable: {u}"));
+
+    if runs(Workload::Throughput) {
+        let _ = writeln!(
+            t,
+            "\nThroughput, one way (the producer copies each message in, the consumer copies it \
+             out and checks it)"
+        );
+        let _ = writeln!(
+            t,
+            "  {:>9}  {:<18} {:>10} {:>12} {:>7} {:>8} {:>13}",
+            "msg size", "mechanism", "msgs/s", "bytes/s", "spread", "x floor", "shmpipe gain"
+        );
+        let mut last = None;
+        for r in results(Workload::Throughput) {
+            let sz = if last == Some(r.msg_size) {
+                String::new()
+            } else {
+                size(r.msg_size)
+            };
+            last = Some(r.msg_size);
+            match unavailable(r) {
+                Some(u) => {
+                    let _ = writeln!(t, "  {sz:>9}  {:<18} {u}", r.mechanism);
+                }
+                None => {
+                    let _ = writeln!(
+                        t,
+                        "  {sz:>9}  {:<18} {:>10} {:>12} {:>7} {:>8} {:>13}",
+                        r.mechanism,
+                        opt(r.msgs_per_sec, si),
+                        opt(r.bytes_per_sec, bytes_rate),
+                        opt(r.spread, |x| format!("{x:.2}")),
+                        ratio(r.vs_floor),
+                        ratio(r.shmpipe_gain),
+                    );
+                }
+            }
+        }
+        let geos: Vec<String> = results(Workload::Throughput)
+            .filter(|r| r.mechanism == Mechanism::ShmpipeSpinPark.name())
+            .filter_map(|r| {
+                r.geometry.as_ref().map(|g| {
+                    format!(
+                        "{}: {} x {}",
+                        size(r.msg_size),
+                        g.slots,
+                        size(g.slot_size as usize)
+                    )
+                })
+            })
+            .collect();
+        if !geos.is_empty() {
+            let _ = writeln!(t, "  rings (slots x slot size): {}", geos.join(", "));
+        }
+    }
+
+    let latency_table = |t: &mut String, w: Workload, floor: bool| {
+        let _ = write!(
+            t,
+            "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "mechanism", "p50", "p99", "p99.9", "max", "spread"
+        );
+        if floor {
+            let _ = write!(t, " {:>8}", "x floor");
+        }
+        let _ = writeln!(t, " {:>13}", "shmpipe gain");
+        for r in results(w) {
+            if let Some(u) = unavailable(r) {
+                let _ = writeln!(t, "  {:<18} {u}", r.mechanism);
+                continue;
+            }
+            let _ = write!(
+                t,
+                "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>7}",
+                r.mechanism,
+                opt(r.p50_ns, dur),
+                opt(r.p99_ns, dur),
+                opt(r.p999_ns, dur),
+                opt(r.max_ns, dur),
+                opt(r.spread, |x| format!("{x:.2}")),
+            );
+            if floor {
+                let _ = write!(t, " {:>8}", ratio(r.vs_floor));
+            }
+            let _ = writeln!(t, " {:>13}", ratio(r.shmpipe_gain));
+        }
+    };
+    if runs(Workload::Pingpong) {
+        let _ = writeln!(
+            t,
+            "\nPing-pong round trip, {LATENCY_MSG}-byte messages (timed per round trip by the \
+             initiator)"
+        );
+        latency_table(&mut t, Workload::Pingpong, true);
+    }
+    if runs(Workload::Wakeup) {
+        let _ = writeln!(
+            t,
+            "\nWake-up latency: from the producer's publish to a blocked consumer running \
+             ({} samples, {LATENCY_MSG} B)",
+            c.wakeup_samples
+        );
+        latency_table(&mut t, Workload::Wakeup, false);
+    }
+    if runs(Workload::IdleCpu) {
+        let _ = writeln!(
+            t,
+            "\nIdle consumer: CPU used while blocked {} with nothing to receive",
+            dur(c.idle_ms * 1e6)
+        );
+        let _ = writeln!(
+            t,
+            "  {:<18} {:>12} {:>7}",
+            "mechanism", "% of a core", "spread"
+        );
+        for r in results(Workload::IdleCpu) {
+            match unavailable(r) {
+                Some(u) => {
+                    let _ = writeln!(t, "  {:<18} {u}", r.mechanism);
+                }
+                None => {
+                    let _ = writeln!(
+                        t,
+                        "  {:<18} {:>12} {:>7}",
+                        r.mechanism,
+                        opt(r.cpu_fraction, |x| format!("{:.3} %", x * 100.0)),
+                        opt(r.spread, |x| format!("{x:.2}")),
+                    );
+                }
+            }
+        }
+    }
+
+    let mut notes: Vec<String> = o.notes.clone();
+    for r in &o.results {
+        for n in &r.notes {
+            notes.push(format!(
+                "{} {} {}: {n}",
+                r.mechanism,
+                r.workload,
+                size(r.msg_size)
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(t, "\nNotes");
+        for n in notes {
+            let _ = writeln!(t, "  - {n}");
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_spread() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0]), Some(3.0));
+        assert_eq!(median(&[5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(spread(&[2.0]), Some(0.0));
+        assert_eq!(spread(&[1.0, 2.0, 3.0]), Some(1.0));
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(si(41_234_567.0), "41.2 M");
+        assert_eq!(si(999.0), "999 ");
+        assert_eq!(bytes_rate(2.5e9), "2.50 GB/s");
+        assert_eq!(dur(162.4), "162 ns");
+        assert_eq!(dur(24_100.0), "24.1 µs");
+        assert_eq!(dur(1_200_000.0), "1.20 ms");
+        assert_eq!(size(65536), "64 KiB");
+        assert_eq!(size(8), "8 B");
+        assert_eq!(ratio(Some(31.4)), "31.4x");
+        assert_eq!(ratio(None), "-");
+    }
+}

@@ -1,0 +1,370 @@
+//! `shmpipe bench` end to end: a short run prints a well-formed table and
+//! valid JSON naming every requested mechanism (measured, or unavailable
+//! with a reason), and nothing of a run is left behind in `/dev/shm`,
+//! `/dev/mqueue` or System V IPC, after a normal run and after Ctrl-C.
+//!
+//! The runs share system settings (the message-queue limits a run raises
+//! and restores), so they take turns.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const EXE: &str = env!("CARGO_BIN_EXE_shmpipe");
+
+/// One benchmark run at a time (they raise and restore shared limits).
+static RUNS: Mutex<()> = Mutex::new(());
+
+const MECHANISMS: [&str; 10] = [
+    "shmpipe-spin",
+    "shmpipe-spin-park",
+    "shmpipe-park",
+    "shmpipe-huge",
+    "pipe",
+    "unix-stream",
+    "unix-seqpacket",
+    "unix-dgram",
+    "posix-mq",
+    "sysv-mq",
+];
+const WORKLOADS: [&str; 4] = ["throughput", "pingpong", "wakeup", "idle-cpu"];
+const SIZES: [u64; 2] = [64, 65536];
+
+/// The smallest run that still does everything: every mechanism and
+/// workload, two sizes, one repetition of short cases.
+fn smoke_args() -> Vec<String> {
+    let mut a: Vec<String> = [
+        "bench",
+        "--quick",
+        "--reps",
+        "1",
+        "--duration",
+        "20ms",
+        "--idle",
+        "50ms",
+        "--wakeup-samples",
+        "4",
+        "--sizes",
+        "64,65536",
+        "--mechanisms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(MECHANISMS.join(","));
+    a
+}
+
+fn run(args: &[String]) -> (Output, u32) {
+    let child = Command::new(EXE)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shmpipe bench");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for shmpipe bench");
+    (out, pid)
+}
+
+/// Everything of run `pid` still on the system: shm rings, POSIX queues,
+/// System V queues and segments with the run's key, live peer processes.
+fn leftovers(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    let prefix = format!("shmpipe-bench-{pid}-");
+    for dir in ["/dev/shm", "/dev/mqueue"] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) {
+                    found.push(format!("{dir}/{name}"));
+                }
+            }
+        }
+    }
+    // The run's System V key: tag 0xB5C in the top bits, the pid below.
+    let key = 0xB5C0_0000u32 | (pid & 0x003F_FFFF);
+    for table in ["/proc/sysvipc/msg", "/proc/sysvipc/shm"] {
+        if let Ok(text) = std::fs::read_to_string(table) {
+            for line in text.lines().skip(1) {
+                let k = line
+                    .split_whitespace()
+                    .next()
+                    .and_then(|k| k.parse::<i64>().ok());
+                if k.map(|k| k as u32) == Some(key) {
+                    found.push(format!("{table}: {}", line.trim()));
+                }
+            }
+        }
+    }
+    let needle = format!("--run-id\0{pid}\0");
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
+                if String::from_utf8_lossy(&cmd).contains(&needle) {
+                    found.push(format!("peer process {}", p.file_name().to_string_lossy()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The `ipcs -m -q` view, where the tool exists, for the record.
+fn ipcs() -> String {
+    Command::new("ipcs")
+        .args(["-m", "-q"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn sysctls() -> Vec<(String, String)> {
+    [
+        "/proc/sys/fs/mqueue/msg_max",
+        "/proc/sys/fs/mqueue/msgsize_max",
+        "/proc/sys/kernel/msgmax",
+        "/proc/sys/kernel/msgmnb",
+    ]
+    .iter()
+    .filter_map(|p| Some((p.to_string(), std::fs::read_to_string(p).ok()?)))
+    .collect()
+}
+
+#[test]
+fn smoke_run_prints_a_complete_table() {
+    let _turn = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let before = sysctls();
+    let (out, pid) = run(&smoke_args());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}\n{stdout}");
+    // Not a terminal: no progress bar.
+    assert!(stderr.is_empty(), "unexpected stderr: {stderr}");
+    for heading in [
+        "Physical floors",
+        "cache-line round trip",
+        "Throughput, one way",
+        "Ping-pong round trip",
+        "Wake-up latency",
+        "Idle consumer",
+    ] {
+        assert!(stdout.contains(heading), "no `{heading}` in:\n{stdout}");
+    }
+    // Every mechanism has a row in every section: throughput once per
+    // size, the others once. Rows are indented; notes are bullets.
+    for m in MECHANISMS {
+        let rows: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("  ") && !l.starts_with("  - "))
+            .filter(|l| l.split_whitespace().any(|w| w == m))
+            .collect();
+        assert!(
+            rows.len() >= SIZES.len() + 3,
+            "{m}: {} rows in:\n{stdout}",
+            rows.len()
+        );
+        for r in &rows {
+            if let Some(i) = r.find("unavailable:") {
+                assert!(r[i + 12..].trim().len() > 3, "no reason: {r}");
+            } else {
+                assert!(r.chars().any(|c| c.is_ascii_digit()), "no figures: {r}");
+            }
+        }
+    }
+    assert_eq!(
+        leftovers(pid),
+        Vec::<String>::new(),
+        "after a run:\n{}",
+        ipcs()
+    );
+    assert_eq!(sysctls(), before, "limits not restored");
+}
+
+#[test]
+fn smoke_run_prints_valid_json() {
+    let _turn = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args = smoke_args();
+    args.push("--json".into());
+    let (out, pid) = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+
+    let m = &v["machine"];
+    assert!(m["cpu_model"].is_string(), "{m}");
+    assert!(m["cores"].as_u64().unwrap() >= 1, "{m}");
+    assert!(!m["kernel"].as_str().unwrap().is_empty(), "{m}");
+
+    let f = &v["floor"];
+    assert!(f["cacheline_rtt_ns"].as_f64().unwrap() > 0.0, "{f}");
+    let floor_sizes: BTreeSet<u64> = f["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert!(s["handoff_bytes_per_sec"].as_f64().unwrap() > 0.0, "{s}");
+            assert!(s["memcpy_bytes_per_sec"].as_f64().unwrap() > 0.0, "{s}");
+            s["msg_size"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(floor_sizes, SIZES.into_iter().collect());
+
+    let results = v["results"].as_array().expect("results is a list");
+    for mech in MECHANISMS {
+        for w in WORKLOADS {
+            let sizes: &[u64] = if w == "throughput" { &SIZES } else { &[64] };
+            for &size in sizes {
+                let r = results
+                    .iter()
+                    .find(|r| r["mechanism"] == mech && r["workload"] == w && r["msg_size"] == size)
+                    .unwrap_or_else(|| panic!("no result for {mech} {w} {size}"));
+                if let Some(why) = r.get("unavailable") {
+                    let why = why.as_str().unwrap();
+                    assert!(why.len() > 3, "{mech} {w}: empty reason");
+                    continue;
+                }
+                let figures: &[&str] = match w {
+                    "throughput" => &["msgs_per_sec", "bytes_per_sec"],
+                    "pingpong" | "wakeup" => &["p50_ns", "p99_ns", "p999_ns", "max_ns"],
+                    _ => &["cpu_fraction"],
+                };
+                for k in figures.iter().chain(&["spread"]) {
+                    let x = r[k].as_f64();
+                    assert!(x.is_some_and(|x| x >= 0.0), "{mech} {w} {size}: {k} in {r}");
+                }
+                let shm = mech.starts_with("shmpipe");
+                if w == "throughput" || w == "pingpong" {
+                    let k = if shm { "vs_floor" } else { "shmpipe_gain" };
+                    assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
+                }
+            }
+        }
+    }
+    // The shmpipe rows carry their ring geometry.
+    let g = results
+        .iter()
+        .find(|r| r["mechanism"] == "shmpipe-spin" && r["workload"] == "throughput")
+        .map(|r| &r["geometry"])
+        .unwrap();
+    assert!(g["slots"].as_u64().unwrap() >= 16, "{g}");
+    assert_eq!(
+        leftovers(pid),
+        Vec::<String>::new(),
+        "after a run:\n{}",
+        ipcs()
+    );
+}
+
+#[test]
+fn ctrl_c_kills_peers_and_removes_everything() {
+    let _turn = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let before = sysctls();
+    // Long cases, so that the signal lands mid-run with a ring or a queue
+    // in place.
+    let mut child = Command::new(EXE)
+        .args([
+            "bench",
+            "--workloads",
+            "throughput",
+            "--sizes",
+            "65536",
+            "--duration",
+            "2s",
+            "--mechanisms",
+            "shmpipe-spin-park,sysv-mq,posix-mq",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shmpipe bench");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = leftovers(pid);
+        // Wait for a case in flight: a channel and its two peers.
+        if now.iter().filter(|s| s.starts_with("peer process")).count() == 2
+            && now.iter().any(|s| !s.starts_with("peer process"))
+        {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("bench ended before it could be interrupted: {status}");
+        }
+        assert!(Instant::now() < deadline, "no case started: {now:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("send SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bench did not exit after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains("interrupted"), "stderr: {stderr}");
+    assert_eq!(
+        leftovers(pid),
+        Vec::<String>::new(),
+        "after SIGINT:\n{}",
+        ipcs()
+    );
+    assert_eq!(sysctls(), before, "limits not restored");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    for args in [
+        &["bench", "--sizes", "4"][..],
+        &["bench", "--sizes", "64x"],
+        &["bench", "--cpus", "0"],
+        &["bench", "--cpus", "4096,0"],
+        &["bench", "--duration", "10"],
+        &["bench", "--reps", "0"],
+        &["bench", "--mechanisms", "carrier-pigeon"],
+        &["bench-peer", "--run-id", "1", "--spec", "{"],
+        &[
+            "bench-peer",
+            "--run-id",
+            "1",
+            "--spec",
+            r#"{"link":{"kind":"fd","tx":0,"rx":null,"framing":"stream"},"job":{"job":"echo"},"msg_size":4,"cpu":null}"#,
+        ],
+    ] {
+        let out = Command::new(EXE).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.trim().is_empty(), "{args:?}: no message");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // A peer handed a descriptor it did not inherit fails cleanly.
+    let out = Command::new(EXE)
+        .args([
+            "bench-peer",
+            "--run-id",
+            "1",
+            "--spec",
+            r#"{"link":{"kind":"fd","tx":null,"rx":77,"framing":"stream"},"job":{"job":"woken"},"msg_size":64,"cpu":null}"#,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not inherited"), "{stderr}");
+}
