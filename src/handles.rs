@@ -243,10 +243,10 @@ macro_rules! side_accessors {
         }
 
         #[doc = concat!(
-                            "Sets how often a blocked call checks that the ", $peer_name,
-                            " is alive (default 100 ms): a dead ", $peer_name,
-                            " is reported within about this long."
-                        )]
+                                    "Sets how often a blocked call checks that the ", $peer_name,
+                                    " is alive (default 100 ms): a dead ", $peer_name,
+                                    " is reported within about this long."
+                                )]
         pub fn set_heartbeat(&mut self, interval: Duration) {
             self.side.wait.heartbeat = interval.max(Duration::from_millis(1));
         }
