@@ -65,6 +65,8 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]
+// The library builds on Rust 1.80 (CI checks it), before `is_multiple_of`.
+#![allow(clippy::manual_is_multiple_of)]
 // Under loom only the heap backend is modelled; the OS paths go unused.
 #![cfg_attr(loom, allow(dead_code))]
 
