@@ -120,7 +120,7 @@ impl Limits {
     /// Raises this process's `RLIMIT_MSGQUEUE` to at least `bytes`.
     fn raise_rlimit(&mut self, bytes: u64) -> bool {
         let cur = getrlimit(Resource::Msgqueue);
-        if cur.current.map_or(true, |c| c >= bytes) {
+        if cur.current.is_none_or(|c| c >= bytes) {
             return true;
         }
         let max = match cur.maximum {

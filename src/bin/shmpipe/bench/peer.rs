@@ -184,7 +184,7 @@ fn stream<E: Endpoint>(ep: &mut E, size: usize, duration_ns: u64) -> Result<Repo
         put_u64(ep.out(), 0, seq);
         ep.send(size)?;
         seq += 1;
-        if seq % CLOCK_EVERY == 0 && now_ns() >= end {
+        if seq.is_multiple_of(CLOCK_EVERY) && now_ns() >= end {
             break;
         }
     }
@@ -217,7 +217,7 @@ fn drain<E: Endpoint>(ep: &mut E, size: usize, warmup_ns: u64) -> Result<Report,
         expected += 1;
         if expected == 1 {
             first_at = now_ns();
-        } else if window.is_none() && expected % CLOCK_EVERY == 0 {
+        } else if window.is_none() && expected.is_multiple_of(CLOCK_EVERY) {
             let now = now_ns();
             if now - first_at >= warmup_ns {
                 window = Some((expected, now));
