@@ -16,7 +16,7 @@ use crate::ring::layout::{
 };
 use crate::ring::{self, Geometry, RingRef};
 use crate::segment::{self, Backend, HugePages, Segment, SegmentOptions};
-use crate::sync::Ordering::{Acquire, Relaxed};
+use crate::sync::Ordering::Relaxed;
 use crate::sync::SlotTracker;
 use crate::wake::{WaitConfig, WaitStrategy};
 
@@ -743,10 +743,12 @@ impl Ring {
     pub fn info(&self) -> RingInfo {
         let s = &*self.shared;
         let hdr = s.ring.header();
-        let head = hdr.head.load(Acquire);
-        let tail = hdr.tail.load(Acquire);
+        // Relaxed throughout: a snapshot for people and tools; no data is
+        // read on the strength of these values.
+        let head = hdr.head.load(Relaxed);
+        let tail = hdr.tail.load(Relaxed);
         let side = |ctl: &crate::ring::layout::Control, stats| {
-            let claim = Claim(ctl.claim.load(Acquire));
+            let claim = Claim(ctl.claim.load(Relaxed));
             let state = match claim.state() {
                 STATE_VACANT => SideState::Vacant,
                 STATE_ATTACHED => SideState::Attached {
@@ -952,7 +954,8 @@ fn staleness_of(segment: &Segment, label: &str) -> Result<Staleness, Error> {
         (Role::Producer, &hdr.producer),
         (Role::Consumer, &hdr.consumer),
     ] {
-        let c = Claim(ctl.claim.load(Acquire));
+        // Relaxed: only the identity is needed; liveness comes from the OS.
+        let c = Claim(ctl.claim.load(Relaxed));
         if c.state() == STATE_ATTACHED && PeerWatch::default().is_alive(c) {
             return Ok(Staleness::Held(role, c.pid()));
         }

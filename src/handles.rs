@@ -160,7 +160,11 @@ impl Side {
     /// The peer's claim and whether it is alive; `None` when the peer side
     /// is vacant or closed.
     fn peer_status(&mut self, peer: &Control) -> Option<(u32, bool)> {
-        let c = Claim(peer.claim.load(Acquire));
+        // Relaxed: only the identity is needed. Whether the process lives
+        // comes from the OS, and once it is dead every store it made is
+        // visible (its exit is a full barrier); the caller then reads the
+        // indices with their own Acquire.
+        let c = Claim(peer.claim.load(Relaxed));
         if c.state() != STATE_ATTACHED {
             return None;
         }
