@@ -97,7 +97,7 @@ fn produce() -> Result<(), String> {
         tx.send(&buf[..len])
             .map_err(|e| format!("send {seq}: {e}"))?;
         sent += 1;
-        if burst > 0 && sent.is_multiple_of(burst) {
+        if burst > 0 && sent % burst == 0 {
             std::thread::sleep(pause);
         }
     }

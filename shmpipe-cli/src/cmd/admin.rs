@@ -2,8 +2,8 @@
 
 use shmpipe::{Error, Ring, RingBuilder};
 
-use super::report::{self, RingJson};
 use super::{CreateArgs, InspectArgs, ListArgs, RmArgs};
+use crate::describe::{self, RingJson};
 use crate::fail::{exit, CmdResult, Failure};
 
 fn print_json<T: serde::Serialize>(v: &T) -> CmdResult {
@@ -18,7 +18,7 @@ pub fn create(a: CreateArgs) -> CmdResult {
     if a.json {
         return print_json(&RingJson::from_info(&info));
     }
-    print!("created {}\n{}", a.address, report::info_text(&info));
+    print!("created {}\n{}", a.address, describe::info_text(&info));
     Ok(())
 }
 
@@ -32,7 +32,7 @@ pub fn inspect(a: InspectArgs) -> CmdResult {
             if a.json {
                 return print_json(&RingJson::from_info(&info));
             }
-            print!("ring {}\n{}", a.address, report::info_text(&info));
+            print!("ring {}\n{}", a.address, describe::info_text(&info));
             Ok(())
         }
         Err(e @ (Error::NotFound { .. } | Error::PermissionDenied { .. })) => Err(e.into()),
@@ -45,7 +45,7 @@ pub fn inspect(a: InspectArgs) -> CmdResult {
                 println!(
                     "  {:<14} {}",
                     "status",
-                    report::error_status(&e).to_uppercase()
+                    describe::error_status(&e).to_uppercase()
                 );
                 if let Error::Corrupt { corruption, .. } = &e {
                     println!("  {:<14} {}", "field", corruption.field);
@@ -86,7 +86,7 @@ pub fn list(a: ListArgs) -> CmdResult {
             Ok(info) => [
                 addr.to_string(),
                 info.backend.to_string(),
-                format!("{} x {}", info.slots, report::bytes(info.slot_size)),
+                format!("{} x {}", info.slots, describe::bytes(info.slot_size)),
                 match info.len() {
                     Some(n) => format!("{n}/{}", info.slots),
                     None => "inconsistent".to_owned(),
@@ -96,7 +96,7 @@ pub fn list(a: ListArgs) -> CmdResult {
                     short_side(&info.producer.state),
                     short_side(&info.consumer.state)
                 ),
-                if report::is_stale(info) {
+                if describe::is_stale(info) {
                     "stale"
                 } else {
                     "ok"
@@ -109,7 +109,7 @@ pub fn list(a: ListArgs) -> CmdResult {
                 "-".into(),
                 "-".into(),
                 "-".into(),
-                format!("{}: {e}", report::error_status(e)),
+                format!("{}: {e}", describe::error_status(e)),
             ],
         })
         .collect();

@@ -263,8 +263,8 @@ fn check_error(e: &Error) {
 
 /// The CLI's readers: `inspect` text and JSON for this ring.
 fn exercise_reports(info: &shmpipe::RingInfo) {
-    let text = crate::report::info_text(info);
+    let text = shmpipe_cli::describe::info_text(info);
     assert!(text.contains("geometry"));
-    let json = serde_json::to_string(&crate::report::RingJson::from_info(info)).unwrap();
+    let json = serde_json::to_string(&shmpipe_cli::describe::RingJson::from_info(info)).unwrap();
     assert!(json.starts_with('{'));
 }

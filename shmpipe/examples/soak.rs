@@ -208,7 +208,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 batch.commit();
             }
         }
-        if seq.is_multiple_of(1 << 24) && last_report.elapsed() > Duration::from_secs(5) {
+        if seq % (1 << 24) == 0 && last_report.elapsed() > Duration::from_secs(5) {
             eprintln!(
                 "  {seq} sent ({:.1} M msg/s)",
                 seq as f64 / start.elapsed().as_secs_f64() / 1e6

@@ -3,14 +3,11 @@
 //!
 //! Exit codes are listed in `shmpipe --help` (see [`fail::exit`]).
 
-mod bench;
-mod cmd;
-mod fail;
-
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+use shmpipe_cli::{bench, cmd, fail};
 
 #[derive(Parser, Debug)]
 #[command(

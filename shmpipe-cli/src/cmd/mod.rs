@@ -3,7 +3,6 @@
 mod admin;
 mod parse;
 mod pipe;
-mod report;
 
 use std::time::Duration;
 
