@@ -85,7 +85,7 @@
 // The library builds on Rust 1.80 (CI checks it), before `is_multiple_of`.
 #![allow(clippy::manual_is_multiple_of)]
 // Under loom only the heap backend is modelled; the OS paths go unused.
-#![cfg_attr(loom, allow(dead_code))]
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 // The library's layers, bottom up: each module imports only from modules
 // to its left. `.ci/check-imports.py` checks this line against the code,
