@@ -76,8 +76,33 @@ pub struct SideInfo {
     pub state: SideState,
     /// Whether it is asleep (or about to sleep) on its futex.
     pub parked: bool,
+    /// Which barrier its waits pay, as it declared when it claimed the side
+    /// (meaningful while it is attached).
+    pub barrier: WakeBarrier,
     /// Its counters.
     pub stats: Stats,
+}
+
+/// How the wake protocol's store→load handshake is paid for a side (see
+/// `docs/design.md` §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WakeBarrier {
+    /// Asymmetric: the side pays `membarrier(2)` before it sleeps, so its
+    /// peer publishes with no fence at all.
+    Membarrier,
+    /// Symmetric: membarrier is unavailable to this side's process, so its
+    /// peer fences after every index store it makes for it.
+    Fence,
+}
+
+impl std::fmt::Display for WakeBarrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WakeBarrier::Membarrier => "membarrier",
+            WakeBarrier::Fence => "fence",
+        })
+    }
 }
 
 /// A snapshot of a ring, from [`Ring::info`](crate::Ring::info).
@@ -151,6 +176,11 @@ impl RingInfo {
             SideInfo {
                 state,
                 parked: ctl.parked.load(Relaxed) != 0,
+                barrier: if ctl.needs_fence.load(Relaxed) == 0 {
+                    WakeBarrier::Membarrier
+                } else {
+                    WakeBarrier::Fence
+                },
                 stats: Stats::load(stats),
             }
         };
