@@ -46,6 +46,7 @@ pub struct StatsJson {
     pub futex_waits: u64,
     pub futex_wakes: u64,
     pub spin_rounds: u64,
+    pub wait_timeouts: u64,
 }
 
 impl From<&Stats> for StatsJson {
@@ -57,6 +58,7 @@ impl From<&Stats> for StatsJson {
             futex_waits: s.futex_waits,
             futex_wakes: s.futex_wakes,
             spin_rounds: s.spin_rounds,
+            wait_timeouts: s.wait_timeouts,
         }
     }
 }

@@ -27,6 +27,11 @@ pub struct Stats {
     pub futex_wakes: u64,
     /// Spin iterations spent waiting before parking.
     pub spin_rounds: u64,
+    /// Sleeps that ended by their timeout (the heartbeat or the caller's
+    /// deadline) rather than by a wake from the peer. While messages keep
+    /// arriving this stays 0: a timed-out sleep with data waiting would be a
+    /// late wake-up.
+    pub wait_timeouts: u64,
 }
 
 impl Stats {
@@ -38,6 +43,7 @@ impl Stats {
             futex_waits: c.futex_waits.load(Relaxed),
             futex_wakes: c.futex_wakes.load(Relaxed),
             spin_rounds: c.spin_rounds.load(Relaxed),
+            wait_timeouts: c.wait_timeouts.load(Relaxed),
         }
     }
 }

@@ -113,6 +113,7 @@ impl Default for WaitConfig {
 pub(crate) struct WaitStats {
     pub(crate) spins: u64,
     pub(crate) futex_waits: u64,
+    pub(crate) timeouts: u64,
 }
 
 /// Iterations between clock reads while busy-spinning.
@@ -274,7 +275,14 @@ pub(crate) fn block<T>(
             .event
             .wait(ev, Some(timeout.max(Duration::from_micros(1))))
         {
-            WaitOutcome::Woken | WaitOutcome::TimedOut | WaitOutcome::Interrupted => {}
+            WaitOutcome::TimedOut => {
+                counts.timeouts += 1;
+                own_stats.wait_timeouts.store(
+                    own_stats.wait_timeouts.load(Relaxed).wrapping_add(1),
+                    Relaxed,
+                );
+            }
+            WaitOutcome::Woken | WaitOutcome::Interrupted => {}
         }
     }
 }

@@ -177,8 +177,10 @@ impl Holder {
             self.stats.spin_rounds = self.stats.spin_rounds.wrapping_add(counts.spins);
             own.spin_rounds.store(self.stats.spin_rounds, Relaxed);
         }
-        // `wake::block` already published each futex wait as it happened.
+        // `wake::block` already published each futex wait and timeout as it
+        // happened.
         self.stats.futex_waits = self.stats.futex_waits.wrapping_add(counts.futex_waits);
+        self.stats.wait_timeouts = self.stats.wait_timeouts.wrapping_add(counts.timeouts);
     }
 
     fn count_stall(&mut self, own: &StatsLine) {

@@ -143,6 +143,8 @@ pub(crate) struct StatsLine {
     pub(crate) futex_wakes: AtomicU64,
     /// Spin iterations spent waiting before parking.
     pub(crate) spin_rounds: AtomicU64,
+    /// `FUTEX_WAIT` calls that ended by their timeout, not by a wake.
+    pub(crate) wait_timeouts: AtomicU64,
 }
 
 /// The header. See the module docs for the byte layout.
@@ -179,7 +181,7 @@ const _: () = {
     use core::mem::{align_of, offset_of, size_of};
     assert!(size_of::<Meta>() <= 128);
     assert!(size_of::<ControlLine>() == 32);
-    assert!(size_of::<StatsLine>() == 48);
+    assert!(size_of::<StatsLine>() == 56);
     assert!(HEADER_LEN % SLOT_ALIGN == 0);
     assert!(align_of::<RingHeader>() <= 4096);
     // The index lines and control lines never share a cache line.
