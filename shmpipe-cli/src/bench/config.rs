@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rustix::thread::CpuSet;
 
-use super::spec::{Mechanism, Workload};
+use super::mechanisms::Mechanism;
+use super::protocol::Workload;
 use super::BenchArgs;
 use crate::fail::Failure;
 
@@ -14,7 +15,7 @@ pub const DEFAULT_SIZES: [usize; 5] = [8, 64, 512, 4096, 65536];
 
 /// A ring's shape: slot count and slot size (8-byte header included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
+pub struct RingShape {
     pub slots: u64,
     pub slot_size: u64,
 }
@@ -28,11 +29,11 @@ const RING_BYTES: u64 = 512 << 10;
 /// The ring for `msg_size`-byte messages: the smallest slot that holds
 /// them, and the largest power-of-two number of slots (4 to 4096) that
 /// keeps the ring within 512 KiB.
-pub fn ring_geometry(msg_size: usize) -> Geometry {
+pub fn ring_shape(msg_size: usize) -> RingShape {
     let slot_size = (msg_size as u64 + 8).next_multiple_of(64);
     let fit = (RING_BYTES / slot_size).max(1);
     let slots = (1u64 << (63 - fit.leading_zeros())).clamp(4, 4096);
-    Geometry { slots, slot_size }
+    RingShape { slots, slot_size }
 }
 
 /// Everything that shapes a run.
@@ -187,9 +188,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn geometry_per_size() {
+    fn shape_per_size() {
         let g = |s| {
-            let g = ring_geometry(s);
+            let g = ring_shape(s);
             (g.slots, g.slot_size)
         };
         assert_eq!(g(8), (4096, 64));

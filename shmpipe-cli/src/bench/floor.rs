@@ -24,9 +24,63 @@ use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FileType, MemfdFlags};
+use serde::{Deserialize, Serialize};
 
 use super::endpoint::{adopt_fd, Endpoint, PeerError, FILL};
-use super::spec::END;
+use super::jobs;
+use super::mechanisms::{parse_link, Channel};
+use super::protocol::{PeerSpec, END};
+
+/// The `kind` of a floor's links.
+pub const KIND: &str = "floor";
+
+/// The floors run between two peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Floor {
+    CacheLine,
+    Handoff,
+}
+
+/// A floor peer's end: the inherited memfd, and which side it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "floor", rename_all = "kebab-case")]
+pub enum FloorLink {
+    /// One cache line, written by both sides (`side` 0 starts, 1
+    /// answers).
+    CacheLine { fd: i32, side: u8 },
+    /// One message buffer and a flag.
+    Handoff { fd: i32, tx: bool },
+}
+
+/// Creates a floor's channel: one memfd both peers inherit.
+pub fn channel(floor: Floor, size: usize) -> Result<Channel, String> {
+    let mut ch = Channel::default();
+    let fd = create_memfd(floor_len(size)).map_err(|e| format!("floor memfd: {e}"))?;
+    let n = ch.keep(fd);
+    ch.pass_consumer.push(n);
+    ch.pass_producer.push(n);
+    let (p, c) = match floor {
+        Floor::CacheLine => (
+            FloorLink::CacheLine { fd: n, side: 0 },
+            FloorLink::CacheLine { fd: n, side: 1 },
+        ),
+        Floor::Handoff => (
+            FloorLink::Handoff { fd: n, tx: true },
+            FloorLink::Handoff { fd: n, tx: false },
+        ),
+    };
+    ch.links(KIND, &p, &c);
+    Ok(ch)
+}
+
+/// In the peer process: opens a floor's end and runs the job on it.
+pub fn serve(spec: &PeerSpec) -> Result<(), PeerError> {
+    let size = spec.msg_size;
+    match parse_link(&spec.link)? {
+        FloorLink::CacheLine { fd, side } => jobs::serve(CacheLineEnd::open(fd, side, size), spec),
+        FloorLink::Handoff { fd, tx } => jobs::serve(HandoffEnd::open(fd, tx, size), spec),
+    }
+}
 
 /// Where the message buffer starts in a hand-off mapping: past the flag's
 /// line and its adjacent-line prefetch partner, so the two never share a
@@ -34,13 +88,13 @@ use super::spec::END;
 const BUF_OFFSET: usize = 256;
 
 /// Bytes of memfd a floor with `msg_size`-byte messages needs.
-pub fn floor_len(msg_size: usize) -> usize {
+fn floor_len(msg_size: usize) -> usize {
     (BUF_OFFSET + msg_size).next_multiple_of(4096)
 }
 
 /// A memfd of `len` bytes for a floor, close-on-exec (the coordinator
 /// clears that for the children it passes it to).
-pub fn create_memfd(len: usize) -> io::Result<OwnedFd> {
+fn create_memfd(len: usize) -> io::Result<OwnedFd> {
     let fd = rustix::fs::memfd_create("shmpipe-bench-floor", MemfdFlags::CLOEXEC)?;
     rustix::fs::ftruncate(&fd, len as u64)?;
     Ok(fd)

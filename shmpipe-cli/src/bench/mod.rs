@@ -2,19 +2,27 @@
 //! queues, between real processes, next to the physical floors measured in
 //! the same run.
 //!
+//! Each mechanism lives with its family under `mechanisms/` (setup,
+//! endpoint, description); everything else is shared by all of them.
+//!
 //! ```text
-//! mod.rs        the commands' options; run() and peer()
-//! config.rs     settings and defaults, ring geometry per message size
-//! coord.rs      the coordinator: channels, cases, repetitions, cleanup
-//! supervise.rs  starting peers, waiting on them with poll(2)
-//! peer.rs       `shmpipe bench-peer`: the jobs a peer runs
-//! endpoint.rs   one Endpoint per mechanism (shmpipe, fds, queues)
-//! floor.rs      the floors: cache line, hand-off, memcpy
-//! limits.rs     message-queue limits: create queues, raise and restore
-//! signals.rs    Ctrl-C: self-pipe, then kill, remove and exit 128 + sig
-//! sys.rs        the libc calls rustix lacks (mq_*, msg*, sigaction)
-//! report.rs     medians, spread, ratios; the table and the JSON
-//! spec.rs       what the coordinator and its peers say to each other
+//! mod.rs          the commands' options; run() and peer()
+//! mechanisms/     the registry, and one file per family of mechanisms:
+//!   mod.rs          Mechanism, REGISTRY, the Family trait, Channel
+//!   shmpipe.rs      shmpipe-spin, -spin-park, -park, -huge
+//!   fd.rs           pipe, unix-stream, unix-seqpacket, unix-dgram
+//!   queues.rs       posix-mq, sysv-mq
+//! config.rs       settings and defaults, the ring shape per message size
+//! coord.rs        the coordinator: cases, repetitions, floors, cleanup
+//! supervise.rs    starting peers, waiting on them with poll(2)
+//! protocol.rs     what the coordinator and its peers say to each other
+//! jobs.rs         `shmpipe bench-peer`: the jobs a peer runs on any end
+//! endpoint.rs     the Endpoint trait every mechanism's end implements
+//! floor.rs        the floors: cache line, hand-off, memcpy
+//! summary.rs      medians, spread, ratios; the table and the JSON
+//! limits.rs       message-queue limits: create queues, raise and restore
+//! signals.rs      Ctrl-C: self-pipe, then kill, remove and exit 128 + sig
+//! sys.rs          the libc calls rustix lacks (mq_*, msg*, sigaction)
 //! ```
 //!
 //! See `docs/benchmarks.md` for what is measured, how, and the JSON
@@ -28,15 +36,17 @@ mod config;
 mod coord;
 mod endpoint;
 mod floor;
+mod jobs;
 mod limits;
-mod peer;
-mod report;
+mod mechanisms;
+mod protocol;
 mod signals;
-mod spec;
+mod summary;
 mod supervise;
 mod sys;
 
-use spec::{Mechanism, Workload};
+use mechanisms::Mechanism;
+use protocol::Workload;
 
 /// The smallest message: its 8-byte sequence number.
 pub const MIN_MSG: usize = 8;
@@ -150,14 +160,14 @@ pub fn run(args: BenchArgs) -> CmdResult {
     let signals = signals::Signals::install()
         .map_err(|e| Failure::new(1, format!("installing the Ctrl-C handler: {e}")))?;
     let results = coord::Bench::new(cfg.clone(), signals)?.run()?;
-    let out = report::summarise(&cfg, &results, report::Machine::detect());
+    let out = summary::summarise(&cfg, &results, summary::Machine::detect());
     let text = if cfg.json {
         let mut s = serde_json::to_string_pretty(&out)
             .map_err(|e| Failure::new(1, format!("encoding the results: {e}")))?;
         s.push('\n');
         s
     } else {
-        report::table(&out)
+        summary::table(&out)
     };
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -170,5 +180,5 @@ pub fn run(args: BenchArgs) -> CmdResult {
 /// `shmpipe bench-peer` (internal). The run id needs no handling: the
 /// peer's command line carries it.
 pub fn peer(args: PeerArgs) -> CmdResult {
-    peer::main(&args.spec)
+    jobs::main(&args.spec)
 }

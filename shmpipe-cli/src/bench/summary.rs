@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::config::Config;
-use super::coord::{Cell, Measured, Results};
-use super::spec::{Mechanism, Workload, LATENCY_MSG};
+use super::coord::{Measured, Results, Samples};
+use super::mechanisms::Mechanism;
+use super::protocol::{Workload, LATENCY_MSG};
 
 /// The machine the run was on.
 #[derive(Debug, Serialize)]
@@ -188,15 +189,15 @@ fn primary(m: &Measured) -> f64 {
     }
 }
 
-fn collect(cell: &Cell, f: impl Fn(&Measured) -> Option<f64>) -> Vec<f64> {
+fn collect(cell: &Samples, f: impl Fn(&Measured) -> Option<f64>) -> Vec<f64> {
     cell.per_rep.iter().flatten().filter_map(f).collect()
 }
 
 /// Median over repetitions of `f(row, reference)` where both were
 /// measured in the same repetition.
 fn paired(
-    row: &Cell,
-    reference: Option<&Cell>,
+    row: &Samples,
+    reference: Option<&Samples>,
     f: impl Fn(&Measured, &Measured) -> Option<f64>,
 ) -> Option<f64> {
     let r = reference?;
@@ -287,7 +288,7 @@ pub fn summarise(cfg: &Config, res: &Results, machine: Machine) -> Output {
     };
 
     let mut results = Vec::new();
-    for (&(w, size, mech), cell) in &res.cells {
+    for (&(w, size, mech), cell) in &res.cases {
         results.push(row(res, w, size, mech, cell));
     }
     Output {
@@ -300,7 +301,7 @@ pub fn summarise(cfg: &Config, res: &Results, machine: Machine) -> Output {
     }
 }
 
-fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Cell) -> ResultOut {
+fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples) -> ResultOut {
     let ok = cell.per_rep.iter().flatten().count();
     let mut out = ResultOut {
         mechanism: mech.name(),
@@ -319,7 +320,7 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Cell) ->
         vs_floor: None,
         shmpipe_gain: None,
         shmpipe_spin_gain: None,
-        geometry: cell.geometry.map(|(g, page)| GeometryOut {
+        geometry: cell.shape.map(|(g, page)| GeometryOut {
             slots: g.slots,
             slot_size: g.slot_size,
             page_size: page,
@@ -345,7 +346,7 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Cell) ->
     }
     let pick = |f: fn(&Measured) -> Option<f64>| median(&collect(cell, f));
     out.spread = spread(&collect(cell, |m| Some(primary(m))));
-    let reference = |m: Mechanism| res.cells.get(&(w, size, m));
+    let reference = |m: Mechanism| res.cases.get(&(w, size, m));
     match w {
         Workload::Throughput => {
             out.msgs_per_sec = pick(rate_msgs);
