@@ -148,6 +148,7 @@ fn smoke_run_prints_a_complete_table() {
     for heading in [
         "Physical floors",
         "cache-line round trip",
+        "per repetition (machine state",
         "Throughput, one way",
         "Ping-pong round trip",
         "Wake-up latency",
@@ -176,6 +177,18 @@ fn smoke_run_prints_a_complete_table() {
             }
         }
     }
+    // The bare ring, the reference, has a row at every throughput size and
+    // in ping-pong, with figures.
+    let bare: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.split_whitespace().any(|w| w == "bare-ring"))
+        .collect();
+    assert_eq!(bare.len(), SIZES.len() + 1, "bare-ring rows in:\n{stdout}");
+    assert!(bare.iter().all(|r| !r.contains("unavailable")), "{bare:?}");
+    assert!(
+        stdout.contains("producer pinned to CPU") || stdout.contains("not pinned"),
+        "no pinning line in:\n{stdout}"
+    );
     assert_eq!(
         leftovers(pid),
         Vec::<String>::new(),
@@ -207,12 +220,29 @@ fn smoke_run_prints_valid_json() {
         .unwrap()
         .iter()
         .map(|s| {
-            assert!(s["handoff_bytes_per_sec"].as_f64().unwrap() > 0.0, "{s}");
             assert!(s["memcpy_bytes_per_sec"].as_f64().unwrap() > 0.0, "{s}");
             s["msg_size"].as_u64().unwrap()
         })
         .collect();
     assert_eq!(floor_sizes, SIZES.into_iter().collect());
+    // One cache-line figure and machine state per repetition (one here).
+    let states = f["cacheline_per_rep"]
+        .as_array()
+        .expect("cacheline_per_rep");
+    assert_eq!(states.len(), 1, "{f}");
+    assert!(states[0]["p50_ns"].as_f64().unwrap() > 0.0, "{f}");
+    assert!(
+        ["near", "far"].contains(&states[0]["state"].as_str().unwrap()),
+        "{f}"
+    );
+    // Pinned by default on a machine with two CPUs or more.
+    let usable = v["machine"]["usable_cpus"].as_u64().unwrap();
+    assert_eq!(
+        v["config"]["pinning"].is_null(),
+        usable < 2,
+        "{}",
+        v["config"]
+    );
 
     let results = v["results"].as_array().expect("results is a list");
     for mech in MECHANISMS {
@@ -238,12 +268,34 @@ fn smoke_run_prints_valid_json() {
                     assert!(x.is_some_and(|x| x >= 0.0), "{mech} {w} {size}: {k} in {r}");
                 }
                 let shm = mech.starts_with("shmpipe");
-                if w == "throughput" || w == "pingpong" {
-                    let k = if shm { "vs_floor" } else { "shmpipe_gain" };
+                let expected: &[&str] = match (shm, w) {
+                    (true, "throughput") => &["vs_bare_ring"],
+                    (true, "pingpong") => &["vs_bare_ring", "vs_floor"],
+                    (false, "throughput" | "pingpong") => &["shmpipe_gain"],
+                    _ => &[],
+                };
+                for k in expected {
                     assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
                 }
             }
         }
+    }
+    // The reference: measured at every throughput size and in ping-pong.
+    for (w, size) in SIZES
+        .iter()
+        .map(|&s| ("throughput", s))
+        .chain([("pingpong", 64)])
+    {
+        let r = results
+            .iter()
+            .find(|r| r["mechanism"] == "bare-ring" && r["workload"] == w && r["msg_size"] == size)
+            .unwrap_or_else(|| panic!("no bare-ring result for {w} {size}"));
+        let k = if w == "throughput" {
+            "msgs_per_sec"
+        } else {
+            "p50_ns"
+        };
+        assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{r}");
     }
     // The shmpipe rows carry their ring geometry.
     let g = results
@@ -335,6 +387,7 @@ fn bad_arguments_are_usage_errors() {
         &["bench", "--sizes", "64x"],
         &["bench", "--cpus", "0"],
         &["bench", "--cpus", "4096,0"],
+        &["bench", "--cpus", "0,0", "--no-pin"],
         &["bench", "--duration", "10"],
         &["bench", "--reps", "0"],
         &["bench", "--mechanisms", "carrier-pigeon"],

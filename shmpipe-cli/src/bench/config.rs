@@ -42,7 +42,8 @@ pub struct Config {
     pub mechanisms: Vec<Mechanism>,
     pub workloads: Vec<Workload>,
     pub sizes: Vec<usize>,
-    /// (producer CPU, consumer CPU).
+    /// (producer CPU, consumer CPU); `None`: not pinned (`--no-pin`, or
+    /// a single usable CPU).
     pub cpus: Option<(usize, usize)>,
     pub reps: u32,
     /// Sending time of each throughput case, and measured time of each
@@ -66,6 +67,9 @@ impl Config {
         } else {
             a.mechanisms
         };
+        // The reference runs whenever its workloads do, not as a row of
+        // its own choosing.
+        mechanisms.retain(|&m| m != Mechanism::BareRing);
         mechanisms.sort();
         mechanisms.dedup();
         let mut workloads = if a.workloads.is_empty() {
@@ -82,28 +86,37 @@ impl Config {
         };
         sizes.sort_unstable();
         sizes.dedup();
-        if let Some((p, c)) = a.cpus {
-            let allowed = rustix::thread::sched_getaffinity(None)
-                .map_err(|e| Failure::new(1, format!("reading this process's CPUs: {e}")))?;
-            for (who, cpu) in [("producer", p), ("consumer", c)] {
-                if cpu >= CpuSet::MAX_CPU || !allowed.is_set(cpu) {
-                    let list: Vec<String> = (0..CpuSet::MAX_CPU)
-                        .filter(|&i| allowed.is_set(i))
-                        .map(|i| i.to_string())
-                        .collect();
-                    return Err(Failure::usage(format!(
-                        "--cpus: the {who} CPU {cpu} is not available (this process may use \
-                         CPUs {})",
-                        list.join(",")
-                    )));
+        let allowed = rustix::thread::sched_getaffinity(None)
+            .map_err(|e| Failure::new(1, format!("reading this process's CPUs: {e}")))?;
+        let usable: Vec<usize> = (0..CpuSet::MAX_CPU)
+            .filter(|&i| allowed.is_set(i))
+            .collect();
+        let cpus = match a.cpus {
+            _ if a.no_pin => None,
+            Some((p, c)) => {
+                for (who, cpu) in [("producer", p), ("consumer", c)] {
+                    if !usable.contains(&cpu) {
+                        let list: Vec<String> = usable.iter().map(|i| i.to_string()).collect();
+                        return Err(Failure::usage(format!(
+                            "--cpus: the {who} CPU {cpu} is not available (this process may \
+                             use CPUs {}; --no-pin leaves placement to the scheduler)",
+                            list.join(",")
+                        )));
+                    }
                 }
+                Some((p, c))
             }
-        }
+            // Pinned by default: the first two CPUs this process may use.
+            None => match usable[..] {
+                [p, c, ..] => Some((p, c)),
+                _ => None,
+            },
+        };
         Ok(Config {
             mechanisms,
             workloads,
             sizes,
-            cpus: a.cpus,
+            cpus,
             reps: a.reps.unwrap_or(if q { 3 } else { 5 }),
             duration: a
                 .duration

@@ -2,7 +2,9 @@
 //! socket pair, queue or floor mapping), starts the consumer, waits until
 //! it is ready, starts the producer, waits for both and turns their
 //! reports into figures. Repetitions are the outer loop, so every
-//! mechanism is measured once per repetition, next to its floor.
+//! mechanism is measured once per repetition, next to the bare ring and
+//! the floors of the same repetition; each repetition opens with the
+//! cache-line round trip, which says the machine's state.
 //!
 //! Everything named is created through the mechanisms' families, named
 //! after this process's id, and removed by drop guards as soon as the case
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::config::{ring_shape, Config, RingShape};
-use super::floor::{self, Floor};
+use super::floor;
 use super::limits::Limits;
 use super::mechanisms::{Channel, Mechanism, Setup};
 use super::protocol::{Job, PeerReport, PeerSpec, Workload, LATENCY_MSG};
@@ -69,8 +71,8 @@ impl Samples {
 #[derive(Debug)]
 pub struct Results {
     pub cases: BTreeMap<(Workload, usize, Mechanism), Samples>,
+    /// The cache-line round trip, once per repetition.
     pub cacheline: Samples,
-    pub handoff: BTreeMap<usize, Samples>,
     /// memcpy bytes/s per size, per repetition.
     pub memcpy: BTreeMap<usize, Vec<Option<f64>>>,
     /// Limits raised for the run, and similar remarks.
@@ -81,7 +83,7 @@ pub struct Results {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Subject {
     Mech(Mechanism),
-    Floor(Floor),
+    CacheLine,
 }
 
 /// How a case ended.
@@ -179,12 +181,14 @@ impl Bench {
         let mut n = 0;
         for w in &self.cfg.workloads {
             n += match w {
-                Workload::Throughput => self.cfg.sizes.len() as u64 * (m + 1),
+                // memcpy and the bare ring at every size.
+                Workload::Throughput => self.cfg.sizes.len() as u64 * (m + 2),
                 Workload::Pingpong => m + 1,
                 Workload::Wakeup | Workload::IdleCpu => m,
             };
         }
-        n
+        // The cache-line round trip that opens each repetition.
+        n + 1
     }
 
     fn step(&self, rep: u32, what: String) {
@@ -200,7 +204,6 @@ impl Bench {
         let mut res = Results {
             cases: BTreeMap::new(),
             cacheline: Samples::new(reps),
-            handoff: BTreeMap::new(),
             memcpy: BTreeMap::new(),
             notes: Vec::new(),
         };
@@ -214,6 +217,7 @@ impl Bench {
             }
         }
         for rep in 0..reps {
+            self.cacheline(rep, &mut res)?;
             // Rotate the order each repetition so that no mechanism always
             // runs right after the same other one.
             let mut mechs = self.cfg.mechanisms.clone();
@@ -221,7 +225,7 @@ impl Bench {
             mechs.rotate_left(k);
             for w in self.cfg.workloads.clone() {
                 for size in self.sizes_of(w) {
-                    self.floors(w, size, rep, &mut res)?;
+                    self.references(w, size, rep, &mut res)?;
                     for &m in &mechs {
                         self.step(rep, format!("{} {} B {}", w.name(), size, m.name()));
                         let out = self.case(Subject::Mech(m), w, size)?;
@@ -266,8 +270,20 @@ impl Bench {
         }
     }
 
-    /// The floors measured right before the rows they normalise.
-    fn floors(
+    /// The cache-line round trip that opens every repetition: the floor
+    /// of every ping-pong, and the machine's state in that repetition.
+    fn cacheline(&mut self, rep: u32, res: &mut Results) -> Result<(), Failure> {
+        self.step(rep, "floor: cache-line round trip".to_owned());
+        let out = self.case(Subject::CacheLine, Workload::Pingpong, LATENCY_MSG)?;
+        record(&mut res.cacheline, rep, out);
+        self.progress.inc(1);
+        self.check_signal()
+    }
+
+    /// The floor and the reference measured right before the rows they
+    /// normalise: memcpy and the bare ring at each throughput size, the
+    /// bare ring before ping-pong.
+    fn references(
         &mut self,
         w: Workload,
         size: usize,
@@ -275,44 +291,40 @@ impl Bench {
         res: &mut Results,
     ) -> Result<(), Failure> {
         let reps = self.cfg.reps;
-        match w {
-            Workload::Throughput => {
-                self.step(rep, format!("floor: hand-off and memcpy, {size} B"));
-                let out = self.case(Subject::Floor(Floor::Handoff), w, size)?;
-                record(
-                    res.handoff
-                        .entry(size)
-                        .or_insert_with(|| Samples::new(reps)),
-                    rep,
-                    out,
-                );
-                let g = ring_shape(size);
-                let span = (self.cfg.duration / 4)
-                    .clamp(Duration::from_millis(10), Duration::from_millis(100));
-                let cpu = self.cfg.cpus.map(|c| c.0);
-                let rate = std::thread::scope(|s| {
-                    s.spawn(|| {
-                        if let Some(cpu) = cpu {
-                            // Unpinned if this fails: still one core.
-                            let _ = super::jobs::pin(cpu);
-                        }
-                        floor::memcpy_rate(size, g.slots as usize, g.slot_size as usize, span)
-                    })
-                    .join()
-                    .ok()
-                });
-                res.memcpy
-                    .entry(size)
-                    .or_insert_with(|| vec![None; reps as usize])[rep as usize] = rate;
-                self.progress.inc(1);
-            }
-            Workload::Pingpong => {
-                self.step(rep, "floor: cache-line round trip".to_owned());
-                let out = self.case(Subject::Floor(Floor::CacheLine), w, size)?;
-                record(&mut res.cacheline, rep, out);
-                self.progress.inc(1);
-            }
-            Workload::Wakeup | Workload::IdleCpu => {}
+        if w == Workload::Throughput {
+            self.step(rep, format!("floor: memcpy, {size} B"));
+            let g = ring_shape(size);
+            let span = (self.cfg.duration / 4)
+                .clamp(Duration::from_millis(10), Duration::from_millis(100));
+            let cpu = self.cfg.cpus.map(|c| c.0);
+            let rate = std::thread::scope(|s| {
+                s.spawn(|| {
+                    if let Some(cpu) = cpu {
+                        // Unpinned if this fails: still one core.
+                        let _ = super::jobs::pin(cpu);
+                    }
+                    floor::memcpy_rate(size, g.slots as usize, g.slot_size as usize, span)
+                })
+                .join()
+                .ok()
+            });
+            res.memcpy
+                .entry(size)
+                .or_insert_with(|| vec![None; reps as usize])[rep as usize] = rate;
+            self.progress.inc(1);
+        }
+        if matches!(w, Workload::Throughput | Workload::Pingpong) {
+            let m = Mechanism::BareRing;
+            self.step(rep, format!("{} {} B {}", w.name(), size, m.name()));
+            let out = self.case(Subject::Mech(m), w, size)?;
+            record(
+                res.cases
+                    .entry((w, size, m))
+                    .or_insert_with(|| Samples::new(reps)),
+                rep,
+                out,
+            );
+            self.progress.inc(1);
         }
         self.check_signal()
     }
@@ -342,7 +354,7 @@ impl Bench {
         };
         let mech = match over {
             Subject::Mech(m) => Some(m),
-            Subject::Floor(_) => None,
+            Subject::CacheLine => None,
         };
         let await_parked = mech.is_some_and(|m| m.family().reports_parked(m));
         let (cjob, pjob) = self.jobs(w, await_parked);
@@ -519,7 +531,7 @@ impl Bench {
     /// Creates the channel a case runs over.
     fn channel(&mut self, over: Subject, two_way: bool, size: usize) -> Result<Channel, String> {
         match over {
-            Subject::Floor(f) => floor::channel(f, size),
+            Subject::CacheLine => floor::cacheline_channel(),
             Subject::Mech(m) => m.family().channel(m, &mut self.setup(), two_way, size),
         }
     }

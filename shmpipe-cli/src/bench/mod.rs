@@ -57,14 +57,16 @@ pub const MAX_MSG: usize = 1 << 20;
 #[derive(clap::Args, Debug)]
 #[command(
     long_about = "Compare shmpipe with pipes, UNIX sockets and message queues between two \
-                  real processes, next to the physical floors (a cache line bounced between \
-                  two processes, a bare shared-memory hand-off, memcpy) measured in the same \
-                  run.\n\n\
+                  real processes, next to a bare spinning ring (the reference every shmpipe \
+                  figure is divided by) and the physical floors (a cache line bounced between \
+                  two processes, memcpy), all measured in every repetition. The producer and \
+                  the consumer are pinned to two CPUs unless --no-pin.\n\n\
                   Workloads: one-way throughput per message size; ping-pong round trip of \
                   64-byte messages; wake-up latency of a blocked consumer; CPU used by an \
                   idle blocked consumer. Every case runs several repetitions, interleaved \
-                  across mechanisms; the table shows medians, the spread, ratios to the floor \
-                  and to shmpipe.\n\n\
+                  across mechanisms; the table shows medians, the spread, ratios to the bare \
+                  ring, to the floor and to shmpipe, and each repetition's cache-line round \
+                  trip (the machine's state).\n\n\
                   As root, message-queue limits (fs.mqueue.*, kernel.msgmax) are raised for \
                   the run where a message size needs it, and restored afterwards; rows that \
                   cannot run say why. Ctrl-C kills the peers, removes every ring and queue \
@@ -101,10 +103,14 @@ pub struct BenchArgs {
           value_parser = config::parse_size)]
     pub sizes: Vec<usize>,
 
-    /// Pin the producer and the consumer to these CPUs [default: not
-    /// pinned; the scheduler places them].
+    /// Pin the producer and the consumer to these CPUs [default: the first
+    /// two CPUs this process may use].
     #[arg(long, value_name = "P,C", value_parser = config::parse_cpus)]
     pub cpus: Option<(usize, usize)>,
+
+    /// Do not pin: let the scheduler place the producer and the consumer.
+    #[arg(long, conflicts_with = "cpus")]
+    pub no_pin: bool,
 
     /// Repetitions of every case [default: 5; 3 with --quick].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]

@@ -13,6 +13,7 @@
 //! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge: rings by address
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
 //! queues.rs     posix-mq, sysv-mq
+//! bare_ring.rs  bare-ring: the reference shmpipe's rows are divided by
 //! ```
 
 use std::any::Any;
@@ -27,6 +28,7 @@ use super::endpoint::PeerError;
 use super::limits::Limits;
 use super::protocol::{PeerSpec, Workload};
 
+mod bare_ring;
 mod fd;
 mod queues;
 mod shmpipe;
@@ -35,6 +37,7 @@ mod shmpipe;
 /// table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mechanism {
+    BareRing,
     ShmpipeSpin,
     ShmpipeSpinPark,
     ShmpipePark,
@@ -50,7 +53,10 @@ pub enum Mechanism {
 /// What a row is compared with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
-    /// One of shmpipe's variants: compared with the floors.
+    /// The bare ring, measured whenever throughput or ping-pong is.
+    Reference,
+    /// One of shmpipe's variants: compared with the bare ring and the
+    /// floors.
     Shmpipe,
     /// Another mechanism: shmpipe's gain over it is shown.
     Other,
@@ -70,7 +76,8 @@ pub struct Entry {
 }
 
 /// Every mechanism, in table order.
-pub const REGISTRY: [Entry; 10] = [
+pub const REGISTRY: [Entry; 11] = [
+    bare_ring::BARE_RING,
     shmpipe::SPIN,
     shmpipe::SPIN_PARK,
     shmpipe::PARK,
@@ -84,7 +91,12 @@ pub const REGISTRY: [Entry; 10] = [
 ];
 
 /// Every family, for the peer to find the one its link names.
-const FAMILIES: [&dyn Family; 3] = [&shmpipe::Shmpipe, &fd::Fds, &queues::Queues];
+const FAMILIES: [&dyn Family; 4] = [
+    &shmpipe::Shmpipe,
+    &fd::Fds,
+    &queues::Queues,
+    &bare_ring::BareRings,
+];
 
 /// Every mechanism, in registry order.
 const ALL: [Mechanism; REGISTRY.len()] = {
