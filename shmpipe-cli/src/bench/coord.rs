@@ -77,6 +77,8 @@ pub struct Results {
     pub memcpy: BTreeMap<usize, Vec<Option<f64>>>,
     /// Limits raised for the run, and similar remarks.
     pub notes: Vec<String>,
+    /// Mechanisms that could not run at all, and why (said once).
+    pub skipped: BTreeMap<Mechanism, String>,
 }
 
 /// What a case is run over.
@@ -206,6 +208,7 @@ impl Bench {
             cacheline: Samples::new(reps),
             memcpy: BTreeMap::new(),
             notes: Vec::new(),
+            skipped: BTreeMap::new(),
         };
         for m in self.cfg.mechanisms.clone() {
             if let Some(why) = m.family().unavailable(m, &mut self.setup()) {
@@ -214,6 +217,7 @@ impl Bench {
                         self.setup_failed.insert((m, w, s), why.clone());
                     }
                 }
+                res.skipped.insert(m, why);
             }
         }
         for rep in 0..reps {

@@ -3,6 +3,7 @@
 //! rendered from the same [`Output`] that `--json` prints, so the two
 //! never disagree. The schema is documented in `docs/benchmarks.md`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -181,6 +182,10 @@ pub struct Output {
     pub config: ConfigOut,
     pub floor: FloorOut,
     pub results: Vec<ResultOut>,
+    /// Mechanisms that could not run at all on this machine, and why:
+    /// their results say `unavailable`, the table leaves them out and
+    /// says why once, in its notes.
+    pub skipped: BTreeMap<&'static str, String>,
     pub notes: Vec<String>,
 }
 
@@ -331,6 +336,11 @@ pub fn summarise(cfg: &Config, res: &Results, machine: Machine) -> Output {
         config,
         floor,
         results,
+        skipped: res
+            .skipped
+            .iter()
+            .map(|(m, why)| (m.name(), why.clone()))
+            .collect(),
         notes: res.notes.clone(),
     }
 }
@@ -537,7 +547,13 @@ pub fn table(o: &Output) -> String {
          shmpipe-spin-park did; each ratio taken within one\nrepetition, then the median."
     );
 
-    let results = |w: Workload| o.results.iter().filter(move |r| r.workload == w.name());
+    // Rows of the mechanisms that could not run at all are left out; the
+    // notes say why, once.
+    let results = |w: Workload| {
+        o.results
+            .iter()
+            .filter(move |r| r.workload == w.name() && !o.skipped.contains_key(r.mechanism))
+    };
     let runs = |w: Workload| c.workloads.contains(&w.name());
 
     // Floors.
@@ -723,8 +739,17 @@ pub fn table(o: &Output) -> String {
         }
     }
 
-    let mut notes: Vec<String> = o.notes.clone();
-    for r in &o.results {
+    let mut notes: Vec<String> = o
+        .skipped
+        .iter()
+        .map(|(m, why)| format!("{m} not run: {why}"))
+        .collect();
+    notes.extend(o.notes.iter().cloned());
+    for r in o
+        .results
+        .iter()
+        .filter(|r| !o.skipped.contains_key(r.mechanism))
+    {
         for n in &r.notes {
             notes.push(format!(
                 "{} {} {}: {n}",
