@@ -439,3 +439,144 @@ fn bad_arguments_are_usage_errors() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not inherited"), "{stderr}");
 }
+
+/// Text of every `<text>` element, and the fill colours of every
+/// `<circle>` (one per data point), of an SVG that must parse as XML.
+fn svg_contents(path: &std::path::Path) -> (String, BTreeSet<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg", "{path:?}");
+    let mut texts = String::new();
+    let mut fills = BTreeSet::new();
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        match n.tag_name().name() {
+            "text" => {
+                texts.push_str(n.text().unwrap_or(""));
+                texts.push('\n');
+            }
+            "circle" => {
+                fills.insert(n.attribute("fill").unwrap_or("").to_owned());
+            }
+            _ => {}
+        }
+    }
+    (texts, fills)
+}
+
+#[test]
+fn report_writes_markdown_json_and_charts() {
+    let _turn = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("shmpipe-bench-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut args: Vec<String> = smoke_args()
+        .into_iter()
+        .take_while(|a| a != "--mechanisms")
+        .collect();
+    args.extend(
+        [
+            "--mechanisms",
+            "shmpipe-spin,shmpipe-spin-park,pipe",
+            "--report",
+        ]
+        .map(String::from),
+    );
+    args.push(dir.to_string_lossy().into_owned());
+    let (out, pid) = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    assert!(stderr.contains("report.md"), "{stderr}");
+
+    let json: Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap())
+        .expect("results.json is JSON");
+    let results = json["results"].as_array().unwrap();
+    let kernel = json["machine"]["kernel"].as_str().unwrap();
+    // The mechanisms with figures for workload `w`, as their legends say.
+    let series = |w: &str| -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for r in results.iter().filter(|r| r["workload"] == w) {
+            let m = r["mechanism"].as_str().unwrap();
+            if r.get("unavailable").is_none() && !names.iter().any(|n| n == m) {
+                names.push(m.to_owned());
+            }
+        }
+        names
+    };
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for (file, workload, better, axes, floors) in [
+        (
+            "throughput-msgs.svg",
+            "throughput",
+            "higher is better",
+            &["message size (log)", "messages per second (log)"][..],
+            &[][..],
+        ),
+        (
+            "throughput-bytes.svg",
+            "throughput",
+            "higher is better",
+            &["message size (log)", "bytes per second (log)"][..],
+            &["memcpy, one core (floor)"][..],
+        ),
+        (
+            "pingpong.svg",
+            "pingpong",
+            "lower is better",
+            &[
+                "percentile",
+                "nanoseconds (log)",
+                "p50",
+                "p99",
+                "p99.9",
+                "max",
+            ][..],
+            &["cache-line round trip p50 (floor)"][..],
+        ),
+        (
+            "wakeup.svg",
+            "wakeup",
+            "lower is better",
+            &["percentile", "nanoseconds (log)"][..],
+            &[][..],
+        ),
+        (
+            "idle-cpu.svg",
+            "idle-cpu",
+            "lower is better",
+            &["mechanism", "% of one core (log)"][..],
+            &[][..],
+        ),
+    ] {
+        assert!(
+            md.contains(&format!("]({file})")),
+            "report.md embeds no {file}"
+        );
+        let (texts, fills) = svg_contents(&dir.join(file));
+        assert!(
+            texts.contains(better),
+            "{file}: says not which way is better"
+        );
+        assert!(texts.contains(kernel), "{file}: names not the kernel");
+        for label in axes.iter().chain(floors) {
+            assert!(texts.contains(label), "{file}: no `{label}` in\n{texts}");
+        }
+        let names = series(workload);
+        assert!(!names.is_empty(), "{workload}: no measured rows");
+        for n in &names {
+            assert!(
+                texts.contains(n.as_str()),
+                "{file}: no series `{n}` in\n{texts}"
+            );
+        }
+        // Every series has at least one point, each in its own colour.
+        assert!(
+            fills.len() >= names.len(),
+            "{file}: {} point colours for series {names:?}",
+            fills.len()
+        );
+    }
+    assert!(series("throughput").iter().any(|n| n == "bare-ring"));
+    assert!(md.contains("Machine state per repetition"), "{md}");
+    assert!(md.contains(kernel) && md.contains("--report"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}

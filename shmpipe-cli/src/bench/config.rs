@@ -55,6 +55,8 @@ pub struct Config {
     pub idle: Duration,
     pub quick: bool,
     pub json: bool,
+    /// `--report DIR`.
+    pub report: Option<std::path::PathBuf>,
     pub raise_limits: bool,
 }
 
@@ -128,6 +130,7 @@ impl Config {
                 .unwrap_or(Duration::from_millis(if q { 200 } else { 1000 })),
             quick: q,
             json: a.json,
+            report: a.report,
             raise_limits: !a.no_raise_limits,
         })
     }

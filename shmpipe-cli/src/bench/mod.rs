@@ -20,6 +20,8 @@
 //! endpoint.rs     the Endpoint trait every mechanism's end implements
 //! floor.rs        the floors: cache line, hand-off, memcpy
 //! summary.rs      medians, spread, ratios; the table and the JSON
+//! charts.rs       the SVG charts of --report (plotters, SVG backend)
+//! report_dir.rs   --report DIR: report.md, results.json, the charts
 //! limits.rs       message-queue limits: create queues, raise and restore
 //! signals.rs      Ctrl-C: self-pipe, then kill, remove and exit 128 + sig
 //! sys.rs          the libc calls rustix lacks (mq_*, msg*, sigaction)
@@ -32,6 +34,7 @@ use std::time::Duration;
 
 use crate::fail::{CmdResult, Failure};
 
+mod charts;
 mod config;
 mod coord;
 mod endpoint;
@@ -40,6 +43,7 @@ mod jobs;
 mod limits;
 mod mechanisms;
 mod protocol;
+mod report_dir;
 mod signals;
 mod summary;
 mod supervise;
@@ -74,7 +78,8 @@ pub const MAX_MSG: usize = 1 << 20;
     after_help = "Examples:\n  \
                   shmpipe bench --quick\n  \
                   shmpipe bench --cpus 0,1 --sizes 64,4k --mechanisms shmpipe-spin,pipe\n  \
-                  shmpipe bench --json > bench.json"
+                  shmpipe bench --json > bench.json\n  \
+                  shmpipe bench --quick --report bench-report"
 )]
 pub struct BenchArgs {
     /// Mechanisms to compare, comma-separated [default: all but unix-dgram].
@@ -141,6 +146,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Also write a report into DIR: report.md (tables, machine, machine
+    /// state per repetition, charts), results.json (the --json object)
+    /// and SVG charts.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<std::path::PathBuf>,
+
     /// Never change system settings (message-queue sysctls), even as root.
     #[arg(long)]
     pub no_raise_limits: bool,
@@ -167,6 +178,10 @@ pub fn run(args: BenchArgs) -> CmdResult {
         .map_err(|e| Failure::new(1, format!("installing the Ctrl-C handler: {e}")))?;
     let results = coord::Bench::new(cfg.clone(), signals)?.run()?;
     let out = summary::summarise(&cfg, &results, summary::Machine::detect());
+    if let Some(dir) = &cfg.report {
+        let md = report_dir::write(dir, &out)?;
+        eprintln!("report written to {}", md.display());
+    }
     let text = if cfg.json {
         let mut s = serde_json::to_string_pretty(&out)
             .map_err(|e| Failure::new(1, format!("encoding the results: {e}")))?;
