@@ -580,3 +580,56 @@ fn report_writes_markdown_json_and_charts() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
+
+/// With `--features peers`: iceoryx2 and ipmpsc run as mechanisms, with
+/// figures in every workload, their crate and version in their names, and
+/// nothing of theirs left behind (their files carry the run's prefix).
+#[cfg(feature = "peers")]
+#[test]
+fn peer_crates_run_as_mechanisms() {
+    let _turn = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args: Vec<String> = smoke_args()
+        .into_iter()
+        .take_while(|a| a != "--mechanisms")
+        .collect();
+    args.extend(
+        [
+            "--mechanisms",
+            "shmpipe-spin-park,iceoryx2-0.10,ipmpsc-0.5",
+            "--json",
+        ]
+        .map(String::from),
+    );
+    let (out, pid) = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let results = v["results"].as_array().unwrap();
+    for mech in ["iceoryx2-0.10", "ipmpsc-0.5"] {
+        for w in WORKLOADS {
+            let rows: Vec<&Value> = results
+                .iter()
+                .filter(|r| r["mechanism"] == mech && r["workload"] == w)
+                .collect();
+            assert!(!rows.is_empty(), "no {mech} {w} row");
+            for r in rows {
+                assert!(r.get("unavailable").is_none(), "{r}");
+                let k = match w {
+                    "throughput" => "msgs_per_sec",
+                    "idle-cpu" => "cpu_fraction",
+                    _ => "p50_ns",
+                };
+                assert!(r[k].as_f64().is_some_and(|x| x >= 0.0), "{k} in {r}");
+                if w == "throughput" || w == "pingpong" {
+                    assert!(r["shmpipe_gain"].as_f64().is_some(), "{r}");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        leftovers(pid),
+        Vec::<String>::new(),
+        "after a run:\n{}",
+        ipcs()
+    );
+}

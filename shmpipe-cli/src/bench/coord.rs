@@ -115,6 +115,14 @@ pub struct Bench {
     contention: Vec<u32>,
 }
 
+impl Drop for Bench {
+    fn drop(&mut self) {
+        for m in &self.cfg.mechanisms {
+            m.family().clean_up(self.run_id);
+        }
+    }
+}
+
 /// Processes running or ready to run besides the caller
 /// (`procs_running` in `/proc/stat`, which counts the caller).
 fn others_running() -> Option<u32> {

@@ -14,6 +14,8 @@
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
 //! queues.rs     posix-mq, sysv-mq
 //! bare_ring.rs  bare-ring: the reference shmpipe's rows are divided by
+//! iceoryx2.rs   iceoryx2-0.10 (feature `peers`)
+//! ipmpsc.rs     ipmpsc-0.5 (feature `peers`)
 //! ```
 
 use std::any::Any;
@@ -30,6 +32,10 @@ use super::protocol::{PeerSpec, Workload};
 
 mod bare_ring;
 mod fd;
+#[cfg(feature = "peers")]
+mod iceoryx2;
+#[cfg(feature = "peers")]
+mod ipmpsc;
 mod queues;
 mod shmpipe;
 
@@ -48,6 +54,10 @@ pub enum Mechanism {
     UnixDgram,
     PosixMq,
     SysvMq,
+    #[cfg(feature = "peers")]
+    Iceoryx2,
+    #[cfg(feature = "peers")]
+    Ipmpsc,
 }
 
 /// What a row is compared with.
@@ -76,7 +86,7 @@ pub struct Entry {
 }
 
 /// Every mechanism, in table order.
-pub const REGISTRY: [Entry; 11] = [
+pub const REGISTRY: &[Entry] = &[
     bare_ring::BARE_RING,
     shmpipe::SPIN,
     shmpipe::SPIN_PARK,
@@ -88,14 +98,22 @@ pub const REGISTRY: [Entry; 11] = [
     fd::UNIX_DGRAM,
     queues::POSIX_MQ,
     queues::SYSV_MQ,
+    #[cfg(feature = "peers")]
+    iceoryx2::ICEORYX2,
+    #[cfg(feature = "peers")]
+    ipmpsc::IPMPSC,
 ];
 
 /// Every family, for the peer to find the one its link names.
-const FAMILIES: [&dyn Family; 4] = [
+const FAMILIES: &[&dyn Family] = &[
     &shmpipe::Shmpipe,
     &fd::Fds,
     &queues::Queues,
     &bare_ring::BareRings,
+    #[cfg(feature = "peers")]
+    &iceoryx2::Iceoryx2,
+    #[cfg(feature = "peers")]
+    &ipmpsc::Ipmpsc,
 ];
 
 /// Every mechanism, in registry order.
@@ -265,6 +283,10 @@ pub trait Family: Sync {
         Vec::new()
     }
 
+    /// At the end of the run, however it ends: removes what the peers of
+    /// run `run_id` may have left that no case's guard owns.
+    fn clean_up(&self, _run_id: u32) {}
+
     /// In the peer process: opens the end `spec.link` describes and runs
     /// the job on it (through [`jobs::serve`](super::jobs::serve)).
     fn serve(&self, spec: &PeerSpec) -> Result<(), PeerError>;
@@ -272,7 +294,7 @@ pub trait Family: Sync {
 
 /// In the peer process: the family whose links have `kind`.
 pub fn family_of(kind: &str) -> Option<&'static dyn Family> {
-    FAMILIES.into_iter().find(|f| f.kind() == kind)
+    FAMILIES.iter().copied().find(|f| f.kind() == kind)
 }
 
 #[cfg(test)]
