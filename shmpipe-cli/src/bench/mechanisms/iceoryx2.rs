@@ -3,7 +3,8 @@
 //! `write_from_slice` + `send`, so the producer copies the message in),
 //! the subscriber polling `receive` in a loop as iceoryx2's own benchmarks
 //! do and copying the payload out. No sample is lost: safe overflow is
-//! off and the publisher retries until the subscriber has room.
+//! off, the publisher retries until the subscriber has room, and a sample
+//! that reached no subscriber (one not connected yet) is sent again.
 //!
 //! The peers make the services (`open_or_create`, the consumer first);
 //! iceoryx2 removes their files when the last port goes. Every file
@@ -220,12 +221,22 @@ impl Endpoint for IoxEnd {
     #[inline]
     fn send(&mut self, len: usize) -> Result<(), PeerError> {
         let tx = self.tx.as_ref().ok_or_else(|| not_open("sending"))?;
-        let sample = tx
-            .loan_slice_uninit(len)
-            .map_err(iox("loan_slice_uninit"))?;
-        let sample = sample.write_from_slice(&self.out[..len]);
-        sample.send().map_err(iox("send"))?;
-        Ok(())
+        let out = &self.out[..len];
+        // `send` says how many subscribers got the sample. Until the
+        // subscriber has seen this publisher (its next `receive`), a full
+        // buffer drops the sample and `send` says 0: send it again, so
+        // that no message is lost whatever the scheduling.
+        spin_until(|| {
+            let sample = match tx.loan_slice_uninit(len) {
+                Ok(s) => s.write_from_slice(out),
+                Err(e) => return Some(Err(iox("loan_slice_uninit")(e))),
+            };
+            match sample.send() {
+                Ok(0) => None,
+                Ok(_) => Some(Ok(())),
+                Err(e) => Some(Err(iox("send")(e))),
+            }
+        })
     }
 
     #[inline]
