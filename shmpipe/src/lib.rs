@@ -91,26 +91,35 @@
 // to its left. `.ci/check-imports.py` checks this line against the code,
 // and `docs/design.md` §1 draws it.
 //
-// layers: sync side error address layout segment liveness mapping info reclaim wake handles ring
+// layers: sync side error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring waitset async_handles
 mod address;
+#[cfg(feature = "tokio")]
+mod async_handles;
 mod error;
 mod handles;
 mod info;
 mod layout;
 mod liveness;
 mod mapping;
+mod notify;
+mod readiness;
 mod reclaim;
 mod ring;
 mod segment;
 mod side;
 mod sync;
+mod waitset;
 mod wake;
+mod watcher;
 
 pub use address::{Address, AsAddress, SysvKey};
+#[cfg(feature = "tokio")]
+pub use async_handles::{AsyncConsumer, AsyncProducer};
 pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
 pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};
 pub use segment::{Backend, HugePages};
 pub use side::Side;
+pub use waitset::{Member, Token, WaitSet};
 pub use wake::WaitStrategy;

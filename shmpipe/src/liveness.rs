@@ -129,6 +129,19 @@ impl ProcessWatch {
     }
 }
 
+impl ProcessWatch {
+    /// The pidfd of the process holding `claim`, if `is_alive` verified
+    /// that very claim and the kernel has pidfds. It becomes readable when
+    /// the process exits, so it can join an epoll set.
+    pub(crate) fn pidfd(&self, claim: Claim) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match &self.verified {
+            Some((word, Some(fd))) if *word == claim.0 => Some(fd.as_fd()),
+            _ => None,
+        }
+    }
+}
+
 /// Whether the process behind `fd` has exited (a zombie counts).
 fn pidfd_exited(fd: &OwnedFd) -> bool {
     let mut fds = [PollFd::new(fd, PollFlags::IN)];

@@ -140,16 +140,27 @@ impl Poll {
     };
 }
 
+/// How a parked side sleeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sleep {
+    /// This process pays the heavy barrier before sleeping
+    /// (`sync::barrier::asymmetric`).
+    pub(crate) asymmetric: bool,
+    /// Every sleep ends at the next heartbeat at the latest (the peer's
+    /// death is not otherwise noticed, or the protocol runs symmetric).
+    pub(crate) bounded: bool,
+}
+
 /// Waits until `poll` returns `Some`, or `deadline` passes (`None`).
 ///
 /// `poll` re-checks the ring as [`Poll`] says. `own` is the waiting side's
-/// control line; `asymmetric` says whether this process pays the heavy
-/// barrier before sleeping (`sync::barrier`).
+/// control line; `sleep` says which barrier it pays and whether sleeps end
+/// at heartbeats.
 pub(crate) fn block<T>(
     own: &ControlLine,
     own_stats: &StatsLine,
     cfg: &WaitConfig,
-    asymmetric: bool,
+    sleep: Sleep,
     deadline: Option<Instant>,
     counts: &mut WaitStats,
     mut poll: impl FnMut(Poll) -> Option<T>,
@@ -242,28 +253,32 @@ pub(crate) fn block<T>(
         // before announcing, so a bump after this read makes FUTEX_WAIT
         // return at once (see the module docs).
         let ev = own.event.load(Acquire);
-        own.parked.store(PARKED_FUTEX, Relaxed);
+        own.parked.fetch_or(PARKED_FUTEX, Relaxed);
         // BARRIER B1 (heavy): pairs with B2 in `notify`. Orders the `parked`
         // store before the ring re-check in `poll`; in asymmetric mode it
         // also promotes the publisher's compiler fence B2 to a full barrier
         // (membarrier). The result is unused: every sleep below is bounded
         // by the heartbeat either way.
-        let _ = barrier::waiter(asymmetric);
+        let _ = barrier::waiter(sleep.asymmetric);
         if let Some(r) = poll(Poll {
             check_peer: beat,
             thorough: true,
         }) {
-            own.parked.store(0, Relaxed);
+            own.parked.fetch_and(!PARKED_FUTEX, Relaxed);
             return Some(r);
         }
         let now = Instant::now();
-        let mut timeout = next_beat.saturating_duration_since(now);
+        // Unbounded sleeps (a death watcher covers the peer, and both sides
+        // run the asymmetric protocol) end only by a wake or the deadline.
+        let mut timeout = sleep
+            .bounded
+            .then(|| next_beat.saturating_duration_since(now));
         if let Some(d) = deadline {
             if now >= d {
-                own.parked.store(0, Relaxed);
+                own.parked.fetch_and(!PARKED_FUTEX, Relaxed);
                 return None;
             }
-            timeout = timeout.min(d - now);
+            timeout = Some(timeout.map_or(d - now, |t| t.min(d - now)));
         }
         counts.futex_waits += 1;
         // Published before sleeping, so that an inspector sees the wait
@@ -273,7 +288,7 @@ pub(crate) fn block<T>(
             .store(own_stats.futex_waits.load(Relaxed).wrapping_add(1), Relaxed);
         match own
             .event
-            .wait(ev, Some(timeout.max(Duration::from_micros(1))))
+            .wait(ev, timeout.map(|t| t.max(Duration::from_micros(1))))
         {
             WaitOutcome::TimedOut => {
                 counts.timeouts += 1;
@@ -288,11 +303,13 @@ pub(crate) fn block<T>(
 }
 
 /// Called by a publisher after storing its index: wakes the peer if it is
-/// parked. `asymmetric` says whether this process runs the asymmetric
-/// protocol (`sync::barrier::asymmetric`). Returns whether a wake was
-/// issued.
+/// parked on its futex. `asymmetric` says whether this process runs the
+/// asymmetric protocol (`sync::barrier::asymmetric`). Returns the peer's
+/// `parked` bits (0 in the busy case): `PARKED_FUTEX` means a futex wake
+/// was issued here, `PARKED_NOTIFY` that the caller must signal the peer's
+/// notification socket.
 #[inline]
-pub(crate) fn notify(peer: &ControlLine, asymmetric: bool) -> bool {
+pub(crate) fn notify(peer: &ControlLine, asymmetric: bool) -> u32 {
     // Relaxed: a mode the peer wrote once when it claimed its side; it sits
     // on the line the `parked` load below reads anyway.
     let light = asymmetric && peer.needs_fence.load(Relaxed) == 0;
@@ -300,11 +317,14 @@ pub(crate) fn notify(peer: &ControlLine, asymmetric: bool) -> bool {
     // just made before the `parked` load below: a compiler fence when the
     // peer pays membarrier before sleeping, `fence(SeqCst)` otherwise.
     barrier::publisher(light);
-    if peer.parked.load(Relaxed) == 0 {
-        return false;
+    let parked = peer.parked.load(Relaxed);
+    if parked == 0 {
+        return 0;
     }
-    wake(peer);
-    true
+    if parked & PARKED_FUTEX != 0 {
+        wake(peer);
+    }
+    parked
 }
 
 #[cold]

@@ -403,6 +403,12 @@ fn producer_killed_blocked() -> Result<(), Failed> {
     child.wait()?;
     // A new producer takes over and continues the numbering.
     let mut child2 = spawn_child("produce", &child_env(&addr, &[("SHMPIPE_COUNT", "100")]));
+    // Until it claims, the dead one's PeerDied stands; wait for the new one.
+    assert_eq!(rx.recv(&mut buf), Err(RecvError::PeerDied { pid }));
+    let pid2 = rx
+        .wait_for_producer(Some(Instant::now() + Duration::from_secs(20)))
+        .map_err(|e| format!("waiting for a new producer: {e}"))?;
+    assert_eq!(pid2, child2.id());
     recv_range(&mut rx, 1, 116)?;
     assert_eq!(rx.recv(&mut buf), Err(RecvError::Disconnected));
     assert!(wait_child(&mut child2, Duration::from_secs(30)).success());
@@ -438,6 +444,8 @@ fn producer_killed_mid_stream() -> Result<(), Failed> {
     child.wait()?;
     let resume = rx.position();
     let mut child2 = spawn_child("produce", &child_env(&addr, &[("SHMPIPE_COUNT", "1000")]));
+    rx.wait_for_producer(Some(Instant::now() + Duration::from_secs(20)))
+        .map_err(|e| format!("waiting for a new producer: {e}"))?;
     recv_range(&mut rx, 1, resume + 1000)?;
     assert_eq!(rx.recv(&mut buf), Err(RecvError::Disconnected));
     assert!(wait_child(&mut child2, Duration::from_secs(30)).success());
@@ -501,6 +509,8 @@ fn consumer_killed_blocked() -> Result<(), Failed> {
     child.wait()?;
     // A new consumer takes over from position 10 (the dead one released 10).
     let mut child2 = spawn_child("consume", &child_env(&addr, &[]));
+    tx.wait_for_consumer(Some(Instant::now() + Duration::from_secs(20)))
+        .map_err(|e| format!("waiting for a new consumer: {e}"))?;
     while tx.position() < 126 {
         let seq = tx.position();
         let len = fill_msg(1, seq, max, &mut buf);

@@ -2,6 +2,7 @@
 //! the copying receives. Zero-copy and batch receives are in `slot.rs`.
 
 use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::slice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,10 @@ use crate::info::Stats;
 use crate::layout::{commit_value, Claim, STATE_CLOSED};
 use crate::mapping::Mapping;
 use crate::side::Side;
+use crate::sync::barrier;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
-use crate::wake::{self, WaitConfig, WaitStats, WaitStrategy};
+use crate::wake::{self, Sleep, WaitConfig, WaitStats, WaitStrategy};
+use crate::watcher::Fired;
 
 /// The reading end of a ring. One per ring at a time, enforced through the
 /// shared header; `Send`, not `Clone`.
@@ -254,6 +257,7 @@ impl Consumer {
     /// Like `available`, counting a stall when the ring is empty.
     #[inline]
     pub(super) fn available_counted(&mut self, want: u64) -> Result<u64, TryRecvError> {
+        self.holder.disarm();
         let r = self.available(want);
         if let Err(TryRecvError::Empty) = r {
             let ring = self.holder.ring;
@@ -317,7 +321,7 @@ impl Consumer {
         hdr.consumer_stats
             .bytes
             .store(self.holder.stats.bytes, Relaxed);
-        if wake::notify(&hdr.producer, self.holder.asymmetric) {
+        if self.holder.wake_peer(&hdr.producer) {
             self.holder.count_wake(&hdr.consumer_stats);
         }
     }
@@ -423,16 +427,23 @@ impl Consumer {
             Err(TryRecvError::Empty) => {}
             Err(e) => return Err(e.into()),
         }
+        if let Some(pid) = self.holder.known_dead_peer() {
+            return Err(RecvError::PeerDied { pid });
+        }
         let ring = self.holder.ring;
         let hdr = ring.header();
         let cfg = self.holder.wait;
         let mut counts = WaitStats::default();
         let asymmetric = self.holder.asymmetric;
+        let died = self.holder.watch_peer_death();
         let r = wake::block(
             &hdr.consumer,
             &hdr.consumer_stats,
             &cfg,
-            asymmetric,
+            Sleep {
+                asymmetric,
+                bounded: died.is_none(),
+            },
             deadline,
             &mut counts,
             |poll| {
@@ -444,16 +455,9 @@ impl Consumer {
                 match ready {
                     Ok(_) => Some(Ok(())),
                     Err(TryRecvError::Empty) => {
-                        if poll.check_peer {
-                            if let Some((pid, false)) = self.holder.peer_status(&hdr.producer) {
-                                // Everything it committed before dying is
-                                // visible now: drain it first.
-                                return Some(match self.available_thorough() {
-                                    Err(TryRecvError::Empty) => Err(RecvError::PeerDied { pid }),
-                                    Ok(_) => Ok(()),
-                                    Err(e) => Err(e.into()),
-                                });
-                            }
+                        let fired = died.as_ref().is_some_and(Fired::is_set);
+                        if poll.check_peer || fired {
+                            return self.if_producer_dead().map(Err);
                         }
                         None
                     }
@@ -462,7 +466,164 @@ impl Consumer {
             },
         );
         self.holder.add_wait_stats(counts, &hdr.consumer_stats);
+        if let Some(Err(RecvError::PeerDied { .. })) = r {
+            self.holder.mark_peer_dead();
+        }
         r.unwrap_or(Err(RecvError::Timeout))
+    }
+
+    /// `PeerDied` if the producer's process died and everything it
+    /// committed was received; `None` while it lives or messages are left
+    /// (they are delivered first).
+    fn if_producer_dead(&mut self) -> Option<RecvError> {
+        let ring = self.holder.ring;
+        let (pid, alive) = self.holder.peer_status(&ring.header().producer)?;
+        if alive {
+            return None;
+        }
+        // Everything it committed before dying is visible now: drain first.
+        match self.available_thorough() {
+            Err(TryRecvError::Empty) => Some(RecvError::PeerDied { pid }),
+            Ok(_) => None,
+            Err(e) => Some(e.into()),
+        }
+    }
+
+    /// The readiness descriptor: readable when this consumer should try
+    /// again (a message arrived, the producer closed or died). Watch it
+    /// with epoll, poll, mio or tokio's `AsyncFd`, after
+    /// [`arm`](Self::arm) returned `true`; any later call on the consumer
+    /// disarms it. Made on first use; it lives as long as the consumer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the descriptor cannot be made (`EMFILE`, ...).
+    pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
+        Ok(self.holder.readiness()?.as_fd())
+    }
+
+    /// Prepares a wait on the [readiness descriptor](Self::readiness_fd):
+    /// announces it to the producer, then re-checks. Returns `true` when
+    /// the caller should wait for the descriptor to become readable, and
+    /// `false` when it should not because a message is ready now (or the
+    /// ring is in a state the next receive reports: closed, corrupt).
+    ///
+    /// While both sides are busy nobody arms, and the producer makes no
+    /// system call; an armed consumer gets one datagram per wake-up.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::PeerDied`] when the producer's process died and every
+    /// message it committed was received: at once, and on every later call
+    /// until a new producer attaches. If the descriptor cannot be made this
+    /// returns `Ok(false)` (do not wait) and
+    /// [`readiness_fd`](Self::readiness_fd) says why.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let ring = shmpipe::RingBuilder::new().slots(4).create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert!(rx.arm()?, "empty: wait for the descriptor");
+    /// let fd = rx.readiness_fd()?.as_raw_fd();
+    /// tx.try_send(b"hello")?; // signals the descriptor
+    /// let mut fds = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+    /// // SAFETY: one valid pollfd.
+    /// assert_eq!(unsafe { libc::poll(fds.as_mut_ptr(), 1, 1000) }, 1);
+    /// assert_eq!(rx.try_recv_vec()?, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn arm(&mut self) -> Result<bool, RecvError> {
+        if let Some(pid) = self.holder.known_dead_peer() {
+            if self.available(1).is_err() {
+                return Err(RecvError::PeerDied { pid });
+            }
+            return Ok(false);
+        }
+        if self.holder.announce().is_err() {
+            return Ok(false);
+        }
+        let _ = barrier::waiter(self.holder.asymmetric);
+        match self.check_armed() {
+            Ok(true) => Ok(true),
+            other => {
+                self.holder.disarm();
+                other
+            }
+        }
+    }
+
+    /// For a `WaitSet`: the first half of `arm` (the set pays one heavy
+    /// barrier for all its members, then calls `check_armed`). Returns
+    /// whether this process pays the heavy barrier.
+    pub(crate) fn announce_wait(&mut self) -> bool {
+        let _ = self.holder.announce();
+        self.holder.asymmetric
+    }
+
+    /// For a `WaitSet`: undoes `announce_wait` after the wait.
+    pub(crate) fn disarm_wait(&mut self) {
+        self.holder.disarm();
+    }
+
+    /// The re-check after announcing (and the barrier): `true` if there is
+    /// still nothing to do but wait.
+    pub(crate) fn check_armed(&mut self) -> Result<bool, RecvError> {
+        match self.available_thorough() {
+            Err(TryRecvError::Empty) => {}
+            _ => return Ok(false),
+        }
+        if let Some(e) = self.if_producer_dead() {
+            if matches!(e, RecvError::PeerDied { .. }) {
+                self.holder.mark_peer_dead();
+            }
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Whether a receive would find something now (a message, or an error
+    /// to report), without taking it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn ready_now(&mut self) -> bool {
+        self.holder.disarm();
+        !matches!(self.available(1), Err(TryRecvError::Empty))
+    }
+
+    /// Waits until a producer holds the ring and its process is alive, or
+    /// `deadline` passes (`None`: as long as it takes); returns its pid.
+    /// After `PeerDied`, this waits for the producer that takes over.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`].
+    pub fn wait_for_producer(&mut self, deadline: Option<Instant>) -> Result<u32, RecvError> {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        let cfg = WaitConfig {
+            strategy: WaitStrategy::Park,
+            ..self.holder.wait
+        };
+        let mut counts = WaitStats::default();
+        let asymmetric = self.holder.asymmetric;
+        let r = wake::block(
+            &hdr.consumer,
+            &hdr.consumer_stats,
+            &cfg,
+            Sleep {
+                asymmetric,
+                bounded: true,
+            },
+            deadline,
+            &mut counts,
+            |_| match self.holder.peer_status(&hdr.producer) {
+                Some((pid, true)) => Some(pid),
+                _ => None,
+            },
+        );
+        self.holder.add_wait_stats(counts, &hdr.consumer_stats);
+        r.ok_or(RecvError::Timeout)
     }
 }
 

@@ -40,12 +40,16 @@ use crate::info::Stats;
 use crate::layout::{
     Claim, ControlLine, RingRef, StatsLine, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT,
 };
+use crate::layout::{PARKED_FUTEX, PARKED_NOTIFY};
 use crate::liveness::{self, ProcessWatch};
 use crate::mapping::Mapping;
+use crate::notify::Notifier;
+use crate::readiness::Readiness;
 use crate::side::Side;
 use crate::sync::barrier;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::wake::{self, WaitConfig, WaitStats};
+use crate::watcher::{self, Fired, Watch};
 
 // Counter stores are Relaxed: each counter line has a single writer, and
 // readers (inspect) want a recent value, not a synchronised one.
@@ -62,6 +66,19 @@ struct Holder {
     /// This process runs the asymmetric barrier protocol
     /// (`sync::barrier::asymmetric`), as its control line declares.
     asymmetric: bool,
+    /// Which side this handle holds.
+    side: Side,
+    /// Signals the peer's notification socket when it waits on a
+    /// descriptor.
+    notifier: Notifier,
+    /// This handle's readiness descriptor, made on first use.
+    readiness: Option<Readiness>,
+    /// The death watcher's registration for the current peer (its claim
+    /// word), so that futex sleeps need no heartbeat.
+    watch: Option<(u64, Watch)>,
+    /// The claim word of a peer already reported dead: blocking calls
+    /// return `PeerDied` at once until another process claims its side.
+    dead_peer: Option<u64>,
 }
 
 impl Holder {
@@ -121,7 +138,7 @@ impl Holder {
         // that still sees the previous holder's mode for a moment is covered
         // by the heartbeat bound on every sleep (design.md §7).
         ctl.needs_fence.store(u32::from(!asymmetric), Relaxed);
-        Ok(Holder {
+        let mut holder = Holder {
             stats: Stats::load(counters),
             mapping,
             ring,
@@ -129,7 +146,20 @@ impl Holder {
             wait,
             peer: ProcessWatch::default(),
             asymmetric,
-        })
+            side,
+            notifier: Notifier::default(),
+            readiness: None,
+            watch: None,
+            dead_peer: None,
+        };
+        // Wake a peer waiting for this side to be claimed
+        // (`wait_for_producer`, `wait_for_consumer`).
+        let peer_line = match side {
+            Side::Producer => &hdr.consumer,
+            Side::Consumer => &hdr.producer,
+        };
+        holder.wake_peer(peer_line);
+        Ok(holder)
     }
 
     /// Gives the claim up as closed and wakes the peer so that it notices.
@@ -145,7 +175,7 @@ impl Holder {
             .is_ok()
         {
             own.parked.store(0, Relaxed);
-            wake::notify(peer, self.asymmetric);
+            self.wake_peer(peer);
         }
     }
 
@@ -191,6 +221,136 @@ impl Holder {
     fn count_wake(&mut self, own: &StatsLine) {
         self.stats.futex_wakes = self.stats.futex_wakes.wrapping_add(1);
         own.futex_wakes.store(self.stats.futex_wakes, Relaxed);
+    }
+
+    /// After an index store: wakes the peer however it waits (nothing at
+    /// all while it is busy). Returns whether it was asleep on its futex.
+    #[inline]
+    fn wake_peer(&mut self, peer: &ControlLine) -> bool {
+        let parked = wake::notify(peer, self.asymmetric);
+        if parked & PARKED_NOTIFY != 0 {
+            self.signal_descriptor(peer);
+        }
+        parked & PARKED_FUTEX != 0
+    }
+
+    #[cold]
+    fn signal_descriptor(&mut self, peer: &ControlLine) {
+        // ORDERING: Acquire; pairs with the Release `fetch_or` in
+        // `announce`, so the socket name stored before it is visible.
+        if peer.parked.load(Acquire) & PARKED_NOTIFY != 0 {
+            self.notifier.send(peer.notify_id.load(Acquire));
+        }
+    }
+
+    /// This side's control line and the peer's.
+    fn lines(&self) -> (&ControlLine, &ControlLine) {
+        let hdr = self.mapping.view.header();
+        match self.side {
+            Side::Producer => (&hdr.producer, &hdr.consumer),
+            Side::Consumer => (&hdr.consumer, &hdr.producer),
+        }
+    }
+
+    /// The readiness descriptor, made (and its name published) on first
+    /// use.
+    fn readiness(&mut self) -> Result<&Readiness, Error> {
+        if self.readiness.is_none() {
+            let r = Readiness::new()
+                .map_err(|e| Error::from_errno("socket", &self.mapping.label, e))?;
+            let (own, _) = self.lines();
+            // ORDERING: Release; pairs with the Acquire load in
+            // `signal_descriptor` (through the `parked` bit's Release).
+            own.notify_id.store(r.id(), Release);
+            self.readiness = Some(r);
+        }
+        Ok(self.readiness.as_ref().expect("made above"))
+    }
+
+    /// First half of arming the descriptor: sets `PARKED_NOTIFY` and adds
+    /// the peer's pidfd to the descriptor. The caller then pays the heavy
+    /// barrier (`barrier::waiter`) and re-checks the ring before waiting.
+    fn announce(&mut self) -> Result<(), Error> {
+        self.readiness()?;
+        let (_, peer) = self.lines();
+        // Relaxed: only the identity is needed (liveness comes from the OS).
+        let c = Claim(peer.claim.load(Relaxed));
+        if c.state() == STATE_ATTACHED && !self.mapping.process_local && self.peer.is_alive(c) {
+            if let (Some(fd), Some(r)) = (self.peer.pidfd(c), self.readiness.as_mut()) {
+                r.watch_peer(c.0, fd);
+            }
+        }
+        let (own, _) = self.lines();
+        // ORDERING: Release; pairs with the Acquire load in the publisher's
+        // `signal_descriptor`, publishing `notify_id`.
+        own.parked.fetch_or(PARKED_NOTIFY, Release);
+        if let Some(r) = self.readiness.as_mut() {
+            r.armed = true;
+        }
+        Ok(())
+    }
+
+    /// Undoes `announce` and consumes the notifications received, if armed.
+    /// Called first by every operation, so a busy side is never signalled.
+    #[inline]
+    fn disarm(&mut self) {
+        if self.readiness.as_ref().is_some_and(|r| r.armed) {
+            self.disarm_slow();
+        }
+    }
+
+    #[cold]
+    fn disarm_slow(&mut self) {
+        let (own, _) = self.lines();
+        own.parked.fetch_and(!PARKED_NOTIFY, Relaxed);
+        if let Some(r) = self.readiness.as_mut() {
+            r.armed = false;
+            r.drain();
+        }
+    }
+
+    /// Whether a futex sleep may go without a heartbeat: the death watcher
+    /// covers the peer, and both sides run the asymmetric protocol. Returns
+    /// the watch's "the peer died" flag to poll.
+    fn watch_peer_death(&mut self) -> Option<Fired> {
+        let (_, peer) = self.lines();
+        // Relaxed: a mode flag and an identity; see `wake::notify`.
+        let c = Claim(peer.claim.load(Relaxed));
+        let peer_fences = peer.needs_fence.load(Relaxed) != 0;
+        if !self.asymmetric
+            || peer_fences
+            || c.state() != STATE_ATTACHED
+            || self.mapping.process_local
+        {
+            return None;
+        }
+        if self.watch.as_ref().is_some_and(|(w, _)| *w == c.0) {
+            return self.watch.as_ref().map(|(_, w)| w.fired());
+        }
+        self.watch = None;
+        if !self.peer.is_alive(c) {
+            return None;
+        }
+        let fd = self.peer.pidfd(c)?;
+        let w = watcher::watch(fd, &self.mapping, self.side)?;
+        let fired = w.fired();
+        self.watch = Some((c.0, w));
+        Some(fired)
+    }
+
+    /// The pid of a peer already reported dead that still holds its side.
+    fn known_dead_peer(&self) -> Option<u32> {
+        let (_, peer) = self.lines();
+        // Relaxed: compared with a claim word read before.
+        let c = peer.claim.load(Relaxed);
+        (self.dead_peer == Some(c)).then(|| Claim(c).pid())
+    }
+
+    /// Remembers that the peer holding its side now was reported dead.
+    fn mark_peer_dead(&mut self) {
+        let (_, peer) = self.lines();
+        // Relaxed: as in `known_dead_peer`.
+        self.dead_peer = Some(peer.claim.load(Relaxed));
     }
 }
 

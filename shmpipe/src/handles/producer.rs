@@ -2,6 +2,7 @@
 //! the copying sends. Zero-copy and batch sends are in `slot.rs`.
 
 use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,10 @@ use crate::info::Stats;
 use crate::layout::{commit_value, Claim, STATE_CLOSED};
 use crate::mapping::Mapping;
 use crate::side::Side;
+use crate::sync::barrier;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
-use crate::wake::{self, WaitConfig, WaitStats, WaitStrategy};
+use crate::wake::{self, Sleep, WaitConfig, WaitStats, WaitStrategy};
+use crate::watcher::Fired;
 
 /// The writing end of a ring. One per ring at a time, enforced through the
 /// shared header; `Send`, not `Clone`.
@@ -251,6 +254,7 @@ impl Producer {
     /// Like `free_slots`, counting a stall when the ring is full.
     #[inline]
     pub(super) fn reserve_check(&mut self, want: u64) -> Result<u64, TrySendError<()>> {
+        self.holder.disarm();
         let r = self.free_slots(want);
         if let Err(TrySendError::Full(())) = r {
             let ring = self.holder.ring;
@@ -301,7 +305,7 @@ impl Producer {
         hdr.producer_stats
             .bytes
             .store(self.holder.stats.bytes, Relaxed);
-        if wake::notify(&hdr.consumer, self.holder.asymmetric) {
+        if self.holder.wake_peer(&hdr.consumer) {
             self.holder.count_wake(&hdr.producer_stats);
         }
     }
@@ -395,14 +399,21 @@ impl Producer {
     ) -> Result<(), SendError<()>> {
         let ring = self.holder.ring;
         let hdr = ring.header();
+        if let Some(pid) = self.holder.known_dead_peer() {
+            return Err(SendError::PeerDied { msg: (), pid });
+        }
         let cfg = self.holder.wait;
         let mut counts = WaitStats::default();
         let asymmetric = self.holder.asymmetric;
+        let died = self.holder.watch_peer_death();
         let r = wake::block(
             &hdr.producer,
             &hdr.producer_stats,
             &cfg,
-            asymmetric,
+            Sleep {
+                asymmetric,
+                bounded: died.is_none(),
+            },
             deadline,
             &mut counts,
             // `free_slots` reads `head` whenever its cache says full, so
@@ -410,7 +421,8 @@ impl Producer {
             |poll| match self.free_slots(want) {
                 Ok(_) => Some(Ok(())),
                 Err(TrySendError::Full(())) => {
-                    if poll.check_peer {
+                    let fired = died.as_ref().is_some_and(Fired::is_set);
+                    if poll.check_peer || fired {
                         if let Some((pid, false)) = self.holder.peer_status(&hdr.consumer) {
                             return Some(Err(SendError::PeerDied { msg: (), pid }));
                         }
@@ -421,7 +433,148 @@ impl Producer {
             },
         );
         self.holder.add_wait_stats(counts, &hdr.producer_stats);
+        if let Some(Err(SendError::PeerDied { .. })) = r {
+            self.holder.mark_peer_dead();
+        }
         r.unwrap_or(Err(SendError::Timeout(())))
+    }
+
+    /// The readiness descriptor: readable when this producer should try
+    /// again (a slot was freed, the consumer closed or died). Watch it with
+    /// epoll, poll, mio or tokio's `AsyncFd`, after [`arm`](Self::arm)
+    /// returned `true`; any later call on the producer disarms it. Made on
+    /// first use; it lives as long as the producer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the descriptor cannot be made (`EMFILE`, ...).
+    pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
+        Ok(self.holder.readiness()?.as_fd())
+    }
+
+    /// Prepares a wait on the [readiness descriptor](Self::readiness_fd):
+    /// announces it to the consumer, then re-checks. Returns `true` when
+    /// the caller should wait for the descriptor to become readable, and
+    /// `false` when it should not because a slot is free now (or the ring
+    /// is in a state the next call reports: closed, corrupt).
+    ///
+    /// While both sides are busy nobody arms, and the consumer makes no
+    /// system call; an armed producer gets one datagram per wake-up.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::PeerDied`] when the consumer's process died: at once,
+    /// and on every later call until a new consumer attaches. If the
+    /// descriptor cannot be made this returns `Ok(false)` (do not wait) and
+    /// [`readiness_fd`](Self::readiness_fd) says why.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let ring = shmpipe::RingBuilder::new().slots(1).create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send(b"fills the ring")?;
+    /// assert!(tx.arm()?, "full: wait for the descriptor");
+    /// let fd = tx.readiness_fd()?.as_raw_fd();
+    /// rx.try_recv_vec()?; // frees the slot and signals the descriptor
+    /// let mut fds = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+    /// // SAFETY: one valid pollfd.
+    /// assert_eq!(unsafe { libc::poll(fds.as_mut_ptr(), 1, 1000) }, 1);
+    /// tx.try_send(b"room again")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn arm(&mut self) -> Result<bool, SendError<()>> {
+        if let Some(pid) = self.holder.known_dead_peer() {
+            return Err(SendError::PeerDied { msg: (), pid });
+        }
+        if self.holder.announce().is_err() {
+            return Ok(false);
+        }
+        let _ = barrier::waiter(self.holder.asymmetric);
+        match self.check_armed() {
+            Ok(true) => Ok(true),
+            other => {
+                self.holder.disarm();
+                other
+            }
+        }
+    }
+
+    /// Whether a send would find a free slot now; the errors a send would
+    /// report (other than `Full`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn space_now(&mut self) -> Result<bool, SendError<()>> {
+        match self.reserve_check(1) {
+            Ok(_) => Ok(true),
+            Err(TrySendError::Full(())) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// For a `WaitSet`: the first half of `arm` (the set pays one heavy
+    /// barrier for all its members, then calls `check_armed`). Returns
+    /// whether this process pays the heavy barrier.
+    pub(crate) fn announce_wait(&mut self) -> bool {
+        let _ = self.holder.announce();
+        self.holder.asymmetric
+    }
+
+    /// For a `WaitSet`: undoes `announce_wait` after the wait.
+    pub(crate) fn disarm_wait(&mut self) {
+        self.holder.disarm();
+    }
+
+    /// The re-check after announcing (and the barrier): `true` if there is
+    /// still nothing to do but wait.
+    pub(crate) fn check_armed(&mut self) -> Result<bool, SendError<()>> {
+        match self.free_slots(1) {
+            Ok(_) => Ok(false),
+            Err(TrySendError::Full(())) => {
+                let ring = self.holder.ring;
+                if let Some((pid, false)) = self.holder.peer_status(&ring.header().consumer) {
+                    self.holder.mark_peer_dead();
+                    return Err(SendError::PeerDied { msg: (), pid });
+                }
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Waits until a consumer holds the ring and its process is alive, or
+    /// `deadline` passes (`None`: as long as it takes); returns its pid.
+    /// After `PeerDied`, this waits for the consumer that takes over.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Timeout`].
+    pub fn wait_for_consumer(&mut self, deadline: Option<Instant>) -> Result<u32, SendError<()>> {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        let cfg = WaitConfig {
+            strategy: WaitStrategy::Park,
+            ..self.holder.wait
+        };
+        let mut counts = WaitStats::default();
+        let asymmetric = self.holder.asymmetric;
+        let r = wake::block(
+            &hdr.producer,
+            &hdr.producer_stats,
+            &cfg,
+            Sleep {
+                asymmetric,
+                bounded: true,
+            },
+            deadline,
+            &mut counts,
+            |_| match self.holder.peer_status(&hdr.consumer) {
+                Some((pid, true)) => Some(pid),
+                _ => None,
+            },
+        );
+        self.holder.add_wait_stats(counts, &hdr.producer_stats);
+        r.ok_or(SendError::Timeout(()))
     }
 }
 

@@ -101,7 +101,8 @@ pub(crate) struct ControlLine {
     /// Who holds this side: see [`Claim`].
     pub(crate) claim: AtomicU64,
     /// Non-zero while this side is (about to be) asleep: [`PARKED_FUTEX`]
-    /// on `event`; see the wake protocol in `docs/design.md` §7.
+    /// on `event`, [`PARKED_NOTIFY`] on its readiness descriptor; see the
+    /// wake protocol in `docs/design.md` §7.
     pub(crate) parked: AtomicU32,
     /// The futex word this side sleeps on; the peer bumps it to wake it.
     pub(crate) event: Futex,
@@ -112,12 +113,15 @@ pub(crate) struct ControlLine {
     /// Reserved, zero.
     pub(crate) reserved: AtomicU32,
     /// The name of this side's notification socket (0: none), for waits on
-    /// a descriptor (`docs/design.md` §7).
+    /// its readiness descriptor (`notify.rs`, `docs/design.md` §7).
     pub(crate) notify_id: AtomicU64,
 }
 
 /// `parked` bit: the side sleeps (or is about to) on its futex.
 pub(crate) const PARKED_FUTEX: u32 = 1;
+/// `parked` bit: the side waits on its readiness descriptor; a publisher
+/// sends a datagram to its notification socket (`notify_id`).
+pub(crate) const PARKED_NOTIFY: u32 = 2;
 
 /// The commit word a slot holds once the message at `pos` is published:
 /// the low 32 bits of `pos + 1` (so a zero-filled slot is not committed).

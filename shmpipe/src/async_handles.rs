@@ -1,0 +1,273 @@
+//! async/await with tokio (feature `tokio`): [`AsyncConsumer`] and
+//! [`AsyncProducer`] wrap a handle and its readiness descriptor in tokio's
+//! `AsyncFd`, so a task awaits a message or a free slot without blocking
+//! the executor and without a thread per ring.
+//!
+//! Every future is cancellation-safe: a message is taken from the ring only
+//! in the same poll that returns it, so dropping a future (in `select!`, a
+//! timeout) loses nothing and leaves the handle usable. They run on a
+//! `current_thread` runtime too. The feature needs tokio 1.54 (Rust 1.85);
+//! the rest of the library builds on Rust 1.80.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+use tokio::io::unix::AsyncFd;
+
+use crate::error::{RecvError, SendError, TryRecvError, TrySendError};
+use crate::handles::{Consumer, Producer, ReadSlot, WriteSlot};
+
+/// The readiness descriptor's number, for `AsyncFd` (which must own
+/// something `AsRawFd`). The handle owns the descriptor and outlives this.
+#[derive(Debug)]
+struct Fd(RawFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+fn io_recv(e: io::Error) -> RecvError {
+    RecvError::Corrupt(crate::error::Corruption {
+        field: "readiness descriptor",
+        found: e.raw_os_error().unwrap_or(0) as u64,
+        expected: crate::error::Expected::Exactly(0),
+    })
+}
+
+/// A [`Consumer`] for async code.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmpipe::{AsyncConsumer, RingBuilder};
+///
+/// let ring = RingBuilder::new().slots(8).create_in_process()?;
+/// let mut tx = ring.producer()?;
+/// let mut rx = AsyncConsumer::new(ring.consumer()?)?;
+/// let task = tokio::spawn(async move {
+///     let mut buf = [0u8; 64];
+///     let n = rx.recv(&mut buf).await.unwrap();
+///     buf[..n].to_vec()
+/// });
+/// tokio::task::yield_now().await;
+/// tx.try_send(b"hello")?;
+/// assert_eq!(task.await?, b"hello");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AsyncConsumer {
+    // Dropped before `inner`, which owns the descriptor.
+    fd: AsyncFd<Fd>,
+    inner: Consumer,
+}
+
+impl AsyncConsumer {
+    /// Wraps `consumer`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as tokio's `AsyncFd` does).
+    ///
+    /// # Errors
+    ///
+    /// The error making the readiness descriptor or registering it with
+    /// the runtime.
+    pub fn new(mut consumer: Consumer) -> io::Result<AsyncConsumer> {
+        let raw = consumer
+            .readiness_fd()
+            .map_err(io::Error::other)?
+            .as_raw_fd();
+        // SAFETY: `raw` is the readiness descriptor owned by `consumer`,
+        // which lives in the returned value next to the `AsyncFd` and is
+        // dropped after it (field order, and `into_inner` drops the
+        // `AsyncFd` first); the descriptor is never replaced while the
+        // handle lives, and `Fd::as_raw_fd` always returns `raw`.
+        let fd = unsafe { AsyncFd::register(Fd(raw)) }.map_err(io::Error::from)?;
+        Ok(AsyncConsumer {
+            fd,
+            inner: consumer,
+        })
+    }
+
+    /// The consumer, for the synchronous calls.
+    pub fn get_mut(&mut self) -> &mut Consumer {
+        &mut self.inner
+    }
+
+    /// The consumer back.
+    pub fn into_inner(self) -> Consumer {
+        let AsyncConsumer { fd, inner } = self;
+        drop(fd);
+        inner
+    }
+
+    /// Waits until a receive would find something (a message, or an error
+    /// to report).
+    async fn ready(&mut self) -> Result<(), RecvError> {
+        loop {
+            if self.inner.ready_now() {
+                return Ok(());
+            }
+            if !self.inner.arm()? {
+                continue;
+            }
+            let mut guard = self.fd.readable().await.map_err(io_recv)?;
+            guard.clear_ready();
+        }
+    }
+
+    /// Receives the next message into `buf`; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::recv_deadline`], never `Timeout` (wrap the future in
+    /// `tokio::time::timeout` for that).
+    pub async fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        loop {
+            self.ready().await?;
+            match self.inner.try_recv(buf) {
+                Ok(n) => return Ok(n),
+                Err(TryRecvError::Empty) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Receives the next message into a new `Vec`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), never `BufferTooSmall`.
+    pub async fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
+        loop {
+            self.ready().await?;
+            match self.inner.try_recv_vec() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Empty) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Borrows the next message in place; it is released when the
+    /// [`ReadSlot`] is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub async fn borrow(&mut self) -> Result<ReadSlot<'_>, RecvError> {
+        self.ready().await?;
+        // `ready` returned: a message (or an error) is there, and only this
+        // handle can take it.
+        Ok(self.inner.try_borrow()?)
+    }
+}
+
+/// A [`Producer`] for async code.
+#[derive(Debug)]
+pub struct AsyncProducer {
+    fd: AsyncFd<Fd>,
+    inner: Producer,
+}
+
+fn io_send(e: io::Error) -> SendError<()> {
+    SendError::Corrupt {
+        msg: (),
+        corruption: crate::error::Corruption {
+            field: "readiness descriptor",
+            found: e.raw_os_error().unwrap_or(0) as u64,
+            expected: crate::error::Expected::Exactly(0),
+        },
+    }
+}
+
+impl AsyncProducer {
+    /// Wraps `producer`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as tokio's `AsyncFd` does).
+    ///
+    /// # Errors
+    ///
+    /// The error making the readiness descriptor or registering it with
+    /// the runtime.
+    pub fn new(mut producer: Producer) -> io::Result<AsyncProducer> {
+        let raw = producer
+            .readiness_fd()
+            .map_err(io::Error::other)?
+            .as_raw_fd();
+        // SAFETY: `raw` is the readiness descriptor owned by `producer`,
+        // which lives in the returned value next to the `AsyncFd` and is
+        // dropped after it (field order, and `into_inner` drops the
+        // `AsyncFd` first); the descriptor is never replaced while the
+        // handle lives, and `Fd::as_raw_fd` always returns `raw`.
+        let fd = unsafe { AsyncFd::register(Fd(raw)) }.map_err(io::Error::from)?;
+        Ok(AsyncProducer {
+            fd,
+            inner: producer,
+        })
+    }
+
+    /// The producer, for the synchronous calls.
+    pub fn get_mut(&mut self) -> &mut Producer {
+        &mut self.inner
+    }
+
+    /// The producer back.
+    pub fn into_inner(self) -> Producer {
+        let AsyncProducer { fd, inner } = self;
+        drop(fd);
+        inner
+    }
+
+    /// Waits until the descriptor says a send may succeed (the descriptor
+    /// signals by becoming readable, in this direction too).
+    async fn writable(&mut self) -> Result<(), SendError<()>> {
+        loop {
+            if !self.inner.arm()? {
+                return Ok(());
+            }
+            let mut guard = self.fd.readable().await.map_err(io_send)?;
+            guard.clear_ready();
+        }
+    }
+
+    /// Sends a message, waiting for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::send_deadline`], never `Timeout`; the message comes
+    /// back inside the error.
+    pub async fn send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
+        let mut msg = msg;
+        loop {
+            match self.inner.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(m)) => msg = m,
+                Err(e) => return Err(e.into()),
+            }
+            if let Err(e) = self.writable().await {
+                return Err(e.map(|()| msg));
+            }
+        }
+    }
+
+    /// Reserves the next slot for writing in place, waiting for one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::reserve_deadline`], never `Timeout`.
+    pub async fn reserve(&mut self) -> Result<WriteSlot<'_>, SendError<()>> {
+        while !self.inner.space_now()? {
+            self.writable().await?;
+        }
+        // A slot is free, and only this handle can fill it.
+        Ok(self.inner.try_reserve()?)
+    }
+}

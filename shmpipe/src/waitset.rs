@@ -1,0 +1,275 @@
+//! [`WaitSet`]: one thread waits on any number of consumers and producers
+//! at once, with a deadline, and learns which are ready.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
+
+use rustix::event::epoll;
+use rustix::io::Errno;
+
+use crate::error::Error;
+use crate::handles::{Consumer, Producer};
+use crate::sync::barrier;
+
+/// Names a member of a [`WaitSet`]: returned by `add_*`, reported by
+/// [`wait`](WaitSet::wait) when that member is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub usize);
+
+/// A handle in a [`WaitSet`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Member {
+    /// Ready when a message is waiting (or the producer closed or died).
+    Consumer(Consumer),
+    /// Ready when a slot is free (or the consumer left or died).
+    Producer(Producer),
+}
+
+/// Waits on many handles at once: one thread, no CPU while idle, no thread
+/// per ring.
+///
+/// The set owns its members (get them back with
+/// [`consumer`](Self::consumer), [`producer`](Self::producer) or
+/// [`remove`](Self::remove)); members can be added and removed between
+/// waits. Each member's [readiness descriptor](Consumer::readiness_fd)
+/// joins one epoll set; [`wait`](Self::wait) arms every member with one
+/// heavy barrier for them all, re-checks them, and only then sleeps. A dead
+/// peer wakes the set at once (its pidfd is in the member's descriptor).
+///
+/// A member reported ready is only ready "to try": receive with the
+/// non-blocking calls (`try_recv`, `try_borrow`, ...) until `Empty`.
+///
+/// # Examples
+///
+/// ```
+/// use shmpipe::{RingBuilder, WaitSet};
+/// use std::time::{Duration, Instant};
+///
+/// let a = RingBuilder::new().slots(8).create_in_process()?;
+/// let b = RingBuilder::new().slots(8).create_in_process()?;
+/// let (mut tx_a, mut tx_b) = (a.producer()?, b.producer()?);
+/// let mut set = WaitSet::new()?;
+/// let ta = set.add_consumer(a.consumer()?)?;
+/// let tb = set.add_consumer(b.consumer()?)?;
+///
+/// tx_b.try_send(b"to b")?;
+/// let mut ready = Vec::new();
+/// set.wait(Some(Instant::now() + Duration::from_secs(1)), &mut ready)?;
+/// assert_eq!(ready, [tb]);
+/// assert_eq!(set.consumer(tb).unwrap().try_recv_vec()?, b"to b");
+///
+/// // Nothing more: the wait ends at its deadline with no token.
+/// set.wait(Some(Instant::now() + Duration::from_millis(10)), &mut ready)?;
+/// assert!(ready.is_empty());
+/// # let _ = (ta, &mut tx_a);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct WaitSet {
+    epoll: OwnedFd,
+    members: Vec<Option<Member>>,
+    free: Vec<usize>,
+    events: Vec<epoll::Event>,
+}
+
+impl std::fmt::Debug for WaitSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitSet")
+            .field("members", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WaitSet {
+    /// An empty set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if no epoll instance can be made.
+    pub fn new() -> Result<WaitSet, Error> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| Error::from_errno("epoll_create", "wait set", e))?;
+        Ok(WaitSet {
+            epoll,
+            members: Vec::new(),
+            free: Vec::new(),
+            events: Vec::with_capacity(64),
+        })
+    }
+
+    /// Adds a consumer; it is ready when a receive would not say `Empty`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
+    pub fn add_consumer(&mut self, mut consumer: Consumer) -> Result<Token, Error> {
+        let slot = self.slot();
+        let fd = consumer.readiness_fd()?;
+        self.register(fd.as_fd(), slot)?;
+        self.members[slot] = Some(Member::Consumer(consumer));
+        Ok(Token(slot))
+    }
+
+    /// Adds a producer; it is ready when a send would not say `Full`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
+    pub fn add_producer(&mut self, mut producer: Producer) -> Result<Token, Error> {
+        let slot = self.slot();
+        let fd = producer.readiness_fd()?;
+        self.register(fd.as_fd(), slot)?;
+        self.members[slot] = Some(Member::Producer(producer));
+        Ok(Token(slot))
+    }
+
+    fn slot(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.members.push(None);
+            self.members.len() - 1
+        })
+    }
+
+    fn register(&mut self, fd: std::os::fd::BorrowedFd<'_>, slot: usize) -> Result<(), Error> {
+        epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(slot as u64),
+            epoll::EventFlags::IN,
+        )
+        .map_err(|e| {
+            self.free.push(slot);
+            Error::from_errno("epoll_ctl", "wait set", e)
+        })
+    }
+
+    /// Takes a member out of the set.
+    pub fn remove(&mut self, token: Token) -> Option<Member> {
+        let mut m = self.members.get_mut(token.0)?.take()?;
+        let fd = match &mut m {
+            Member::Consumer(c) => c
+                .readiness_fd()
+                .ok()
+                .map(|f| f.as_fd().try_clone_to_owned()),
+            Member::Producer(p) => p
+                .readiness_fd()
+                .ok()
+                .map(|f| f.as_fd().try_clone_to_owned()),
+        };
+        if let Some(Ok(fd)) = fd {
+            let _ = epoll::delete(&self.epoll, &fd);
+        }
+        self.free.push(token.0);
+        Some(m)
+    }
+
+    /// The consumer named by `token`, if it is one.
+    pub fn consumer(&mut self, token: Token) -> Option<&mut Consumer> {
+        match self.members.get_mut(token.0)? {
+            Some(Member::Consumer(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The producer named by `token`, if it is one.
+    pub fn producer(&mut self, token: Token) -> Option<&mut Producer> {
+        match self.members.get_mut(token.0)? {
+            Some(Member::Producer(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.iter().filter(|m| m.is_some()).count()
+    }
+
+    /// Whether the set has no member.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until at least one member is ready or `deadline` passes
+    /// (`None`: as long as it takes), and puts the ready members' tokens in
+    /// `ready` (cleared first; empty after a timeout). Returns how many.
+    ///
+    /// A member whose peer died, closed or corrupted the ring counts as
+    /// ready: its next call reports it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `epoll_wait` fails (never for `EINTR`: the wait
+    /// goes on to its deadline).
+    pub fn wait(
+        &mut self,
+        deadline: Option<Instant>,
+        ready: &mut Vec<Token>,
+    ) -> Result<usize, Error> {
+        ready.clear();
+        // Arm everything, pay one heavy barrier for all, then re-check.
+        let mut heavy = false;
+        for m in self.members.iter_mut().flatten() {
+            heavy |= match m {
+                Member::Consumer(c) => c.announce_wait(),
+                Member::Producer(p) => p.announce_wait(),
+            };
+        }
+        let _ = barrier::waiter(heavy);
+        for (i, m) in self.members.iter_mut().enumerate() {
+            let armed = match m {
+                Some(Member::Consumer(c)) => !matches!(c.check_armed(), Ok(false) | Err(_)),
+                Some(Member::Producer(p)) => !matches!(p.check_armed(), Ok(false) | Err(_)),
+                None => continue,
+            };
+            if !armed {
+                ready.push(Token(i));
+            }
+        }
+        while ready.is_empty() {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    let left = d - now;
+                    Some(rustix::time::Timespec {
+                        tv_sec: left.as_secs() as i64,
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    })
+                }
+            };
+            self.events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut self.events),
+                timeout.as_ref(),
+            ) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => {
+                    self.disarm_all();
+                    return Err(Error::from_errno("epoll_wait", "wait set", e));
+                }
+            }
+            for ev in &self.events {
+                let t = Token(ev.data.u64() as usize);
+                if !ready.contains(&t) {
+                    ready.push(t);
+                }
+            }
+        }
+        self.disarm_all();
+        ready.sort_unstable();
+        Ok(ready.len())
+    }
+
+    fn disarm_all(&mut self) {
+        for m in self.members.iter_mut().flatten() {
+            match m {
+                Member::Consumer(c) => c.disarm_wait(),
+                Member::Producer(p) => p.disarm_wait(),
+            }
+        }
+    }
+}
