@@ -323,7 +323,8 @@ fn latency(o: &Output, w: &str) -> Result<Svg, String> {
             .x_label_area_size(45)
             .y_label_area_size(90)
             .build_cartesian_2d(
-                (0..pcts.len() as i32 - 1).into_segmented(),
+                // Two empty columns on the right, for the legend.
+                (0..pcts.len() as i32 + 1).into_segmented(),
                 (y0..y1).log_scale(),
             )
             .map_err(err)?;
@@ -331,7 +332,7 @@ fn latency(o: &Output, w: &str) -> Result<Svg, String> {
             .configure_mesh()
             .x_desc("percentile")
             .y_desc("nanoseconds (log)")
-            .x_labels(pcts.len())
+            .x_labels(pcts.len() + 2)
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => pcts.get(*i as usize).copied().unwrap_or("").into(),
                 _ => String::new(),
@@ -375,7 +376,7 @@ fn latency(o: &Output, w: &str) -> Result<Svg, String> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -405,7 +406,8 @@ fn idle(o: &Output) -> Result<Svg, String> {
             .x_label_area_size(45)
             .y_label_area_size(90)
             .build_cartesian_2d(
-                (0..names.len().max(1) as i32 - 1).into_segmented(),
+                // One empty column on the right, for the legend.
+                (0..names.len() as i32).into_segmented(),
                 (y0..y1).log_scale(),
             )
             .map_err(err)?;
@@ -413,7 +415,7 @@ fn idle(o: &Output) -> Result<Svg, String> {
             .configure_mesh()
             .x_desc("mechanism")
             .y_desc("% of one core (log)")
-            .x_labels(names.len().max(1))
+            .x_labels(names.len() + 1)
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => names.get(*i as usize).copied().unwrap_or("").into(),
                 _ => String::new(),

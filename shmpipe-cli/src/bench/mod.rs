@@ -1,6 +1,7 @@
-//! `shmpipe bench`: shmpipe against pipes, UNIX sockets and message
-//! queues, between real processes, next to the physical floors measured in
-//! the same run.
+//! `shmpipe bench`: shmpipe against pipes, UNIX sockets, message queues
+//! and (feature `peers`) the iceoryx2 and ipmpsc crates, between real
+//! processes, next to a bare-ring reference and the physical floors
+//! measured in the same repetitions.
 //!
 //! Each mechanism lives with its family under `mechanisms/` (setup,
 //! endpoint, description); everything else is shared by all of them.
@@ -12,13 +13,16 @@
 //!   shmpipe.rs      shmpipe-spin, -spin-park, -park, -huge
 //!   fd.rs           pipe, unix-stream, unix-seqpacket, unix-dgram
 //!   queues.rs       posix-mq, sysv-mq
+//!   bare_ring.rs    bare-ring, the reference shmpipe's rows are divided by
+//!   iceoryx2.rs     iceoryx2-0.10 (feature `peers`)
+//!   ipmpsc.rs       ipmpsc-0.5 (feature `peers`)
 //! config.rs       settings and defaults, the ring shape per message size
 //! coord.rs        the coordinator: cases, repetitions, floors, cleanup
 //! supervise.rs    starting peers, waiting on them with poll(2)
 //! protocol.rs     what the coordinator and its peers say to each other
 //! jobs.rs         `shmpipe bench-peer`: the jobs a peer runs on any end
 //! endpoint.rs     the Endpoint trait every mechanism's end implements
-//! floor.rs        the floors: cache line, hand-off, memcpy
+//! floor.rs        the floors: cache line, memcpy; shared memfd helpers
 //! summary.rs      medians, spread, ratios; the table and the JSON
 //! charts.rs       the SVG charts of --report (plotters, SVG backend)
 //! report_dir.rs   --report DIR: report.md, results.json, the charts
