@@ -31,7 +31,8 @@ pub struct shmpipe_consumer {
 
 /// Reads one message of a batch in place: `len` bytes at `msg`, valid only
 /// during the call. Called by `shmpipe_consumer_recv_batch`.
-pub type shmpipe_read_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, msg: *const c_void, len: usize)>;
+pub type shmpipe_read_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, msg: *const c_void, len: usize)>;
 
 impl shmpipe_consumer {
     pub(crate) fn new(c: Consumer) -> *mut shmpipe_consumer {
@@ -142,12 +143,10 @@ pub unsafe extern "C" fn shmpipe_consumer_recv(
                 })
             }
         };
-        // SAFETY: `len` is non-NULL (checked above) and writable by the
-        // contract.
-        match (&r, needed) {
-            (Ok(n), _) => unsafe { len.write(*n) },
-            (Err(_), Some(n)) => unsafe { len.write(n) },
-            (Err(_), None) => {}
+        if let Some(n) = r.as_ref().ok().copied().or(needed) {
+            // SAFETY: `len` is non-NULL (checked above) and writable by the
+            // contract.
+            unsafe { len.write(n) };
         }
         r.map(drop)
     })
@@ -305,9 +304,11 @@ pub unsafe extern "C" fn shmpipe_consumer_recv_batch(
             ));
         }
         let _in_callback = CallbackGuard::enter(&h.state);
-        // SAFETY (both closures): `f` is a valid function by the contract;
-        // `m` is readable for its length during the call.
-        let call = |m: &[u8]| unsafe { f(ctx, m.as_ptr().cast(), m.len()) };
+        let call = |m: &[u8]| {
+            // SAFETY: `f` is a valid function by the contract; `m` is
+            // readable for its length during the call.
+            unsafe { f(ctx, m.as_ptr().cast(), m.len()) }
+        };
         let n = match Wait::from_ns(timeout_ns) {
             Wait::Never => rx.try_recv_batch(max, call).map_err(try_recv_fail)?,
             Wait::Until(deadline) => rx

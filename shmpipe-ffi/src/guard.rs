@@ -184,12 +184,11 @@ pub extern "C" fn shmpipe_status_name(status: c_int) -> *const c_char {
 /// The library's version (`"0.1.0"`), a static string.
 #[no_mangle]
 pub extern "C" fn shmpipe_version() -> *const c_char {
-    const VERSION: &CStr = match CStr::from_bytes_with_nul(
-        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-    ) {
-        Ok(v) => v,
-        Err(_) => c"unknown",
-    };
+    const VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
     VERSION.as_ptr()
 }
 
@@ -225,8 +224,7 @@ const MSG_EMPTY: &CStr = c"receiving on an empty ring";
 const MSG_SEND_TIMEOUT: &CStr = c"timed out sending on a full ring";
 const MSG_RECV_TIMEOUT: &CStr = c"timed out receiving on an empty ring";
 const MSG_SEND_DISCONNECTED: &CStr = c"sending on a ring whose consumer has disconnected";
-const MSG_RECV_DISCONNECTED: &CStr =
-    c"receiving on an empty ring whose producer has disconnected";
+const MSG_RECV_DISCONNECTED: &CStr = c"receiving on an empty ring whose producer has disconnected";
 
 /// The status and message of a failed non-blocking send.
 pub(crate) fn try_send_fail<T>(e: TrySendError<T>) -> Fail {
@@ -336,10 +334,7 @@ mod tests {
 
     #[test]
     fn success_keeps_the_last_error() {
-        assert_eq!(
-            guard(|| Err(Fail::new(SHMPIPE_IO, "first"))),
-            SHMPIPE_IO
-        );
+        assert_eq!(guard(|| Err(Fail::new(SHMPIPE_IO, "first"))), SHMPIPE_IO);
         assert_eq!(guard(|| Ok(())), SHMPIPE_OK);
         assert_eq!(last(), "first");
     }

@@ -27,7 +27,7 @@
 //!
 //! let mut ring = ptr::null_mut();
 //! let name = c"shm:ffi-doctest";
-//! // SAFETY: every pointer is valid or NULL-checked by the callee; each
+//! // Every pointer is valid (or NULL, which the callee checks), and each
 //! // handle is closed once.
 //! unsafe {
 //!     let _ = shmpipe_ring_remove(name.as_ptr(), 1);

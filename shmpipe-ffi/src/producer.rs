@@ -52,8 +52,9 @@ pub struct shmpipe_iovec {
 /// Writes message number `index` of a batch into `slot` (`cap` bytes of
 /// shared memory) and returns its length, at most `cap`. Called by
 /// `shmpipe_producer_fill_batch`.
-pub type shmpipe_fill_fn =
-    Option<unsafe extern "C" fn(ctx: *mut c_void, index: usize, slot: *mut c_void, cap: usize) -> usize>;
+pub type shmpipe_fill_fn = Option<
+    unsafe extern "C" fn(ctx: *mut c_void, index: usize, slot: *mut c_void, cap: usize) -> usize,
+>;
 
 impl shmpipe_producer {
     pub(crate) fn new(p: Producer) -> *mut shmpipe_producer {
@@ -306,18 +307,16 @@ pub unsafe extern "C" fn shmpipe_producer_commit(p: *mut shmpipe_producer, len: 
 pub unsafe extern "C" fn shmpipe_producer_abort(p: *mut shmpipe_producer) -> c_int {
     guard(|| {
         // SAFETY: forwarded contract.
-        drop(take_slot(unsafe { handle(p) }?)?);
+        let slot = take_slot(unsafe { handle(p) }?)?;
+        // An unpublished slot is simply forgotten by the ring: nothing to do.
+        let _ = slot;
         Ok(())
     })
 }
 
 /// Reserves up to `max` slots, waiting per `timeout_ns` until at least one
 /// is free.
-fn reserve_batch(
-    tx: &mut Producer,
-    max: usize,
-    timeout_ns: i64,
-) -> Result<WriteBatch<'_>, Fail> {
+fn reserve_batch(tx: &mut Producer, max: usize, timeout_ns: i64) -> Result<WriteBatch<'_>, Fail> {
     if max == 0 {
         return Err(Fail::new(
             SHMPIPE_INVALID_ARGUMENT,
@@ -358,11 +357,11 @@ pub unsafe extern "C" fn shmpipe_producer_send_batch(
         if msgs.is_null() && count > 0 {
             return Err(Fail::null("msgs"));
         }
-        // SAFETY: non-NULL (or count 0, handled by reserve_batch) and
-        // readable for `count` entries by the contract.
         let msgs: &[shmpipe_iovec] = if count == 0 {
             &[]
         } else {
+            // SAFETY: non-NULL (checked above) and readable for `count`
+            // entries by the contract.
             unsafe { slice::from_raw_parts(msgs, count) }
         };
         if let Some(i) = msgs.iter().position(|m| m.data.is_null() && m.len > 0) {
@@ -449,7 +448,7 @@ pub unsafe extern "C" fn shmpipe_producer_fill_batch(
         }
         drop(in_callback);
         if let Some((i, n, cap)) = bad {
-            drop(batch); // publishes nothing
+            // `batch` is dropped uncommitted on return: nothing published.
             return Err(Fail::new(
                 SHMPIPE_TOO_LARGE,
                 format!(
@@ -513,7 +512,7 @@ pub unsafe extern "C" fn shmpipe_producer_close(p: *mut shmpipe_producer) {
         // SAFETY: a live handle from `Box::into_raw` in `new`, given up by
         // the caller; the slot (which borrows `inner`) goes first.
         let h = unsafe { Box::from_raw(p) };
-        drop(h.slot.into_inner());
+        let _ = h.slot.into_inner();
         // SAFETY: from `Box::leak` in `new`; nothing borrows it any more.
         drop(unsafe { Box::from_raw(h.inner.as_ptr()) });
         Ok(())

@@ -382,7 +382,10 @@ pub unsafe extern "C" fn shmpipe_ring_fd(ring: *const shmpipe_ring, fd: *mut c_i
             None => {
                 return Err(Fail::new(
                     SHMPIPE_UNSUPPORTED,
-                    format!("ring {} has no file descriptor", r.address.to_string_lossy()),
+                    format!(
+                        "ring {} has no file descriptor",
+                        r.address.to_string_lossy()
+                    ),
                 ))
             }
         }
