@@ -610,6 +610,15 @@ int shmpipe_ring_create_with(const char *address, const struct shmpipe_options *
 // As `shmpipe_ring_create_with`.
 int shmpipe_ring_create_memfd(const char *name, const struct shmpipe_options *opts, struct shmpipe_ring **out);
 
+// Creates a ring in this process's memory, for threads of one process (the
+// ring code is the same as for shared memory; nothing is named or mapped).
+// `opts` may be NULL (the defaults).
+//
+// # Safety
+//
+// `opts` is NULL or valid; `out` is NULL or valid for a write.
+int shmpipe_ring_create_in_process(const struct shmpipe_options *opts, struct shmpipe_ring **out);
+
 // Opens the existing ring at `address`, validating its header (its
 // geometry comes from the ring).
 //

@@ -206,14 +206,16 @@ pub unsafe extern "C" fn shmpipe_consumer_borrow(
             Wait::Until(None) => rx.borrow().map_err(recv_fail)?,
             Wait::Until(Some(d)) => rx.borrow_deadline(d).map_err(recv_fail)?,
         };
-        let (data, n) = (slot.as_ptr(), slot.len());
         // SAFETY: the slot borrows `*h.inner`, which stays at its address
         // until `shmpipe_consumer_close`; close drops the slot first, and
         // while it is stored (`state == Slot`) nothing else reaches
         // `*h.inner`. So the borrow outlives every use of the slot.
         let slot: ReadSlot<'static> = unsafe { std::mem::transmute(slot) };
         // SAFETY: `state` was Idle, so no reference into `h.slot` is live.
-        unsafe { *h.slot.get() = Some(slot) };
+        let stored = unsafe { &mut *h.slot.get() }.insert(slot);
+        // Taken from the slot in its final place (see the producer's
+        // reserve).
+        let (data, n) = (stored.as_ptr(), stored.len());
         h.state.set(State::Slot);
         // SAFETY: both non-NULL and writable (checked above).
         unsafe {

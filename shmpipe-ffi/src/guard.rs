@@ -111,8 +111,11 @@ pub fn guard(f: impl FnOnce() -> Result<(), Fail>) -> c_int {
         }
         Err(payload) => {
             let text = panic_text(&*payload);
-            // Dropping the payload could itself panic; forget it instead.
-            std::mem::forget(payload);
+            // Dropping the payload could itself panic: drop it under
+            // catch_unwind too, and forget only such a second payload.
+            if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+                std::mem::forget(again);
+            }
             set_last_error(Message::Owned(to_cstring(format!(
                 "internal error, a bug in shmpipe (please report it): {text}"
             ))));

@@ -60,9 +60,11 @@ mod consumer;
 mod guard;
 mod producer;
 mod ring;
+#[cfg(test)]
+mod tests;
 
 pub use consumer::*;
-pub use guard::{guard, shmpipe_last_error, shmpipe_status_name, shmpipe_version};
+pub use guard::{guard, shmpipe_last_error, shmpipe_status_name, shmpipe_version, Fail};
 pub use producer::*;
 pub use ring::*;
 

@@ -216,19 +216,21 @@ pub unsafe extern "C" fn shmpipe_producer_reserve(
         // is reserved.
         unsafe { buf.write(ptr::null_mut()) };
         let tx = h.idle()?;
-        let mut slot = match Wait::from_ns(timeout_ns) {
+        let slot = match Wait::from_ns(timeout_ns) {
             Wait::Never => tx.try_reserve().map_err(try_send_fail)?,
             Wait::Until(None) => tx.reserve().map_err(send_fail)?,
             Wait::Until(Some(d)) => tx.reserve_deadline(d).map_err(send_fail)?,
         };
-        let (data, len) = (slot.as_mut_ptr(), slot.len());
         // SAFETY: the slot borrows `*h.inner`, which stays at its address
         // until `shmpipe_producer_close`; close drops the slot first, and
         // while it is stored (`state == Slot`) nothing else reaches
         // `*h.inner`. So the borrow outlives every use of the slot.
         let slot: WriteSlot<'static> = unsafe { std::mem::transmute(slot) };
         // SAFETY: `state` was Idle, so no reference into `h.slot` is live.
-        unsafe { *h.slot.get() = Some(slot) };
+        let stored = unsafe { &mut *h.slot.get() }.insert(slot);
+        // Taken from the slot in its final place: moving it would retag its
+        // buffer and invalidate a pointer taken before.
+        let (data, len) = (stored.as_mut_ptr(), stored.len());
         h.state.set(State::Slot);
         // SAFETY: non-NULL checked above / NULL allowed for `cap`.
         unsafe {

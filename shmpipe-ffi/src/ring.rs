@@ -276,6 +276,26 @@ pub unsafe extern "C" fn shmpipe_ring_create_memfd(
     })
 }
 
+/// Creates a ring in this process's memory, for threads of one process (the
+/// ring code is the same as for shared memory; nothing is named or mapped).
+/// `opts` may be NULL (the defaults).
+///
+/// # Safety
+///
+/// `opts` is NULL or valid; `out` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_ring_create_in_process(
+    opts: *const shmpipe_options,
+    out: *mut *mut shmpipe_ring,
+) -> c_int {
+    guard(|| {
+        check_out(out)?;
+        // SAFETY: forwarded contract.
+        let ring = unsafe { options(opts) }.builder()?.create_in_process()?;
+        hand_out(ring, out)
+    })
+}
+
 /// Opens the existing ring at `address`, validating its header (its
 /// geometry comes from the ring).
 ///
