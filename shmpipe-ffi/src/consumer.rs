@@ -7,7 +7,7 @@ use std::slice;
 
 use shmpipe::{Consumer, ReadSlot, RecvError, TryRecvError};
 
-use crate::guard::{guard, guard_void, recv_fail, try_recv_fail, Fail, Wait};
+use crate::guard::{guard, guard_value, guard_void, recv_fail, try_recv_fail, Fail, Wait};
 use crate::producer::{CallbackGuard, State};
 use crate::ring::store_len;
 use crate::*;
@@ -331,7 +331,7 @@ pub unsafe extern "C" fn shmpipe_consumer_recv_batch(
 #[no_mangle]
 pub unsafe extern "C" fn shmpipe_consumer_capacity(c: *const shmpipe_consumer) -> usize {
     // SAFETY: NULL or live, by the contract.
-    unsafe { c.as_ref() }.map_or(0, |h| h.capacity)
+    guard_value(0, || unsafe { c.as_ref() }.map_or(0, |h| h.capacity))
 }
 
 /// The ring's largest message in bytes (a buffer this large receives any
@@ -343,7 +343,7 @@ pub unsafe extern "C" fn shmpipe_consumer_capacity(c: *const shmpipe_consumer) -
 #[no_mangle]
 pub unsafe extern "C" fn shmpipe_consumer_max_message(c: *const shmpipe_consumer) -> usize {
     // SAFETY: NULL or live, by the contract.
-    unsafe { c.as_ref() }.map_or(0, |h| h.max_message)
+    guard_value(0, || unsafe { c.as_ref() }.map_or(0, |h| h.max_message))
 }
 
 /// Closes the consumer: the producer's sends fail with

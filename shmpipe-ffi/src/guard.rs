@@ -130,6 +130,14 @@ pub(crate) fn guard_void(f: impl FnOnce() -> Result<(), Fail>) {
     let _ = guard(f);
 }
 
+/// [`guard`] for the calls that return a value instead of a status
+/// (getters, static strings): `fallback` if `f` panics. They read fields
+/// and cannot panic; the guard keeps the rule that no unwind leaves an
+/// entry point.
+pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
 /// The last failure on the calling thread, in words that say what to do:
 /// a NUL-terminated UTF-8 string, never NULL (empty if nothing failed yet).
 ///
@@ -155,6 +163,10 @@ pub extern "C" fn shmpipe_last_error() -> *const c_char {
 /// A static string: do not free it.
 #[no_mangle]
 pub extern "C" fn shmpipe_status_name(status: c_int) -> *const c_char {
+    guard_value(c"SHMPIPE_UNKNOWN".as_ptr(), || status_name(status).as_ptr())
+}
+
+fn status_name(status: c_int) -> &'static CStr {
     let name: &'static CStr = match status {
         SHMPIPE_OK => c"SHMPIPE_OK",
         SHMPIPE_DISCONNECTED => c"SHMPIPE_DISCONNECTED",
@@ -181,7 +193,7 @@ pub extern "C" fn shmpipe_status_name(status: c_int) -> *const c_char {
         SHMPIPE_ERROR => c"SHMPIPE_ERROR",
         _ => c"SHMPIPE_UNKNOWN",
     };
-    name.as_ptr()
+    name
 }
 
 /// The library's version (`"0.1.0"`), a static string.
@@ -192,7 +204,7 @@ pub extern "C" fn shmpipe_version() -> *const c_char {
             Ok(v) => v,
             Err(_) => c"unknown",
         };
-    VERSION.as_ptr()
+    guard_value(c"unknown".as_ptr(), || VERSION.as_ptr())
 }
 
 // ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::slice;
 
 use shmpipe::{Producer, WriteBatch, WriteSlot};
 
-use crate::guard::{guard, guard_void, send_fail, try_send_fail, Fail, Wait};
+use crate::guard::{guard, guard_value, guard_void, send_fail, try_send_fail, Fail, Wait};
 use crate::ring::store_len;
 use crate::*;
 
@@ -474,7 +474,7 @@ pub unsafe extern "C" fn shmpipe_producer_fill_batch(
 #[no_mangle]
 pub unsafe extern "C" fn shmpipe_producer_capacity(p: *const shmpipe_producer) -> usize {
     // SAFETY: NULL or live, by the contract.
-    unsafe { p.as_ref() }.map_or(0, |h| h.capacity)
+    guard_value(0, || unsafe { p.as_ref() }.map_or(0, |h| h.capacity))
 }
 
 /// The ring's largest message in bytes; 0 for NULL.
@@ -485,7 +485,7 @@ pub unsafe extern "C" fn shmpipe_producer_capacity(p: *const shmpipe_producer) -
 #[no_mangle]
 pub unsafe extern "C" fn shmpipe_producer_max_message(p: *const shmpipe_producer) -> usize {
     // SAFETY: NULL or live, by the contract.
-    unsafe { p.as_ref() }.map_or(0, |h| h.max_message)
+    guard_value(0, || unsafe { p.as_ref() }.map_or(0, |h| h.max_message))
 }
 
 /// Closes the producer: the consumer receives every message already

@@ -7,7 +7,7 @@ use std::ptr;
 
 use shmpipe::{Backend, HugePages, Ring, RingBuilder, RingInfo, SideInfo, SideState, WaitStrategy};
 
-use crate::guard::{guard, guard_void, nanos, store, Fail};
+use crate::guard::{guard, guard_value, guard_void, nanos, store, Fail};
 use crate::*;
 
 /// A mapped ring (opaque). Made by `shmpipe_ring_create*` or
@@ -71,6 +71,8 @@ pub struct shmpipe_options {
 /// spin 50 µs then park, 100 ms heartbeat, 1 s open timeout).
 #[no_mangle]
 pub extern "C" fn shmpipe_options_default() -> shmpipe_options {
+    // Plain constants: cannot panic, so no guard is needed to keep an
+    // unwind from leaving.
     shmpipe_options {
         slots: shmpipe::DEFAULT_SLOTS,
         slot_size: shmpipe::DEFAULT_SLOT_SIZE,
@@ -422,11 +424,13 @@ pub unsafe extern "C" fn shmpipe_ring_fd(ring: *const shmpipe_ring, fd: *mut c_i
 /// `ring` is NULL or a live ring handle.
 #[no_mangle]
 pub unsafe extern "C" fn shmpipe_ring_address(ring: *const shmpipe_ring) -> *const c_char {
-    // SAFETY: forwarded contract.
-    match unsafe { ring.as_ref() } {
-        Some(r) => r.address.as_ptr(),
-        None => ptr::null(),
-    }
+    guard_value(ptr::null(), || {
+        // SAFETY: forwarded contract.
+        match unsafe { ring.as_ref() } {
+            Some(r) => r.address.as_ptr(),
+            None => ptr::null(),
+        }
+    })
 }
 
 /// Why huge pages were preferred (`SHMPIPE_HUGE_PAGES_PREFER`) but not
@@ -441,11 +445,13 @@ pub unsafe extern "C" fn shmpipe_ring_address(ring: *const shmpipe_ring) -> *con
 pub unsafe extern "C" fn shmpipe_ring_huge_page_fallback(
     ring: *const shmpipe_ring,
 ) -> *const c_char {
-    // SAFETY: forwarded contract.
-    match unsafe { ring.as_ref() }.and_then(|r| r.fallback.as_ref()) {
-        Some(f) => f.as_ptr(),
-        None => ptr::null(),
-    }
+    guard_value(ptr::null(), || {
+        // SAFETY: forwarded contract.
+        match unsafe { ring.as_ref() }.and_then(|r| r.fallback.as_ref()) {
+            Some(f) => f.as_ptr(),
+            None => ptr::null(),
+        }
+    })
 }
 
 /// Counters kept by one side of a ring.
