@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the C (libshmpipe) and Rust (shmpipe crate) benchmarks interleaved,
 # REPS times each (C first on odd repetitions, Rust first on even ones), and
-# prints the medians and the C/Rust ratio. Usage: run.sh BENCH_C BENCH_RUST
+# prints the medians, the best figures and the C/Rust ratios. Usage: run.sh BENCH_C BENCH_RUST
 # (make -C shmpipe-ffi bench). STREAM_N, PINGPONG_N and REPS override the
 # sizes.
 set -euo pipefail
@@ -24,10 +24,20 @@ for rep in $(seq "$reps"); do
         "ping-pong p50 C ${c_pp[-1]} / Rust ${r_pp[-1]} ns"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+best_max() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+best_min() { printf '%s\n' "$@" | sort -g | head -n 1; }
 cs=$(median "${c_stream[@]}") rs=$(median "${r_stream[@]}")
 cp=$(median "${c_pp[@]}") rp=$(median "${r_pp[@]}")
-awk -v reps="$reps" -v cs="$cs" -v rs="$rs" -v cp="$cp" -v rp="$rp" 'BEGIN {
-    printf "\n%-34s %14s %14s %8s\n", "median of " reps, "C (libshmpipe)", "Rust (shmpipe)", "C/Rust"
-    printf "%-34s %14.2f %14.2f %8.3f\n", "64 B stream, M msgs/s", cs / 1e6, rs / 1e6, cs / rs
-    printf "%-34s %14.0f %14.0f %8.3f\n", "64 B ping-pong round trip p50, ns", cp, rp, cp / rp
+# Best of the repetitions too: on a shared machine other work only ever
+# slows a spinning benchmark down, so the best figure is the least
+# disturbed one.
+bcs=$(best_max "${c_stream[@]}") brs=$(best_max "${r_stream[@]}")
+bcp=$(best_min "${c_pp[@]}") brp=$(best_min "${r_pp[@]}")
+awk -v reps="$reps" -v cs="$cs" -v rs="$rs" -v cp="$cp" -v rp="$rp" \
+    -v bcs="$bcs" -v brs="$brs" -v bcp="$bcp" -v brp="$brp" 'BEGIN {
+    printf "\n%-38s %14s %14s %8s\n", reps " repetitions", "C (libshmpipe)", "Rust (shmpipe)", "C/Rust"
+    printf "%-38s %14.2f %14.2f %8.3f\n", "64 B stream, M msgs/s, median", cs / 1e6, rs / 1e6, cs / rs
+    printf "%-38s %14.2f %14.2f %8.3f\n", "64 B stream, M msgs/s, best", bcs / 1e6, brs / 1e6, bcs / brs
+    printf "%-38s %14.0f %14.0f %8.3f\n", "64 B ping-pong p50 ns, median", cp, rp, cp / rp
+    printf "%-38s %14.0f %14.0f %8.3f\n", "64 B ping-pong p50 ns, best", bcp, brp, bcp / brp
 }'
