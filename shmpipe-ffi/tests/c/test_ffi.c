@@ -1,0 +1,752 @@
+/*
+ * The C test suite for libshmpipe: plain C11 with a CHECK macro that,
+ * unlike assert(), stays on under NDEBUG and prints the library's last
+ * error. Built twice by `make tests`, against libshmpipe.so and against
+ * libshmpipe.a; run by `make check` (and so by .ci/run).
+ *
+ * Every ring gets a name with this process's pid in it and is removed at
+ * the end of its test, so that concurrent runs do not meet and nothing is
+ * left in /dev/shm or `ipcs -m`.
+ */
+#include "shmpipe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int checks;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        checks++;                                                                       \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n  last error: %s\n", __FILE__,    \
+                    __LINE__, #cond, shmpipe_last_error());                             \
+            abort();                                                                    \
+        }                                                                               \
+    } while (0)
+
+/* A status check that names both statuses on failure. */
+#define CHECK_RC(call, want)                                                            \
+    do {                                                                                \
+        int rc_ = (call);                                                               \
+        checks++;                                                                       \
+        if (rc_ != (want)) {                                                            \
+            fprintf(stderr, "%s:%d: %s returned %s, expected %s\n  last error: %s\n",   \
+                    __FILE__, __LINE__, #call, shmpipe_status_name(rc_),                \
+                    shmpipe_status_name(want), shmpipe_last_error());                   \
+            abort();                                                                    \
+        }                                                                               \
+    } while (0)
+
+#define OK(call) CHECK_RC(call, SHMPIPE_OK)
+
+static char *ring_name(const char *tag) {
+    static char names[16][96];
+    static int next;
+    char *n = names[next++ % 16];
+    snprintf(n, sizeof names[0], "shm:shmpipe-ffi-test-%d-%s", (int)getpid(), tag);
+    return n;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int contains(const char *haystack, const char *needle) {
+    return strstr(haystack, needle) != NULL;
+}
+
+/* A ring with both sides claimed, in one process. */
+typedef struct {
+    const char *name;
+    shmpipe_ring *ring;
+    shmpipe_producer *tx;
+    shmpipe_consumer *rx;
+} pair;
+
+static pair make_pair(const char *tag, uint64_t slots, uint64_t max_message) {
+    pair p = {ring_name(tag), NULL, NULL, NULL};
+    (void)shmpipe_ring_remove(p.name, 1);
+    OK(shmpipe_ring_create(p.name, slots, max_message, &p.ring));
+    OK(shmpipe_ring_producer(p.ring, &p.tx));
+    OK(shmpipe_ring_consumer(p.ring, &p.rx));
+    return p;
+}
+
+static void drop_pair(pair *p) {
+    shmpipe_producer_close(p->tx);
+    shmpipe_consumer_close(p->rx);
+    shmpipe_ring_close(p->ring);
+    OK(shmpipe_ring_remove(p->name, 0));
+}
+
+static void test_names_and_version(void) {
+    CHECK(strlen(shmpipe_version()) > 0);
+    CHECK(strcmp(shmpipe_status_name(SHMPIPE_OK), "SHMPIPE_OK") == 0);
+    CHECK(strcmp(shmpipe_status_name(SHMPIPE_PEER_DIED), "SHMPIPE_PEER_DIED") == 0);
+    CHECK(strcmp(shmpipe_status_name(12345), "SHMPIPE_UNKNOWN") == 0);
+    CHECK(shmpipe_last_error() != NULL);
+}
+
+static void test_null_arguments(void) {
+    shmpipe_ring *ring = (shmpipe_ring *)1;
+    char buf[8];
+    size_t len = 0;
+    void *slot = NULL;
+    const void *msg = NULL;
+    shmpipe_info info;
+
+    CHECK_RC(shmpipe_ring_create(NULL, 8, 64, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(ring == NULL); /* a failed call leaves *out NULL */
+    CHECK(contains(shmpipe_last_error(), "address"));
+    CHECK_RC(shmpipe_ring_create("shm:x", 8, 64, NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(contains(shmpipe_last_error(), "NULL"));
+    CHECK_RC(shmpipe_ring_open(NULL, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_open_with("shm:x", NULL, NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_create_memfd(NULL, NULL, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_open_fd(-1, NULL, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_producer(NULL, NULL), SHMPIPE_INVALID_ARGUMENT);
+    shmpipe_producer *tx = NULL;
+    shmpipe_consumer *rx = NULL;
+    CHECK_RC(shmpipe_ring_producer(NULL, &tx), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_consumer(NULL, &rx), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_info(NULL, &info), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_fd(NULL, NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_remove(NULL, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(shmpipe_ring_address(NULL) == NULL);
+    CHECK(shmpipe_ring_huge_page_fallback(NULL) == NULL);
+
+    CHECK_RC(shmpipe_producer_send(NULL, "x", 1, -1), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_try_send(NULL, "x", 1), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_reserve(NULL, &slot, &len, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_commit(NULL, 1), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_abort(NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_send_batch(NULL, NULL, 1, &len, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_fill_batch(NULL, 1, NULL, NULL, &len, 0),
+             SHMPIPE_INVALID_ARGUMENT);
+    CHECK(shmpipe_producer_capacity(NULL) == 0);
+    CHECK(shmpipe_producer_max_message(NULL) == 0);
+
+    CHECK_RC(shmpipe_consumer_recv(NULL, buf, sizeof buf, &len, -1), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_try_recv(NULL, buf, sizeof buf, &len), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_borrow(NULL, &msg, &len, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_release(NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_recv_batch(NULL, 1, NULL, NULL, &len, 0),
+             SHMPIPE_INVALID_ARGUMENT);
+    CHECK(shmpipe_consumer_capacity(NULL) == 0);
+    CHECK(shmpipe_consumer_max_message(NULL) == 0);
+
+    /* Every close accepts NULL. */
+    shmpipe_producer_close(NULL);
+    shmpipe_consumer_close(NULL);
+    shmpipe_ring_close(NULL);
+
+    /* NULL buffers and out-parameters on live handles. */
+    pair p = make_pair("null", 4, 32);
+    CHECK_RC(shmpipe_producer_send(p.tx, NULL, 3, 0), SHMPIPE_INVALID_ARGUMENT);
+    OK(shmpipe_producer_send(p.tx, NULL, 0, 0)); /* an empty message is fine */
+    CHECK_RC(shmpipe_consumer_recv(p.rx, buf, sizeof buf, NULL, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_recv(p.rx, NULL, 5, &len, 0), SHMPIPE_INVALID_ARGUMENT);
+    OK(shmpipe_consumer_recv(p.rx, NULL, 0, &len, 0));
+    CHECK(len == 0);
+    CHECK_RC(shmpipe_producer_reserve(p.tx, NULL, NULL, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_borrow(p.rx, NULL, &len, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_borrow(p.rx, &msg, NULL, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_info(p.ring, NULL), SHMPIPE_INVALID_ARGUMENT);
+    drop_pair(&p);
+}
+
+static void test_addresses_and_options(void) {
+    shmpipe_ring *ring = NULL;
+    CHECK_RC(shmpipe_ring_create("bogus:x", 8, 64, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(contains(shmpipe_last_error(), "bogus:x"));
+    CHECK_RC(shmpipe_ring_create("sysv:not-a-key", 8, 64, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_ring_create("shm:\xff\xfe", 8, 64, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(contains(shmpipe_last_error(), "UTF-8"));
+    const char *name = ring_name("opts");
+    CHECK_RC(shmpipe_ring_create(name, 3, 64, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(contains(shmpipe_last_error(), "slot count"));
+    CHECK_RC(shmpipe_ring_open(name, &ring), SHMPIPE_NOT_FOUND);
+    CHECK_RC(shmpipe_ring_remove(name, 0), SHMPIPE_NOT_FOUND);
+
+    shmpipe_options o = shmpipe_options_default();
+    CHECK(o.slots == 1024 && o.slot_size == 256 && o.mode == 0600);
+    o.huge_pages = 7;
+    CHECK_RC(shmpipe_ring_create_with(name, &o, &ring), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(contains(shmpipe_last_error(), "huge_pages"));
+    o = shmpipe_options_default();
+    o.wait = 99;
+    CHECK_RC(shmpipe_ring_create_with(name, &o, &ring), SHMPIPE_INVALID_ARGUMENT);
+    o = shmpipe_options_default();
+    o.mode = 01000;
+    CHECK_RC(shmpipe_ring_create_with(name, &o, &ring), SHMPIPE_INVALID_ARGUMENT);
+
+    /* Geometry, mode and the wait strategy reach the ring. */
+    o = shmpipe_options_default();
+    o.slots = 16;
+    o.slot_size = 128;
+    o.mode = 0640;
+    o.wait = SHMPIPE_WAIT_SPIN;
+    o.populate = 1;
+    OK(shmpipe_ring_create_with(name, &o, &ring));
+    shmpipe_info info;
+    OK(shmpipe_ring_info(ring, &info));
+    CHECK(info.backend == SHMPIPE_BACKEND_POSIX_SHM);
+    CHECK(info.slots == 16 && info.slot_size == 128 && info.max_message == 120);
+    CHECK(info.mode == 0640);
+    CHECK(info.sysv_id == -1);
+    CHECK(info.creator_pid == (uint32_t)getpid() && info.creator_alive);
+    CHECK(info.producer.state == SHMPIPE_SIDE_VACANT);
+    CHECK(strcmp(shmpipe_ring_address(ring), name) == 0);
+    /* max_message overrides slot_size. */
+    shmpipe_ring *again = NULL;
+    CHECK_RC(shmpipe_ring_create_with(name, &o, &again), SHMPIPE_ALREADY_EXISTS);
+    CHECK(again == NULL);
+    shmpipe_ring_close(ring);
+    OK(shmpipe_ring_remove(name, 0));
+
+    o = shmpipe_options_default();
+    o.slots = 8;
+    o.max_message = 1000;
+    OK(shmpipe_ring_create_with(name, &o, &ring));
+    OK(shmpipe_ring_info(ring, &info));
+    CHECK(info.max_message >= 1000 && info.slot_size == 1024);
+    shmpipe_ring_close(ring);
+    OK(shmpipe_ring_remove(name, 0));
+
+    /* Huge pages, preferred: either used or the reason is given. */
+    o = shmpipe_options_default();
+    o.slots = 8;
+    o.huge_pages = SHMPIPE_HUGE_PAGES_PREFER;
+    OK(shmpipe_ring_create_memfd("prefer", &o, &ring));
+    OK(shmpipe_ring_info(ring, &info));
+    CHECK(info.backend == SHMPIPE_BACKEND_MEMFD);
+    if (info.huge_page_fallback) {
+        CHECK(shmpipe_ring_huge_page_fallback(ring) != NULL);
+        CHECK(info.page_size == (uint64_t)sysconf(_SC_PAGESIZE));
+    } else {
+        CHECK(shmpipe_ring_huge_page_fallback(ring) == NULL);
+        CHECK(info.page_size > (uint64_t)sysconf(_SC_PAGESIZE));
+    }
+    shmpipe_ring_close(ring);
+}
+
+static void test_send_recv_claims_remove(void) {
+    const char *name = ring_name("basic");
+    shmpipe_ring *a = NULL, *b = NULL;
+    (void)shmpipe_ring_remove(name, 1);
+    OK(shmpipe_ring_create(name, 8, 100, &a));
+    OK(shmpipe_ring_open(name, &b));
+    shmpipe_producer *tx = NULL, *tx2 = NULL;
+    shmpipe_consumer *rx = NULL;
+    OK(shmpipe_ring_producer(a, &tx));
+    CHECK_RC(shmpipe_ring_producer(b, &tx2), SHMPIPE_ALREADY_CLAIMED);
+    CHECK(tx2 == NULL);
+    OK(shmpipe_ring_consumer(b, &rx));
+    CHECK(shmpipe_producer_capacity(tx) == 8 && shmpipe_consumer_capacity(rx) == 8);
+    CHECK(shmpipe_producer_max_message(tx) >= 100);
+    CHECK(shmpipe_consumer_max_message(rx) == shmpipe_producer_max_message(tx));
+
+    for (int i = 0; i < 5; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "message %d", i);
+        OK(shmpipe_producer_send(tx, msg, (size_t)n, -1));
+    }
+    shmpipe_info info;
+    OK(shmpipe_ring_info(a, &info));
+    CHECK(info.tail - info.head == 5);
+    CHECK(info.producer.state == SHMPIPE_SIDE_ATTACHED);
+    CHECK(info.producer.pid == (uint32_t)getpid() && info.producer.alive);
+    CHECK(info.producer.stats.messages == 5);
+    for (int i = 0; i < 5; i++) {
+        char want[32], buf[128];
+        size_t len = 0;
+        int n = snprintf(want, sizeof want, "message %d", i);
+        OK(shmpipe_consumer_recv(rx, buf, sizeof buf, &len, -1));
+        CHECK(len == (size_t)n && memcmp(buf, want, len) == 0);
+    }
+
+    /* A live side blocks removal unless forced. */
+    CHECK_RC(shmpipe_ring_remove(name, 0), SHMPIPE_IN_USE);
+    CHECK(contains(shmpipe_last_error(), name + 4));
+    shmpipe_producer_close(tx);
+    shmpipe_consumer_close(rx);
+    /* The ring handles can go in any order. */
+    shmpipe_ring_close(a);
+    OK(shmpipe_ring_info(b, &info));
+    CHECK(info.producer.state == SHMPIPE_SIDE_CLOSED);
+    CHECK(info.consumer.stats.messages == 5);
+    shmpipe_ring_close(b);
+    OK(shmpipe_ring_remove(name, 0));
+    CHECK_RC(shmpipe_ring_open(name, &a), SHMPIPE_NOT_FOUND);
+}
+
+static void test_try_and_timeouts(void) {
+    pair p = make_pair("timeouts", 4, 32);
+    char buf[64];
+    size_t len = 99;
+    CHECK_RC(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len), SHMPIPE_EMPTY);
+    CHECK_RC(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, 0), SHMPIPE_EMPTY);
+    CHECK(contains(shmpipe_last_error(), "empty"));
+    double t0 = now_s();
+    CHECK_RC(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, 20 * 1000 * 1000),
+             SHMPIPE_TIMEOUT);
+    double waited = now_s() - t0;
+    CHECK(waited >= 0.019 && waited < 5.0);
+    CHECK(contains(shmpipe_last_error(), "timed out"));
+    const void *msg;
+    CHECK_RC(shmpipe_consumer_try_borrow(p.rx, &msg, &len), SHMPIPE_EMPTY);
+    CHECK(msg == NULL);
+
+    for (int i = 0; i < 4; i++) OK(shmpipe_producer_try_send(p.tx, "abc", 3));
+    CHECK_RC(shmpipe_producer_try_send(p.tx, "abc", 3), SHMPIPE_FULL);
+    CHECK(contains(shmpipe_last_error(), "full"));
+    void *slot;
+    CHECK_RC(shmpipe_producer_try_reserve(p.tx, &slot, &len), SHMPIPE_FULL);
+    CHECK(slot == NULL);
+    t0 = now_s();
+    CHECK_RC(shmpipe_producer_send(p.tx, "abc", 3, 20 * 1000 * 1000), SHMPIPE_TIMEOUT);
+    CHECK(now_s() - t0 >= 0.019);
+    CHECK_RC(shmpipe_producer_reserve(p.tx, &slot, &len, 1000), SHMPIPE_TIMEOUT);
+    drop_pair(&p);
+}
+
+static void test_sizes(void) {
+    pair p = make_pair("sizes", 4, 56);
+    size_t max = shmpipe_producer_max_message(p.tx);
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    CHECK_RC(shmpipe_producer_send(p.tx, big, max + 1, 0), SHMPIPE_TOO_LARGE);
+    CHECK(contains(shmpipe_last_error(), "larger"));
+    OK(shmpipe_producer_send(p.tx, big, max, 0));
+    char small[8];
+    size_t len = 0;
+    CHECK_RC(shmpipe_consumer_recv(p.rx, small, sizeof small, &len, 0),
+             SHMPIPE_BUFFER_TOO_SMALL);
+    CHECK(len == max); /* the length needed */
+    CHECK_RC(shmpipe_consumer_recv(p.rx, small, sizeof small, &len, -1),
+             SHMPIPE_BUFFER_TOO_SMALL);
+    char buf[4096];
+    OK(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, 0)); /* still there */
+    CHECK(len == max && memcmp(buf, big, max) == 0);
+    drop_pair(&p);
+}
+
+static void test_disconnect(void) {
+    pair p = make_pair("disconnect", 8, 32);
+    char buf[64];
+    size_t len;
+    OK(shmpipe_producer_send(p.tx, "last", 4, -1));
+    shmpipe_producer_close(p.tx);
+    p.tx = NULL;
+    OK(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, -1)); /* delivered first */
+    CHECK(len == 4);
+    CHECK_RC(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, -1), SHMPIPE_DISCONNECTED);
+    CHECK_RC(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len), SHMPIPE_DISCONNECTED);
+    CHECK(contains(shmpipe_last_error(), "disconnected"));
+    OK(shmpipe_ring_producer(p.ring, &p.tx)); /* a new producer may come */
+    shmpipe_consumer_close(p.rx);
+    p.rx = NULL;
+    CHECK_RC(shmpipe_producer_send(p.tx, "x", 1, -1), SHMPIPE_DISCONNECTED);
+    CHECK_RC(shmpipe_producer_try_send(p.tx, "x", 1), SHMPIPE_DISCONNECTED);
+    drop_pair(&p);
+}
+
+static void test_reserve_commit(void) {
+    pair p = make_pair("reserve", 4, 56);
+    void *slot = NULL;
+    size_t cap = 0, len = 0;
+    char buf[64];
+    OK(shmpipe_producer_reserve(p.tx, &slot, &cap, -1));
+    CHECK(slot != NULL && cap == shmpipe_producer_max_message(p.tx));
+    memcpy(slot, "in place", 8);
+    /* Nothing else on this producer while the slot is out. */
+    CHECK_RC(shmpipe_producer_send(p.tx, "x", 1, 0), SHMPIPE_BUSY);
+    CHECK(contains(shmpipe_last_error(), "commit or abort"));
+    CHECK_RC(shmpipe_producer_reserve(p.tx, &slot, &cap, 0), SHMPIPE_BUSY);
+    CHECK(slot == NULL);
+    /* The getters still work. */
+    CHECK(shmpipe_producer_capacity(p.tx) == 4);
+    CHECK_RC(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len), SHMPIPE_EMPTY);
+    /* reserve again to get the pointer back (the BUSY call cleared it) */
+    CHECK_RC(shmpipe_producer_commit(p.tx, cap + 1), SHMPIPE_TOO_LARGE);
+    OK(shmpipe_producer_commit(p.tx, 8)); /* still reserved after TOO_LARGE */
+    OK(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, 0));
+    CHECK(len == 8 && memcmp(buf, "in place", 8) == 0);
+    CHECK_RC(shmpipe_producer_commit(p.tx, 1), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_abort(p.tx), SHMPIPE_INVALID_ARGUMENT);
+
+    /* An aborted slot publishes nothing. */
+    OK(shmpipe_producer_try_reserve(p.tx, &slot, &cap));
+    memcpy(slot, "dropped", 7);
+    OK(shmpipe_producer_abort(p.tx));
+    CHECK_RC(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len), SHMPIPE_EMPTY);
+    OK(shmpipe_producer_send(p.tx, "next", 4, 0));
+    OK(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len));
+    CHECK(len == 4 && memcmp(buf, "next", 4) == 0);
+
+    /* Closing with a slot reserved gives it back. */
+    OK(shmpipe_producer_reserve(p.tx, &slot, &cap, 0));
+    shmpipe_producer_close(p.tx);
+    CHECK_RC(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len), SHMPIPE_DISCONNECTED);
+    p.tx = NULL;
+    drop_pair(&p);
+}
+
+static void test_borrow_release(void) {
+    pair p = make_pair("borrow", 4, 56);
+    const void *msg = NULL;
+    size_t len = 0;
+    char buf[64];
+    OK(shmpipe_producer_send(p.tx, "first", 5, 0));
+    OK(shmpipe_producer_send(p.tx, "second", 6, 0));
+    OK(shmpipe_consumer_borrow(p.rx, &msg, &len, -1));
+    CHECK(len == 5 && memcmp(msg, "first", 5) == 0);
+    CHECK_RC(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, 0), SHMPIPE_BUSY);
+    CHECK(contains(shmpipe_last_error(), "release"));
+    const void *again = NULL;
+    CHECK_RC(shmpipe_consumer_borrow(p.rx, &again, &len, 0), SHMPIPE_BUSY);
+    shmpipe_info info;
+    OK(shmpipe_ring_info(p.ring, &info));
+    CHECK(info.tail - info.head == 2); /* not released yet */
+    OK(shmpipe_consumer_release(p.rx));
+    CHECK_RC(shmpipe_consumer_release(p.rx), SHMPIPE_INVALID_ARGUMENT);
+    OK(shmpipe_ring_info(p.ring, &info));
+    CHECK(info.tail - info.head == 1);
+    OK(shmpipe_consumer_try_borrow(p.rx, &msg, &len));
+    CHECK(len == 6 && memcmp(msg, "second", 6) == 0);
+    /* Closing with a message borrowed releases it. */
+    shmpipe_consumer_close(p.rx);
+    p.rx = NULL;
+    OK(shmpipe_ring_info(p.ring, &info));
+    CHECK(info.tail == info.head);
+    drop_pair(&p);
+}
+
+typedef struct {
+    int count;
+    char got[32][16];
+    size_t lens[32];
+    shmpipe_consumer *rx;
+    shmpipe_producer *tx;
+    int reentry;
+} collect;
+
+static void collect_fn(void *ctx, const void *msg, size_t len) {
+    collect *c = ctx;
+    if (c->rx != NULL) {
+        char buf[8];
+        size_t n;
+        c->reentry = shmpipe_consumer_try_recv(c->rx, buf, sizeof buf, &n);
+        shmpipe_consumer_close(c->rx); /* ignored inside the callback */
+    }
+    memcpy(c->got[c->count], msg, len < 16 ? len : 16);
+    c->lens[c->count] = len;
+    c->count++;
+}
+
+static size_t fill_fn(void *ctx, size_t index, void *slot, size_t cap) {
+    collect *c = ctx;
+    if (c->tx != NULL) c->reentry = shmpipe_producer_try_send(c->tx, "x", 1);
+    int n = snprintf(slot, cap, "fill %zu", index);
+    return (size_t)n;
+}
+
+static size_t overfill_fn(void *ctx, size_t index, void *slot, size_t cap) {
+    (void)ctx;
+    (void)slot;
+    return index == 1 ? cap + 1 : 1;
+}
+
+static void test_batches(void) {
+    pair p = make_pair("batch", 8, 56);
+    shmpipe_iovec msgs[20];
+    char bodies[20][16];
+    for (int i = 0; i < 20; i++) {
+        int n = snprintf(bodies[i], sizeof bodies[i], "batch %d", i);
+        msgs[i].data = bodies[i];
+        msgs[i].len = (size_t)n;
+    }
+    size_t sent = 99, received = 99;
+    CHECK_RC(shmpipe_producer_send_batch(p.tx, msgs, 0, &sent, 0), SHMPIPE_INVALID_ARGUMENT);
+    OK(shmpipe_producer_send_batch(p.tx, msgs, 20, &sent, 0));
+    CHECK(sent == 8); /* as many as there are slots */
+    CHECK_RC(shmpipe_producer_send_batch(p.tx, msgs + 8, 12, &sent, 0), SHMPIPE_FULL);
+    CHECK(sent == 0);
+    shmpipe_info info;
+    OK(shmpipe_ring_info(p.ring, &info));
+    CHECK(info.tail == 8);
+
+    collect c;
+    memset(&c, 0, sizeof c);
+    CHECK_RC(shmpipe_consumer_recv_batch(p.rx, 0, collect_fn, &c, &received, 0),
+             SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_recv_batch(p.rx, 5, NULL, &c, &received, 0),
+             SHMPIPE_INVALID_ARGUMENT);
+    OK(shmpipe_consumer_recv_batch(p.rx, 5, collect_fn, &c, &received, -1));
+    CHECK(received == 5 && c.count == 5);
+    c.rx = p.rx; /* the next callback calls back into the consumer */
+    OK(shmpipe_consumer_recv_batch(p.rx, 100, collect_fn, &c, &received, 0));
+    CHECK(received == 3 && c.count == 8);
+    CHECK(c.reentry == SHMPIPE_BUSY);
+    c.rx = NULL;
+    for (int i = 0; i < 8; i++) {
+        CHECK(c.lens[i] == msgs[i].len && memcmp(c.got[i], bodies[i], c.lens[i]) == 0);
+    }
+    CHECK_RC(shmpipe_consumer_recv_batch(p.rx, 4, collect_fn, &c, &received, 0),
+             SHMPIPE_EMPTY);
+    CHECK_RC(shmpipe_consumer_recv_batch(p.rx, 4, collect_fn, &c, &received, 1000000),
+             SHMPIPE_TIMEOUT);
+
+    /* A too-large message stops the batch before it. */
+    char big[200];
+    memset(big, 'b', sizeof big);
+    shmpipe_iovec mixed[3] = {{"ok", 2}, {big, sizeof big}, {"later", 5}};
+    OK(shmpipe_producer_send_batch(p.tx, mixed, 3, &sent, 0));
+    CHECK(sent == 1);
+    CHECK_RC(shmpipe_producer_send_batch(p.tx, mixed + 1, 2, &sent, 0), SHMPIPE_TOO_LARGE);
+    shmpipe_iovec null_data[1] = {{NULL, 3}};
+    CHECK_RC(shmpipe_producer_send_batch(p.tx, null_data, 1, &sent, 0),
+             SHMPIPE_INVALID_ARGUMENT);
+
+    /* Zero-copy fill, with a re-entrant call refused. */
+    memset(&c, 0, sizeof c);
+    c.tx = p.tx;
+    OK(shmpipe_producer_fill_batch(p.tx, 4, fill_fn, &c, &sent, -1));
+    CHECK(sent == 4 && c.reentry == SHMPIPE_BUSY);
+    CHECK_RC(shmpipe_producer_fill_batch(p.tx, 4, NULL, &c, &sent, 0),
+             SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_fill_batch(p.tx, 0, fill_fn, &c, &sent, 0),
+             SHMPIPE_INVALID_ARGUMENT);
+    /* A length above the slot's capacity publishes nothing of the batch. */
+    CHECK_RC(shmpipe_producer_fill_batch(p.tx, 3, overfill_fn, NULL, &sent, 0),
+             SHMPIPE_TOO_LARGE);
+    CHECK(sent == 0);
+    OK(shmpipe_ring_info(p.ring, &info));
+    CHECK(info.tail - info.head == 5);
+    char buf[64];
+    size_t len;
+    OK(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, 0));
+    CHECK(len == 2 && memcmp(buf, "ok", 2) == 0);
+    for (int i = 0; i < 4; i++) {
+        char want[16];
+        int n = snprintf(want, sizeof want, "fill %d", i);
+        OK(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, 0));
+        CHECK(len == (size_t)n && memcmp(buf, want, len) == 0);
+    }
+    CHECK_RC(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len), SHMPIPE_EMPTY);
+    drop_pair(&p);
+}
+
+/* The parent and a forked child over a memfd ring. */
+static void test_fork_memfd(void) {
+    shmpipe_ring *ring = NULL;
+    shmpipe_options o = shmpipe_options_default();
+    o.slots = 16;
+    o.max_message = 16;
+    OK(shmpipe_ring_create_memfd("fork", &o, &ring));
+    enum { N = 20000 };
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        shmpipe_producer *tx = NULL;
+        if (shmpipe_ring_producer(ring, &tx) != SHMPIPE_OK) _exit(2);
+        for (uint64_t i = 0; i < N; i++) {
+            if (shmpipe_producer_send(tx, &i, sizeof i, -1) != SHMPIPE_OK) _exit(3);
+        }
+        shmpipe_producer_close(tx);
+        shmpipe_ring_close(ring);
+        _exit(0);
+    }
+    shmpipe_consumer *rx = NULL;
+    OK(shmpipe_ring_consumer(ring, &rx));
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t got = 0;
+        size_t len = 0;
+        OK(shmpipe_consumer_recv(rx, &got, sizeof got, &len, 10LL * 1000 * 1000 * 1000));
+        CHECK(len == sizeof got && got == i);
+    }
+    char buf[16];
+    size_t len;
+    CHECK_RC(shmpipe_consumer_recv(rx, buf, sizeof buf, &len, -1), SHMPIPE_DISCONNECTED);
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    shmpipe_consumer_close(rx);
+    shmpipe_ring_close(ring);
+}
+
+/* A producer that dies without closing: the consumer gets every message it
+ * committed, then SHMPIPE_PEER_DIED; a new producer takes over. */
+static void test_peer_died(void) {
+    shmpipe_ring *ring = NULL;
+    shmpipe_options o = shmpipe_options_default();
+    o.slots = 8;
+    o.heartbeat_ns = 10 * 1000 * 1000;
+    OK(shmpipe_ring_create_memfd("died", &o, &ring));
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        shmpipe_producer *tx = NULL;
+        if (shmpipe_ring_producer(ring, &tx) != SHMPIPE_OK) _exit(2);
+        for (int i = 0; i < 3; i++) shmpipe_producer_send(tx, "m", 1, -1);
+        if (write(ready[1], "r", 1) != 1) _exit(4);
+        pause(); /* killed here, holding the producer side */
+        _exit(3);
+    }
+    char r;
+    CHECK(read(ready[0], &r, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    CHECK(kill(child, SIGKILL) == 0);
+    int status;
+    CHECK(waitpid(child, &status, 0) == child);
+    shmpipe_consumer *rx = NULL;
+    OK(shmpipe_ring_consumer(ring, &rx));
+    char buf[8];
+    size_t len;
+    for (int i = 0; i < 3; i++) OK(shmpipe_consumer_recv(rx, buf, sizeof buf, &len, -1));
+    CHECK_RC(shmpipe_consumer_recv(rx, buf, sizeof buf, &len, 5LL * 1000 * 1000 * 1000),
+             SHMPIPE_PEER_DIED);
+    char pid_text[16];
+    snprintf(pid_text, sizeof pid_text, "%d", (int)child);
+    CHECK(contains(shmpipe_last_error(), pid_text));
+    shmpipe_info info;
+    OK(shmpipe_ring_info(ring, &info));
+    CHECK(info.producer.state == SHMPIPE_SIDE_ATTACHED && !info.producer.alive);
+    shmpipe_producer *tx = NULL;
+    OK(shmpipe_ring_producer(ring, &tx)); /* taken over */
+    OK(shmpipe_producer_send(tx, "after", 5, 0));
+    OK(shmpipe_consumer_recv(rx, buf, sizeof buf, &len, 0));
+    CHECK(len == 5);
+    shmpipe_producer_close(tx);
+    shmpipe_consumer_close(rx);
+    shmpipe_ring_close(ring);
+}
+
+static void test_fd_passing(void) {
+    shmpipe_ring *ring = NULL, *other = NULL;
+    OK(shmpipe_ring_create_memfd("fd", NULL, &ring));
+    int fd = -1;
+    OK(shmpipe_ring_fd(ring, &fd));
+    CHECK(fd >= 0);
+    OK(shmpipe_ring_open_fd(fd, NULL, &other));
+    CHECK(fcntl(fd, F_GETFD) >= 0); /* duplicated, not taken */
+    shmpipe_producer *tx = NULL;
+    shmpipe_consumer *rx = NULL;
+    OK(shmpipe_ring_producer(ring, &tx));
+    OK(shmpipe_ring_consumer(other, &rx));
+    OK(shmpipe_producer_send(tx, "via fd", 6, 0));
+    char buf[16];
+    size_t len;
+    OK(shmpipe_consumer_recv(rx, buf, sizeof buf, &len, 0));
+    CHECK(len == 6 && memcmp(buf, "via fd", 6) == 0);
+    shmpipe_producer_close(tx);
+    shmpipe_consumer_close(rx);
+    shmpipe_ring_close(other);
+    shmpipe_ring_close(ring);
+    CHECK_RC(shmpipe_ring_open_fd(1000000, NULL, &other), SHMPIPE_INVALID_ARGUMENT);
+}
+
+static void test_sysv_and_file(void) {
+    char address[128];
+    snprintf(address, sizeof address, "sysv:%d", 0x5e000000 | (int)(getpid() & 0xffffff));
+    shmpipe_ring *ring = NULL;
+    (void)shmpipe_ring_remove(address, 1);
+    OK(shmpipe_ring_create(address, 4, 32, &ring));
+    shmpipe_info info;
+    OK(shmpipe_ring_info(ring, &info));
+    CHECK(info.backend == SHMPIPE_BACKEND_SYSV && info.sysv_id >= 0);
+    int fd;
+    CHECK_RC(shmpipe_ring_fd(ring, &fd), SHMPIPE_UNSUPPORTED);
+    shmpipe_ring_close(ring);
+    OK(shmpipe_ring_remove(address, 0));
+
+    snprintf(address, sizeof address, "file:/tmp/shmpipe-ffi-test-%d.ring", (int)getpid());
+    OK(shmpipe_ring_create(address, 4, 32, &ring));
+    OK(shmpipe_ring_info(ring, &info));
+    CHECK(info.backend == SHMPIPE_BACKEND_FILE);
+    shmpipe_ring_close(ring);
+    OK(shmpipe_ring_remove(address, 0));
+    struct stat st;
+    CHECK(stat(address + 5, &st) != 0 && errno == ENOENT);
+}
+
+enum { THREAD_N = 200000 };
+
+static void *producer_thread(void *arg) {
+    shmpipe_producer *tx = arg;
+    for (uint32_t i = 0; i < THREAD_N; i++) {
+        if (shmpipe_producer_send(tx, &i, sizeof i, -1) != SHMPIPE_OK) return (void *)1;
+    }
+    /* This thread's last error is its own. */
+    if (shmpipe_producer_send(tx, NULL, 1, 0) != SHMPIPE_INVALID_ARGUMENT) return (void *)2;
+    if (!contains(shmpipe_last_error(), "NULL")) return (void *)3;
+    shmpipe_producer_close(tx);
+    return NULL;
+}
+
+static void test_threads(void) {
+    pair p = make_pair("threads", 64, 8);
+    char buf[8];
+    size_t len;
+    CHECK_RC(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, 0), SHMPIPE_EMPTY);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, producer_thread, p.tx) == 0);
+    p.tx = NULL; /* moved to the thread */
+    for (uint32_t i = 0; i < THREAD_N; i++) {
+        uint32_t got;
+        OK(shmpipe_consumer_recv(p.rx, &got, sizeof got, &len, -1));
+        CHECK(len == sizeof got && got == i);
+    }
+    void *ret = (void *)9;
+    CHECK(pthread_join(t, &ret) == 0 && ret == NULL);
+    CHECK_RC(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, -1), SHMPIPE_DISCONNECTED);
+    CHECK(contains(shmpipe_last_error(), "disconnected")); /* not the thread's */
+    drop_pair(&p);
+}
+
+int main(void) {
+    struct {
+        const char *name;
+        void (*run)(void);
+    } tests[] = {
+        {"names_and_version", test_names_and_version},
+        {"null_arguments", test_null_arguments},
+        {"addresses_and_options", test_addresses_and_options},
+        {"send_recv_claims_remove", test_send_recv_claims_remove},
+        {"try_and_timeouts", test_try_and_timeouts},
+        {"sizes", test_sizes},
+        {"disconnect", test_disconnect},
+        {"reserve_commit", test_reserve_commit},
+        {"borrow_release", test_borrow_release},
+        {"batches", test_batches},
+        {"fork_memfd", test_fork_memfd},
+        {"peer_died", test_peer_died},
+        {"fd_passing", test_fd_passing},
+        {"sysv_and_file", test_sysv_and_file},
+        {"threads", test_threads},
+    };
+    size_t n = sizeof tests / sizeof tests[0];
+    for (size_t i = 0; i < n; i++) {
+        int before = checks;
+        tests[i].run();
+        printf("test %-26s ok (%d checks)\n", tests[i].name, checks - before);
+    }
+    printf("%zu C tests passed, %d checks\n", n, checks);
+    return 0;
+}
