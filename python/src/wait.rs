@@ -20,7 +20,7 @@ pub(crate) const DETACH_COPY: usize = 64 * 1024;
 /// as it takes (so does a timeout too large to represent), `0` tries once.
 pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     let Some(t) = timeout else { return Ok(None) };
-    if !(t >= 0.0) {
+    if t.is_nan() || t < 0.0 {
         return Err(PyValueError::new_err(format!(
             "timeout must be a number of seconds >= 0, or None to wait as long as it takes \
              (got {t})"
