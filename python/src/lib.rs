@@ -115,6 +115,7 @@ impl Ring {
             .mode(mode)
             .populate(populate)
             .wait_strategy(wait_strategy(wait)?)
+            .heartbeat(wait::HEARTBEAT)
             .reclaim_stale(reclaim_stale);
         match (max_message, slot_size) {
             (Some(_), Some(_)) => {
@@ -150,7 +151,9 @@ impl Ring {
             ))
         })?;
         let mut b = RingBuilder::new();
-        b.wait_strategy(wait_strategy(wait)?).open_timeout(timeout);
+        b.wait_strategy(wait_strategy(wait)?)
+            .heartbeat(wait::HEARTBEAT)
+            .open_timeout(timeout);
         let r = py.detach(|| b.open(address));
         Ok(Ring {
             inner: Mutex::new(Some(r.map_err(|e| errors::setup(py, e))?)),

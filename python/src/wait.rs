@@ -11,6 +11,12 @@ use pyo3::prelude::*;
 /// about this long.
 pub(crate) const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
+/// How often a blocked handle checks that its peer lives. The library
+/// checks once per heartbeat *within* one blocking call, so it must be
+/// shorter than a slice, or no slice would ever check (the library's
+/// default, 100 ms, is longer): a dead peer is noticed within one slice.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(40);
+
 /// Messages at least this long are copied with the GIL released, so that
 /// other Python threads run meanwhile; shorter copies are cheaper than
 /// releasing and taking back the GIL.
