@@ -87,14 +87,18 @@ def test_python_to_the_command_line(address, cli):
     ring = shmpipe.Ring.create(address, slots=16, max_message=4096)
     tx = ring.producer()
     reader = subprocess.Popen([cli, "recv", "--no-create", address], stdout=subprocess.PIPE)
+    out = []
+    # Drain its standard output meanwhile, or a full pipe would stop it.
+    drain = threading.Thread(target=lambda: out.append(reader.stdout.read()))
+    drain.start()
     rng = random.Random(1)
     sent = [rng.randbytes(rng.randrange(0, 4097)) for _ in range(500)]
     for m in sent:
         tx.send(m, timeout=10)
     tx.close()
-    out, _ = reader.communicate(timeout=30)
-    assert reader.returncode == 0
-    assert out == b"".join(sent)
+    drain.join(timeout=30)
+    assert reader.wait(timeout=30) == 0
+    assert out == [b"".join(sent)]
 
 
 def test_the_command_line_to_python(address, cli):
