@@ -31,7 +31,7 @@ import shmpipe
 
 CTX = multiprocessing.get_context("fork")
 
-# Parent on one CPU, child on another (as `shmpipe bench` does): left to
+# Parent on one CPU, child on another (as `shmpipe bench --cpus 0,1`): left to
 # the scheduler, a blocking mechanism's wakeups pull both processes onto
 # one CPU, where a spinning receiver only delays its peer.
 CPUS = sorted(os.sched_getaffinity(0))
