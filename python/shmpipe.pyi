@@ -191,11 +191,11 @@ class VersionMismatch(Error):
     expected: int
 
 class AlreadyClaimed(Error):
-    role: Literal["producer", "consumer"]
+    side: Literal["producer", "consumer"]
     pid: int
 
 class InUse(Error):
-    role: Literal["producer", "consumer"]
+    side: Literal["producer", "consumer"]
     pid: int
 
 class HugePagesUnavailable(Error): ...

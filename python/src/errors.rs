@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use shmpipe::{Corruption, Error, RecvError, Role, SendError, TryRecvError, TrySendError};
+use shmpipe::{Corruption, Error, RecvError, Side, SendError, TryRecvError, TrySendError};
 
 /// Name, bases (shmpipe classes defined above it, or builtins) and
 /// docstring of every exception class, base first.
@@ -118,12 +118,12 @@ const CLASSES: &[(&str, &[&str], &str)] = &[
     (
         "AlreadyClaimed",
         &["Error"],
-        "That side of the ring is held by a live process (attributes `role`, `pid`).",
+        "That side of the ring is held by a live process (attributes `side`, `pid`).",
     ),
     (
         "InUse",
         &["Error"],
-        "Ring.remove refused: a live process holds a side (attributes `role`, `pid`); pass \
+        "Ring.remove refused: a live process holds a side (attributes `side`, `pid`); pass \
          force=True to remove it anyway.",
     ),
     (
@@ -201,10 +201,10 @@ fn simple(py: Python<'_>, name: &str, msg: String) -> PyErr {
     make(py, name, (msg,), &[])
 }
 
-fn role_str(role: Role) -> &'static str {
-    match role {
-        Role::Producer => "producer",
-        Role::Consumer => "consumer",
+fn side_str(side: Side) -> &'static str {
+    match side {
+        Side::Producer => "producer",
+        Side::Consumer => "consumer",
     }
 }
 
@@ -296,17 +296,17 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
             address,
             corruption,
         } => corrupt(py, msg, &corruption, Some(&address)),
-        Error::AlreadyClaimed { address, role, pid } => with_attrs(
+        Error::AlreadyClaimed { address, side, pid } => with_attrs(
             py,
             "AlreadyClaimed",
             msg,
-            attrs!(py; "address" => address, "role" => role_str(role), "pid" => pid),
+            attrs!(py; "address" => address, "side" => side_str(side), "pid" => pid),
         ),
-        Error::InUse { address, role, pid } => with_attrs(
+        Error::InUse { address, side, pid } => with_attrs(
             py,
             "InUse",
             msg,
-            attrs!(py; "address" => address, "role" => role_str(role), "pid" => pid),
+            attrs!(py; "address" => address, "side" => side_str(side), "pid" => pid),
         ),
         Error::HugePagesUnavailable { address, .. } => with_attrs(
             py,
