@@ -192,6 +192,34 @@ impl fmt::Display for Address {
     }
 }
 
+/// Anything that names a ring: an [`Address`] or a string to parse.
+pub trait AsAddress {
+    /// The address.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAddress`] for a malformed string.
+    fn to_address(&self) -> Result<Address, Error>;
+}
+
+impl AsAddress for Address {
+    fn to_address(&self) -> Result<Address, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl AsAddress for &Address {
+    fn to_address(&self) -> Result<Address, Error> {
+        Ok((*self).clone())
+    }
+}
+
+impl<S: AsRef<str> + ?Sized> AsAddress for S {
+    fn to_address(&self) -> Result<Address, Error> {
+        Address::parse(self.as_ref())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,23 +15,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-/// Which side of a ring a handle or a claim belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// The single writer: [`Producer`](crate::Producer).
-    Producer,
-    /// The single reader: [`Consumer`](crate::Consumer).
-    Consumer,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Producer => "producer",
-            Role::Consumer => "consumer",
-        })
-    }
-}
+use crate::side::Side;
 
 /// The rule a corrupted shared field broke.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,7 +161,7 @@ pub enum Error {
         /// The ring's address.
         address: String,
         /// The side asked for.
-        role: Role,
+        side: Side,
         /// The process holding it.
         pid: u32,
     },
@@ -187,7 +171,7 @@ pub enum Error {
         /// The ring's address.
         address: String,
         /// The live side.
-        role: Role,
+        side: Side,
         /// Its process.
         pid: u32,
     },
@@ -317,14 +301,14 @@ impl fmt::Display for Error {
                 "ring `{address}` is corrupt: {corruption}; remove it with \
                  `shmpipe rm --force {address}` and create it again"
             ),
-            Error::AlreadyClaimed { address, role, pid } => write!(
+            Error::AlreadyClaimed { address, side, pid } => write!(
                 f,
-                "the {role} side of ring `{address}` is held by live process {pid}: a ring has \
+                "the {side} side of ring `{address}` is held by live process {pid}: a ring has \
                  one producer and one consumer; stop that process or use another ring"
             ),
-            Error::InUse { address, role, pid } => write!(
+            Error::InUse { address, side, pid } => write!(
                 f,
-                "ring `{address}` is in use by its {role} (live process {pid}): stop it first, \
+                "ring `{address}` is in use by its {side} (live process {pid}): stop it first, \
                  or remove the ring anyway with `shmpipe rm --force {address}`"
             ),
             Error::HugePagesUnavailable { address, reason } => {

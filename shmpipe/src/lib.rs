@@ -56,11 +56,28 @@
 //!
 //! # Layers
 //!
-//! `segment` (OS: shm, file, memfd) → `ring` (layout, validation) →
-//! `wake` (futex protocol) → handles ([`Producer`], [`Consumer`]). All
-//! atomics come from one `sync` module, so the ring and wake code also run
-//! under [loom](https://docs.rs/loom). See `docs/design.md` for the memory
-//! layout, the index and wake protocols and the security model.
+//! Bottom up, each module importing only from those before it (CI checks
+//! this):
+//!
+//! ```text
+//! sync      atomics, fences, the futex syscall, loom switch
+//! layout    the #[repr(C)] header, claim word, geometry, validation
+//! segment   OS memory: POSIX shm, file, memfd, System V, heap; huge pages
+//! liveness  is the process holding a claim alive? (pidfd, /proc)
+//! mapping   one process's mapping of a ring (segment + validated view)
+//! info      RingInfo, SideInfo, Stats: snapshots for people and tools
+//! wake      the park/wake protocol between the two sides
+//! handles   Producer, Consumer and their slot guards
+//! ring      Ring, RingBuilder: create, open, list, remove
+//! ```
+//!
+//! All atomics come from `sync`, so the ring and wake code also run under
+//! [loom](https://docs.rs/loom). See `docs/design.md` for the memory layout,
+//! the index and wake protocols and the security model.
+//!
+//! This crate is the library alone; the `shmpipe` command line and its
+//! benchmark are the `shmpipe-cli` package (`cargo install --path
+//! shmpipe-cli` from the repository).
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -68,25 +85,32 @@
 // The library builds on Rust 1.80 (CI checks it), before `is_multiple_of`.
 #![allow(clippy::manual_is_multiple_of)]
 // Under loom only the heap backend is modelled; the OS paths go unused.
-#![cfg_attr(loom, allow(dead_code))]
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+// The library's layers, bottom up: each module imports only from modules
+// to its left. `.ci/check-imports.py` checks this line against the code,
+// and `docs/design.md` §1 draws it.
+//
+// layers: sync side error address layout segment liveness mapping info reclaim wake handles ring
 mod address;
-mod builder;
 mod error;
 mod handles;
-mod peer;
+mod info;
+mod layout;
+mod liveness;
+mod mapping;
+mod reclaim;
 mod ring;
 mod segment;
+mod side;
 mod sync;
 mod wake;
 
-pub use address::{Address, SysvKey};
-pub use builder::{
-    AsAddress, Ring, RingBuilder, RingInfo, SideInfo, SideState, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE,
-};
-pub use error::{
-    Corruption, Error, Expected, RecvError, Role, SendError, TryRecvError, TrySendError,
-};
-pub use handles::{Consumer, Producer, ReadSlot, Stats, WriteBatch, WriteSlot};
+pub use address::{Address, AsAddress, SysvKey};
+pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
+pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
+pub use info::{RingInfo, SideInfo, SideState, Stats};
+pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};
 pub use segment::{Backend, HugePages};
+pub use side::Side;
 pub use wake::WaitStrategy;

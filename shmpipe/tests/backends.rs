@@ -19,7 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use shmpipe::{Backend, Error, HugePages, Ring, RingBuilder, Role, TryRecvError};
+use shmpipe::{Backend, Error, HugePages, Ring, RingBuilder, Side, TryRecvError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -399,7 +399,7 @@ fn claims(s: &Subject) {
     let tx = s.a.producer().unwrap();
     match s.b.producer() {
         Err(Error::AlreadyClaimed {
-            role: Role::Producer,
+            side: Side::Producer,
             pid,
             ..
         }) => assert_eq!(pid, std::process::id()),
@@ -692,7 +692,7 @@ fn reclaim_replaces_only_stale_rings() {
     assert!(matches!(
         b.create(&addr),
         Err(Error::InUse {
-            role: Role::Producer,
+            side: Side::Producer,
             ..
         })
     ));

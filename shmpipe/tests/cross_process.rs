@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use libtest_mimic::{Arguments, Failed, Trial};
-use shmpipe::{Error, RecvError, Ring, RingBuilder, Role, SideState, WaitStrategy};
+use shmpipe::{Error, RecvError, Ring, RingBuilder, Side, SideState, WaitStrategy};
 
 /// Slots in the streaming ring: small, so 10 million messages wrap it
 /// hundreds of thousands of times.
@@ -216,7 +216,7 @@ fn claim_refused_then_taken() -> Result<(), Failed> {
     wait_for_producer(&ring, pid)?;
     match ring.producer() {
         Err(Error::AlreadyClaimed {
-            role: Role::Producer,
+            side: Side::Producer,
             pid: p,
             ..
         }) if p == pid => {}

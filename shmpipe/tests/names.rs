@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::*;
-use shmpipe::{Backend, Error, Ring, RingBuilder, Role};
+use shmpipe::{Backend, Error, Ring, RingBuilder, Side};
 
 fn shm_path(addr: &str) -> String {
     format!("/dev/shm/{}", addr.strip_prefix("shm:").unwrap())
@@ -57,7 +57,7 @@ fn remove_refuses_a_live_ring_unless_forced() {
     match Ring::remove(&addr, false) {
         Err(
             e @ Error::InUse {
-                role: Role::Producer,
+                side: Side::Producer,
                 ..
             },
         ) => assert!(e.to_string().contains("--force")),

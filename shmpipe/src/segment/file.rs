@@ -10,6 +10,10 @@ use std::path::Path;
 use rustix::fs::{self as rfs, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
+use super::huge::{huge_error, Pages};
+use super::{hugetlbfs, Backend, Segment, SegmentOptions};
+use crate::error::Error;
+
 /// `open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)`,
 /// then `fchmod` so the mode is exactly `mode` whatever the umask.
 pub(super) fn create(path: &Path, mode: u32) -> Result<OwnedFd, Errno> {
@@ -39,4 +43,63 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<OwnedFd, Errno> {
         access | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
+}
+
+impl Segment {
+    pub(super) fn create_file(
+        path: &Path,
+        min_len: u64,
+        opts: &SegmentOptions,
+        pages: Pages,
+        label: &str,
+        fallback: &mut Option<String>,
+    ) -> Result<Segment, Error> {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let on_huge = hugetlbfs::page_size_at(parent);
+        if let (Pages::Huge { size, required }, None) = (pages, on_huge) {
+            let reason = format!(
+                "{} is not on a hugetlbfs mount, so it gets base pages; {}",
+                parent.display(),
+                hugetlbfs::mount_remedy(size)
+            );
+            if required {
+                return Err(huge_error(label, reason));
+            }
+            *fallback = Some(reason);
+        }
+        Segment::create_at(path, min_len, opts, Backend::File, label, on_huge)
+    }
+
+    /// Creates a file at `path` (on hugetlbfs when `huge` is set) and maps it.
+    pub(super) fn create_at(
+        path: &Path,
+        min_len: u64,
+        opts: &SegmentOptions,
+        backend: Backend,
+        label: &str,
+        huge: Option<u64>,
+    ) -> Result<Segment, Error> {
+        let fd = create(path, opts.mode).map_err(|e| Error::from_errno("create", label, e))?;
+        let mut seg =
+            Segment::finish_create(fd, min_len, opts, backend, label, huge).inspect_err(|_| {
+                let _ = rfs::unlink(path);
+            })?;
+        seg.path = Some(path.to_owned());
+        Ok(seg)
+    }
+
+    /// Opens the `file:` segment at `path`.
+    pub(super) fn open_file(
+        path: &Path,
+        opts: &SegmentOptions,
+        label: &str,
+    ) -> Result<Segment, Error> {
+        let fd = open(path, opts.read_only).map_err(|e| Error::from_errno("open", label, e))?;
+        let mut seg = Segment::open_fd(fd, opts, Backend::File, label)?;
+        seg.path = Some(path.to_owned());
+        Ok(seg)
+    }
 }

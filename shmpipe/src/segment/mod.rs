@@ -21,6 +21,7 @@
 pub(crate) mod fdpass;
 mod file;
 mod heap;
+mod huge;
 pub(crate) mod hugetlbfs;
 mod memfd;
 mod posix_shm;
@@ -35,7 +36,7 @@ use rustix::io::Errno;
 
 use crate::address::{Address, SysvKey};
 use crate::error::{Corruption, Error, Expected};
-use crate::ring::layout::{HEADER_LEN, MAX_TOTAL_LEN};
+use huge::{huge_error, plan};
 
 pub(crate) use heap::HeapBlock;
 
@@ -108,6 +109,12 @@ pub(crate) struct SegmentOptions {
     pub(crate) huge: HugePages,
     /// Requested huge page size; `None`: the system default.
     pub(crate) huge_size: Option<u64>,
+    /// The smallest segment that can hold a ring (its header): a shorter
+    /// one is still being sized by its creator, or is not a ring. Set by
+    /// the layer that knows the layout.
+    pub(crate) min_len: u64,
+    /// The largest segment a ring may have; a longer one is corruption.
+    pub(crate) max_len: u64,
 }
 
 impl Default for SegmentOptions {
@@ -120,6 +127,8 @@ impl Default for SegmentOptions {
             read_only: false,
             huge: HugePages::Never,
             huge_size: None,
+            min_len: 0,
+            max_len: u64::MAX,
         }
     }
 }
@@ -153,67 +162,6 @@ impl std::fmt::Debug for Segment {
     }
 }
 
-/// What to ask the kernel for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pages {
-    Base,
-    Huge { size: u64, required: bool },
-}
-
-fn huge_error(label: &str, reason: String) -> Error {
-    Error::HugePagesUnavailable {
-        address: label.to_owned(),
-        reason,
-    }
-}
-
-/// Resolves the huge-page policy into a request, or a fallback reason.
-fn plan(opts: &SegmentOptions, label: &str) -> Result<(Pages, Option<String>), Error> {
-    let required = match opts.huge {
-        HugePages::Never => return Ok((Pages::Base, None)),
-        HugePages::Prefer => false,
-        HugePages::Require => true,
-    };
-    let size = match opts.huge_size {
-        Some(s) if !s.is_power_of_two() || s < 1 << 16 => {
-            return Err(Error::config(
-                "huge page size",
-                s,
-                "must be a power of two such as 2097152 (2 MiB) or 1073741824 (1 GiB)",
-            ))
-        }
-        Some(s) => s,
-        None => hugetlbfs::default_size().unwrap_or(2 << 20),
-    };
-    let offered = hugetlbfs::supported_sizes();
-    if !offered.contains(&size) {
-        let list: Vec<String> = offered.iter().map(|s| hugetlbfs::pretty(*s)).collect();
-        let reason = if list.is_empty() {
-            "this kernel offers no huge pages (no /sys/kernel/mm/hugepages)".to_owned()
-        } else {
-            format!(
-                "this kernel offers no huge pages of {} (it offers {})",
-                hugetlbfs::pretty(size),
-                list.join(", ")
-            )
-        };
-        if required {
-            return Err(huge_error(label, reason));
-        }
-        return Ok((Pages::Base, Some(reason)));
-    }
-    Ok((Pages::Huge { size, required }, None))
-}
-
-/// Whether an error means "no huge pages to be had" (so `Prefer` may fall
-/// back), as opposed to a failure that would hit base pages too.
-fn is_huge_shortage(e: &Error) -> Option<&str> {
-    match e {
-        Error::HugePagesUnavailable { reason, .. } => Some(reason),
-        _ => None,
-    }
-}
-
 fn io_errno(e: &std::io::Error) -> Option<Errno> {
     e.raw_os_error().map(Errno::from_raw_os_error)
 }
@@ -242,226 +190,6 @@ impl Segment {
         }?;
         seg.huge_fallback = fallback;
         Ok(seg)
-    }
-
-    fn create_shm(
-        name: &str,
-        min_len: u64,
-        opts: &SegmentOptions,
-        pages: Pages,
-        label: &str,
-        fallback: &mut Option<String>,
-    ) -> Result<Segment, Error> {
-        let mounts = hugetlbfs::mounts();
-        let exists_on_huge = mounts.iter().any(|(d, _)| rfs::lstat(d.join(name)).is_ok());
-        if let Pages::Huge { size, required } = pages {
-            match mounts.iter().find(|(_, s)| *s == size) {
-                Some((dir, _)) => {
-                    if exists_on_huge || rfs::lstat(posix_shm::path(name)).is_ok() {
-                        return Err(Error::AlreadyExists {
-                            address: label.to_owned(),
-                        });
-                    }
-                    let path = dir.join(name);
-                    match Self::create_at(
-                        &path,
-                        min_len,
-                        opts,
-                        Backend::PosixShm,
-                        label,
-                        Some(size),
-                    ) {
-                        Ok(seg) => return Ok(seg),
-                        Err(e) => match is_huge_shortage(&e) {
-                            Some(reason) if !required => *fallback = Some(reason.to_owned()),
-                            _ => return Err(e),
-                        },
-                    }
-                }
-                None => {
-                    let reason = hugetlbfs::mount_remedy(size);
-                    if required {
-                        return Err(huge_error(label, reason));
-                    }
-                    *fallback = Some(reason);
-                }
-            }
-        }
-        if exists_on_huge {
-            return Err(Error::AlreadyExists {
-                address: label.to_owned(),
-            });
-        }
-        let fd = posix_shm::create(name, opts.mode)
-            .map_err(|e| Error::from_errno("create", label, e))?;
-        let mut seg = Self::finish_create(fd, min_len, opts, Backend::PosixShm, label, None)
-            .inspect_err(|_| {
-                let _ = posix_shm::unlink(name);
-            })?;
-        seg.path = Some(posix_shm::path(name));
-        Ok(seg)
-    }
-
-    fn create_file(
-        path: &Path,
-        min_len: u64,
-        opts: &SegmentOptions,
-        pages: Pages,
-        label: &str,
-        fallback: &mut Option<String>,
-    ) -> Result<Segment, Error> {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let on_huge = hugetlbfs::page_size_at(parent);
-        if let (Pages::Huge { size, required }, None) = (pages, on_huge) {
-            let reason = format!(
-                "{} is not on a hugetlbfs mount, so it gets base pages; {}",
-                parent.display(),
-                hugetlbfs::mount_remedy(size)
-            );
-            if required {
-                return Err(huge_error(label, reason));
-            }
-            *fallback = Some(reason);
-        }
-        Self::create_at(path, min_len, opts, Backend::File, label, on_huge)
-    }
-
-    /// Creates a file at `path` (on hugetlbfs when `huge` is set) and maps it.
-    fn create_at(
-        path: &Path,
-        min_len: u64,
-        opts: &SegmentOptions,
-        backend: Backend,
-        label: &str,
-        huge: Option<u64>,
-    ) -> Result<Segment, Error> {
-        let fd =
-            file::create(path, opts.mode).map_err(|e| Error::from_errno("create", label, e))?;
-        let mut seg =
-            Self::finish_create(fd, min_len, opts, backend, label, huge).inspect_err(|_| {
-                let _ = rfs::unlink(path);
-            })?;
-        seg.path = Some(path.to_owned());
-        Ok(seg)
-    }
-
-    /// Creates an anonymous memfd segment of at least `min_len` bytes,
-    /// sealed against shrinking and growing.
-    pub(crate) fn create_memfd(
-        name: &str,
-        min_len: u64,
-        opts: &SegmentOptions,
-    ) -> Result<Segment, Error> {
-        let label = format!("memfd:{name}");
-        let (pages, mut fallback) = plan(opts, &label)?;
-        if let Pages::Huge { size, required } = pages {
-            let attempt = memfd::create(name, Some(size))
-                .map_err(|e| {
-                    huge_error(
-                        &label,
-                        format!(
-                            "memfd_create(MFD_HUGETLB, {}) failed: {e}",
-                            hugetlbfs::pretty(size)
-                        ),
-                    )
-                })
-                .and_then(|fd| {
-                    Self::finish_create(fd, min_len, opts, Backend::Memfd, &label, Some(size))
-                });
-            match attempt {
-                Ok(seg) => return Self::seal(seg, &label),
-                Err(e) => match is_huge_shortage(&e) {
-                    Some(reason) if !required => fallback = Some(reason.to_owned()),
-                    _ => return Err(e),
-                },
-            }
-        }
-        let fd =
-            memfd::create(name, None).map_err(|e| Error::from_errno("memfd_create", &label, e))?;
-        let mut seg = Self::finish_create(fd, min_len, opts, Backend::Memfd, &label, None)?;
-        seg.huge_fallback = fallback;
-        Self::seal(seg, &label)
-    }
-
-    fn seal(seg: Segment, label: &str) -> Result<Segment, Error> {
-        if let Some(fd) = &seg.fd {
-            memfd::seal(fd).map_err(|e| Error::from_errno("seal", label, e))?;
-        }
-        Ok(seg)
-    }
-
-    fn create_sysv(
-        key: &SysvKey,
-        min_len: u64,
-        opts: &SegmentOptions,
-        pages: Pages,
-        label: &str,
-        fallback: &mut Option<String>,
-    ) -> Result<Segment, Error> {
-        let k = sysv_key(key, label)?;
-        let base = rustix::param::page_size() as u64;
-        if let Pages::Huge { size, required } = pages {
-            let len = round_up(min_len, size)
-                .ok_or_else(|| Error::config("ring size", min_len, "overflows"))?;
-            match sysv::create(k, len as usize, opts.mode, Some(size)) {
-                Ok(id) => return Self::attach_new(id, len, size as usize, opts, label),
-                Err(Errno::EXIST) => {
-                    return Err(Error::AlreadyExists {
-                        address: label.to_owned(),
-                    })
-                }
-                Err(e) => {
-                    let reason = match e {
-                        Errno::NOMEM => hugetlbfs::pool_remedy(size, len / size),
-                        Errno::PERM => hugetlbfs::sysv_perm_remedy(),
-                        other => format!("shmget(SHM_HUGETLB) failed: {other}"),
-                    };
-                    if required {
-                        return Err(huge_error(label, reason));
-                    }
-                    *fallback = Some(reason);
-                }
-            }
-        }
-        let len = round_up(min_len, base)
-            .ok_or_else(|| Error::config("ring size", min_len, "overflows"))?;
-        let id = sysv::create(k, len as usize, opts.mode, None)
-            .map_err(|e| Error::from_errno("shmget", label, e))?;
-        Self::attach_new(id, len, base as usize, opts, label)
-    }
-
-    /// Attaches a System V segment this process just created; removes it
-    /// again if that fails.
-    fn attach_new(
-        id: i32,
-        len: u64,
-        page_size: usize,
-        opts: &SegmentOptions,
-        label: &str,
-    ) -> Result<Segment, Error> {
-        let attached = sysv::Attach::new(id, len as usize, false)
-            .map_err(|e| Error::from_errno("shmat", label, e))
-            .and_then(|a| {
-                let mut seg = Segment {
-                    memory: Memory::SysV(a),
-                    page_size,
-                    backend: Backend::SysV,
-                    fd: None,
-                    read_only: false,
-                    path: None,
-                    sysv_id: Some(id),
-                    huge_fallback: None,
-                };
-                seg.prepare(opts, label)?;
-                Ok(seg)
-            });
-        if attached.is_err() {
-            let _ = sysv::remove(id);
-        }
-        attached
     }
 
     /// Process-local memory of at least `min_len` bytes, zero-filled.
@@ -511,76 +239,10 @@ impl Segment {
     pub(crate) fn open(address: &Address, opts: &SegmentOptions) -> Result<Segment, Error> {
         let label = address.to_string();
         match address {
-            Address::Shm(name) => match posix_shm::open(name, opts.read_only) {
-                Ok(fd) => {
-                    let mut seg = Self::open_fd(fd, opts, Backend::PosixShm, &label)?;
-                    seg.path = Some(posix_shm::path(name));
-                    Ok(seg)
-                }
-                // Not in /dev/shm: a huge-page `shm:` ring lives on hugetlbfs.
-                Err(Errno::NOENT) => {
-                    for (dir, _) in hugetlbfs::mounts() {
-                        let path = dir.join(name);
-                        match file::open(&path, opts.read_only) {
-                            Ok(fd) => {
-                                let mut seg = Self::open_fd(fd, opts, Backend::PosixShm, &label)?;
-                                seg.path = Some(path);
-                                return Ok(seg);
-                            }
-                            Err(Errno::NOENT) => continue,
-                            Err(e) => return Err(Error::from_errno("open", &label, e)),
-                        }
-                    }
-                    Err(Error::NotFound { address: label })
-                }
-                Err(e) => Err(Error::from_errno("open", &label, e)),
-            },
-            Address::File(path) => {
-                let fd = file::open(path, opts.read_only)
-                    .map_err(|e| Error::from_errno("open", &label, e))?;
-                let mut seg = Self::open_fd(fd, opts, Backend::File, &label)?;
-                seg.path = Some(path.clone());
-                Ok(seg)
-            }
-            Address::SysV(key) => {
-                let k = sysv_key(key, &label)?;
-                let id = sysv::open(k).map_err(|e| Error::from_errno("shmget", &label, e))?;
-                let st = sysv::stat(id).map_err(|e| Error::from_errno("shmctl", &label, e))?;
-                if st.size < HEADER_LEN as u64 || st.size > MAX_TOTAL_LEN + (1 << 30) {
-                    return Err(bad_size(&label, st.size));
-                }
-                let a = sysv::Attach::new(id, st.size as usize, opts.read_only)
-                    .map_err(|e| Error::from_errno("shmat", &label, e))?;
-                // Nothing in System V says whether a segment is hugetlb: ask
-                // the kernel how it mapped it.
-                let page_size = hugetlbfs::mapping_page_size(a.as_ptr() as usize)
-                    .unwrap_or(rustix::param::page_size() as u64);
-                let mut seg = Segment {
-                    memory: Memory::SysV(a),
-                    page_size: page_size as usize,
-                    backend: Backend::SysV,
-                    fd: None,
-                    read_only: opts.read_only,
-                    path: None,
-                    sysv_id: Some(id),
-                    huge_fallback: None,
-                };
-                seg.prepare(opts, &label)?;
-                Ok(seg)
-            }
+            Address::Shm(name) => Self::open_shm(name, opts, &label),
+            Address::File(path) => Self::open_file(path, opts, &label),
+            Address::SysV(key) => Self::open_sysv(key, opts, &label),
         }
-    }
-
-    /// Maps a segment from a file descriptor (a memfd received over a
-    /// socket, inherited across fork, or any shared-memory fd).
-    pub(crate) fn from_fd(fd: OwnedFd, opts: &SegmentOptions) -> Result<Segment, Error> {
-        let label = format!("fd:{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-        let backend = if memfd::is_memfd(fd.as_fd()) {
-            Backend::Memfd
-        } else {
-            Backend::File
-        };
-        Self::open_fd(fd, opts, backend, &label)
     }
 
     fn open_fd(
@@ -598,7 +260,7 @@ impl Segment {
                 });
             }
             let size = u64::try_from(st.st_size).unwrap_or(0);
-            if size >= HEADER_LEN as u64 {
+            if size >= opts.min_len.max(1) {
                 break size;
             }
             // The creator made the name but has not sized it yet.
@@ -610,8 +272,8 @@ impl Segment {
             }
             std::thread::sleep(Duration::from_millis(1));
         };
-        if len > MAX_TOTAL_LEN + (1 << 30) {
-            return Err(bad_size(label, len));
+        if len > opts.max_len.saturating_add(1 << 30) {
+            return Err(bad_size(label, len, opts));
         }
         let page_size = fd_page_size(fd.as_fd(), label)?;
         Self::map(fd, len, page_size, opts, backend, label)
@@ -761,28 +423,18 @@ impl Segment {
     }
 }
 
-fn bad_size(label: &str, size: u64) -> Error {
+fn bad_size(label: &str, size: u64, opts: &SegmentOptions) -> Error {
     Error::Corrupt {
         address: label.to_owned(),
         corruption: Corruption {
             field: "segment size",
             found: size,
             expected: Expected::Range {
-                min: HEADER_LEN as u64,
-                max: MAX_TOTAL_LEN,
+                min: opts.min_len,
+                max: opts.max_len,
             },
         },
     }
-}
-
-fn sysv_key(key: &SysvKey, label: &str) -> Result<i32, Error> {
-    sysv::key_of(key).map_err(|e| match (e, key) {
-        (Errno::NOENT, SysvKey::Ftok { path, .. }) => Error::InvalidAddress {
-            input: label.to_owned(),
-            reason: format!("the ftok path {} does not exist", path.display()),
-        },
-        _ => Error::from_errno("ftok", label, e),
-    })
 }
 
 /// Removes the name of the segment at `address`. Processes that have it
@@ -790,24 +442,12 @@ fn sysv_key(key: &SysvKey, label: &str) -> Result<i32, Error> {
 pub(crate) fn unlink(address: &Address) -> Result<(), Error> {
     let label = address.to_string();
     match address {
-        Address::Shm(name) => match posix_shm::unlink(name) {
-            Err(Errno::NOENT) => {
-                for (dir, _) in hugetlbfs::mounts() {
-                    match rfs::unlink(dir.join(name)) {
-                        Ok(()) => return Ok(()),
-                        Err(Errno::NOENT) => continue,
-                        Err(e) => return Err(Error::from_errno("remove", &label, e)),
-                    }
-                }
-                Err(Error::NotFound { address: label })
-            }
-            r => r.map_err(|e| Error::from_errno("remove", &label, e)),
-        },
+        Address::Shm(name) => posix_shm::unlink_any(name, &label),
         Address::File(path) => {
             rfs::unlink(path).map_err(|e| Error::from_errno("remove", &label, e))
         }
         Address::SysV(key) => {
-            let k = sysv_key(key, &label)?;
+            let k = sysv::sysv_key(key, &label)?;
             let id = sysv::open(k).map_err(|e| Error::from_errno("remove", &label, e))?;
             sysv::remove(id).map_err(|e| Error::from_errno("remove", &label, e))
         }
@@ -836,7 +476,7 @@ pub(crate) fn still_names(address: &Address, segment: &Segment) -> bool {
 /// Every address that might hold a ring: regular files in `/dev/shm` and on
 /// hugetlbfs mounts (as `shm:` names), and keyed System V segments. Nothing
 /// is opened here; callers check each candidate's magic.
-pub(crate) fn candidates() -> Vec<Address> {
+pub(crate) fn candidates(min_len: u64) -> Vec<Address> {
     let mut out = Vec::new();
     let mut dirs = vec![PathBuf::from(posix_shm::DIR)];
     dirs.extend(hugetlbfs::mounts().into_iter().map(|(d, _)| d));
@@ -859,7 +499,7 @@ pub(crate) fn candidates() -> Vec<Address> {
         }
     }
     for s in sysv::list() {
-        if s.key != 0 && s.size >= HEADER_LEN as u64 {
+        if s.key != 0 && s.size >= min_len {
             out.push(Address::SysV(SysvKey::Key(s.key)));
         }
     }
@@ -869,28 +509,18 @@ pub(crate) fn candidates() -> Vec<Address> {
 /// Reads the first bytes of a candidate without mapping it (a file another
 /// process truncates cannot raise `SIGBUS` in a read): `None` if it cannot be
 /// read or is shorter than the header.
-pub(crate) fn peek_magic(address: &Address) -> Option<u64> {
+pub(crate) fn peek_magic(address: &Address, min_len: u64) -> Option<u64> {
     match address {
         Address::Shm(_) | Address::File(_) => {
             let path = match address {
-                Address::Shm(name) => {
-                    let p = posix_shm::path(name);
-                    if rfs::lstat(&p).is_ok() {
-                        p
-                    } else {
-                        hugetlbfs::mounts()
-                            .into_iter()
-                            .map(|(d, _)| d.join(name))
-                            .find(|p| rfs::lstat(p).is_ok())?
-                    }
-                }
+                Address::Shm(name) => posix_shm::find(name)?,
                 Address::File(p) => p.clone(),
                 Address::SysV(_) => unreachable!(),
             };
             let fd = file::open(&path, true).ok()?;
             let st = rfs::fstat(&fd).ok()?;
             if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
-                || (st.st_size as u64) < HEADER_LEN as u64
+                || (st.st_size as u64) < min_len.max(8)
             {
                 return None;
             }
@@ -900,8 +530,8 @@ pub(crate) fn peek_magic(address: &Address) -> Option<u64> {
                     .len(st.st_size as usize)
                     .map_raw_read_only(&fd)
                     .ok()?;
-                // SAFETY: the mapping is at least HEADER_LEN bytes and
-                // page-aligned; an unaligned-free u64 read of its start.
+                // SAFETY: the mapping is at least 8 bytes (checked above) and
+                // page-aligned; an aligned u64 read of its start.
                 return Some(unsafe { map.as_ptr().cast::<u64>().read_volatile() });
             }
             let mut buf = [0u8; 8];
@@ -911,11 +541,11 @@ pub(crate) fn peek_magic(address: &Address) -> Option<u64> {
         Address::SysV(key) => {
             let id = sysv::open(sysv::key_of(key).ok()?).ok()?;
             let st = sysv::stat(id).ok()?;
-            if st.size < HEADER_LEN as u64 {
+            if st.size < min_len.max(8) {
                 return None;
             }
             let a = sysv::Attach::new(id, st.size as usize, true).ok()?;
-            // SAFETY: the attachment is at least HEADER_LEN bytes and
+            // SAFETY: the attachment is at least 8 bytes (checked above) and
             // page-aligned.
             Some(unsafe { a.as_ptr().cast::<u64>().read_volatile() })
         }
@@ -960,24 +590,5 @@ mod tests {
         assert_eq!(round_up(4096, 4096), Some(4096));
         assert_eq!(round_up(4097, 2 << 20), Some(2 << 20));
         assert_eq!(round_up(u64::MAX, 4096), None);
-    }
-
-    #[cfg(not(miri))] // reads /sys
-    #[test]
-    fn plans() {
-        let mut o = SegmentOptions::default();
-        assert_eq!(plan(&o, "x").unwrap(), (Pages::Base, None));
-        o.huge = HugePages::Require;
-        o.huge_size = Some(3 << 20);
-        assert!(matches!(plan(&o, "x"), Err(Error::InvalidConfig { .. })));
-        o.huge_size = Some(1 << 40);
-        assert!(matches!(
-            plan(&o, "x"),
-            Err(Error::HugePagesUnavailable { .. })
-        ));
-        o.huge = HugePages::Prefer;
-        let (p, why) = plan(&o, "x").unwrap();
-        assert_eq!(p, Pages::Base);
-        assert!(why.unwrap().contains("no huge pages of"));
     }
 }

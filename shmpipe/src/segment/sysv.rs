@@ -17,7 +17,10 @@ use std::ptr::NonNull;
 
 use rustix::io::Errno;
 
+use super::huge::{huge_error, Pages};
+use super::{bad_size, hugetlbfs, round_up, Backend, Memory, Segment, SegmentOptions};
 use crate::address::SysvKey;
+use crate::error::Error;
 
 /// `SHM_HUGE_SHIFT` from `<linux/shm.h>` (not in the libc crate): the huge
 /// page size, as log2, goes in bits 26..31 of the `shmget` flags.
@@ -172,4 +175,118 @@ pub(crate) fn list() -> Vec<Listed> {
             Some(Listed { key, size })
         })
         .collect()
+}
+impl Segment {
+    pub(super) fn create_sysv(
+        key: &SysvKey,
+        min_len: u64,
+        opts: &SegmentOptions,
+        pages: Pages,
+        label: &str,
+        fallback: &mut Option<String>,
+    ) -> Result<Segment, Error> {
+        let k = sysv_key(key, label)?;
+        let base = rustix::param::page_size() as u64;
+        if let Pages::Huge { size, required } = pages {
+            let len = round_up(min_len, size)
+                .ok_or_else(|| Error::config("ring size", min_len, "overflows"))?;
+            match create(k, len as usize, opts.mode, Some(size)) {
+                Ok(id) => return Segment::attach_new(id, len, size as usize, opts, label),
+                Err(Errno::EXIST) => {
+                    return Err(Error::AlreadyExists {
+                        address: label.to_owned(),
+                    })
+                }
+                Err(e) => {
+                    let reason = match e {
+                        Errno::NOMEM => hugetlbfs::pool_remedy(size, len / size),
+                        Errno::PERM => hugetlbfs::sysv_perm_remedy(),
+                        other => format!("shmget(SHM_HUGETLB) failed: {other}"),
+                    };
+                    if required {
+                        return Err(huge_error(label, reason));
+                    }
+                    *fallback = Some(reason);
+                }
+            }
+        }
+        let len = round_up(min_len, base)
+            .ok_or_else(|| Error::config("ring size", min_len, "overflows"))?;
+        let id = create(k, len as usize, opts.mode, None)
+            .map_err(|e| Error::from_errno("shmget", label, e))?;
+        Segment::attach_new(id, len, base as usize, opts, label)
+    }
+
+    /// Attaches a System V segment this process just created; removes it
+    /// again if that fails.
+    fn attach_new(
+        id: i32,
+        len: u64,
+        page_size: usize,
+        opts: &SegmentOptions,
+        label: &str,
+    ) -> Result<Segment, Error> {
+        let attached = Attach::new(id, len as usize, false)
+            .map_err(|e| Error::from_errno("shmat", label, e))
+            .and_then(|a| {
+                let mut seg = Segment {
+                    memory: Memory::SysV(a),
+                    page_size,
+                    backend: Backend::SysV,
+                    fd: None,
+                    read_only: false,
+                    path: None,
+                    sysv_id: Some(id),
+                    huge_fallback: None,
+                };
+                seg.prepare(opts, label)?;
+                Ok(seg)
+            });
+        if attached.is_err() {
+            let _ = remove(id);
+        }
+        attached
+    }
+
+    /// Opens the System V segment with `key`.
+    pub(super) fn open_sysv(
+        key: &SysvKey,
+        opts: &SegmentOptions,
+        label: &str,
+    ) -> Result<Segment, Error> {
+        let k = sysv_key(key, label)?;
+        let id = open(k).map_err(|e| Error::from_errno("shmget", label, e))?;
+        let st = stat(id).map_err(|e| Error::from_errno("shmctl", label, e))?;
+        if st.size < opts.min_len || st.size > opts.max_len.saturating_add(1 << 30) {
+            return Err(bad_size(label, st.size, opts));
+        }
+        let a = Attach::new(id, st.size as usize, opts.read_only)
+            .map_err(|e| Error::from_errno("shmat", label, e))?;
+        // Nothing in System V says whether a segment is hugetlb: ask
+        // the kernel how it mapped it.
+        let page_size = hugetlbfs::mapping_page_size(a.as_ptr() as usize)
+            .unwrap_or(rustix::param::page_size() as u64);
+        let mut seg = Segment {
+            memory: Memory::SysV(a),
+            page_size: page_size as usize,
+            backend: Backend::SysV,
+            fd: None,
+            read_only: opts.read_only,
+            path: None,
+            sysv_id: Some(id),
+            huge_fallback: None,
+        };
+        seg.prepare(opts, label)?;
+        Ok(seg)
+    }
+}
+
+pub(super) fn sysv_key(key: &SysvKey, label: &str) -> Result<i32, Error> {
+    key_of(key).map_err(|e| match (e, key) {
+        (Errno::NOENT, SysvKey::Ftok { path, .. }) => Error::InvalidAddress {
+            input: label.to_owned(),
+            reason: format!("the ftok path {} does not exist", path.display()),
+        },
+        _ => Error::from_errno("ftok", label, e),
+    })
 }

@@ -1,4 +1,5 @@
-//! Process identity and peer liveness.
+//! Process identity and liveness: whether the process holding a claim (a
+//! peer, or a ring's creator) still runs.
 //!
 //! A side's claim in the header records the holder's pid *and* its start
 //! time (`/proc/PID/stat` field 22, clock ticks after boot). A peer counts as
@@ -27,7 +28,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
-use crate::ring::layout::{Claim, START_MASK};
+use crate::layout::{Claim, START_MASK};
 
 /// What `/proc/PID/stat` says about a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,12 +83,12 @@ fn matches(pid: u32, start: u64) -> Option<bool> {
 /// Tracks whether the holder of a claim is alive, caching a pidfd for the
 /// holder it last verified.
 #[derive(Debug, Default)]
-pub(crate) struct PeerWatch {
+pub(crate) struct ProcessWatch {
     /// The claim word verified last, and the pidfd for its process.
     verified: Option<(u64, Option<OwnedFd>)>,
 }
 
-impl PeerWatch {
+impl ProcessWatch {
     /// Whether the process holding `claim` is alive.
     pub(crate) fn is_alive(&mut self, claim: Claim) -> bool {
         let (me, my_start) = current_cached();
@@ -176,8 +177,8 @@ mod tests {
         let (pid, start) = current();
         assert_eq!(pid, std::process::id());
         assert!(start > 0);
-        let mut w = PeerWatch::default();
-        use crate::ring::layout::{Claim, STATE_ATTACHED};
+        let mut w = ProcessWatch::default();
+        use crate::layout::{Claim, STATE_ATTACHED};
         assert!(w.is_alive(Claim::new(STATE_ATTACHED, pid, start)));
         // pid 1 exists but started long before us: a "recycled" identity.
         assert!(!w.is_alive(Claim::new(STATE_ATTACHED, 1, start + 12345)));

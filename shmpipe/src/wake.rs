@@ -35,14 +35,11 @@
 //! While both sides are busy `parked` stays 0 and publishing costs one
 //! fence and one load of a read-mostly line: no system call.
 
-#[cfg(not(loom))]
-pub(crate) mod futex;
-
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::ring::layout::{Control, Counters};
+use crate::layout::{ControlLine, StatsLine};
 use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::sync::{fence, spin_loop, yield_now, WaitOutcome};
 
@@ -103,7 +100,7 @@ impl Default for WaitConfig {
 
 /// Work done while waiting, added to the side's shared counters.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct WaitCounts {
+pub(crate) struct WaitStats {
     pub(crate) spins: u64,
     pub(crate) futex_waits: u64,
 }
@@ -120,11 +117,11 @@ const QUICK_SPINS: u32 = 64;
 /// heartbeat) it also checks whether the peer is alive. `own` is the
 /// waiting side's control line.
 pub(crate) fn block<T>(
-    own: &Control,
-    own_stats: &Counters,
+    own: &ControlLine,
+    own_stats: &StatsLine,
     cfg: &WaitConfig,
     deadline: Option<Instant>,
-    counts: &mut WaitCounts,
+    counts: &mut WaitStats,
     mut poll: impl FnMut(bool) -> Option<T>,
 ) -> Option<T> {
     // Phase 0: a burst of plain spinning, before any clock read or backoff.
@@ -247,7 +244,7 @@ pub(crate) fn block<T>(
 /// Called by a publisher after storing its index: wakes the peer if it is
 /// parked. Returns whether a wake was issued.
 #[inline]
-pub(crate) fn notify(peer: &Control) -> bool {
+pub(crate) fn notify(peer: &ControlLine) -> bool {
     // FENCE F2: pairs with F1 in `block`. Orders the index store just made
     // before the `parked` load below.
     fence(SeqCst);
@@ -259,7 +256,7 @@ pub(crate) fn notify(peer: &Control) -> bool {
 }
 
 #[cold]
-fn wake(peer: &Control) {
+fn wake(peer: &ControlLine) {
     // ORDERING: Release; pairs with the Acquire `event` load in `block`, so
     // a waiter that reads this bump also sees the index stored before it.
     peer.event.fetch_add(1, Release);

@@ -1,0 +1,413 @@
+//! [`Consumer`]: the reading end, its index protocol (it owns `head`) and
+//! the copying receives. Zero-copy and batch receives are in `slot.rs`.
+
+use std::fmt;
+use std::slice;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{check_indices, deadline_after, Holder};
+use crate::error::{Corruption, Error, Expected, RecvError, TryRecvError};
+use crate::info::Stats;
+use crate::layout::{Claim, STATE_CLOSED};
+use crate::mapping::Mapping;
+use crate::side::Side;
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::wake::{self, WaitConfig, WaitStats, WaitStrategy};
+
+/// The reading end of a ring. One per ring at a time, enforced through the
+/// shared header; `Send`, not `Clone`.
+///
+/// Dropping it makes the producer's sends fail with `Disconnected`.
+///
+/// ```compile_fail
+/// fn second(c: &shmpipe::Consumer) -> shmpipe::Consumer {
+///     c.clone()
+/// }
+/// ```
+pub struct Consumer {
+    pub(super) holder: Holder,
+    /// Next position to read; `0..head` are released.
+    pub(super) head: u64,
+    /// The producer's `tail` as last read.
+    tail_cache: u64,
+}
+
+// SAFETY: as for `Producer`.
+unsafe impl Send for Consumer {}
+// SAFETY: `&Consumer` only reads atomics (len, capacity, stats).
+unsafe impl Sync for Consumer {}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("ring", &self.holder.mapping.label)
+            .field("head", &self.head)
+            .field("capacity", &self.holder.ring.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    pub(crate) fn new(mapping: Arc<Mapping>, wait: WaitConfig) -> Result<Consumer, Error> {
+        let holder = Holder::claim(mapping, Side::Consumer, wait)?;
+        let hdr = holder.ring.header();
+        // ORDERING: Acquire; pairs with the Release stores of `head` (by a
+        // previous consumer) and `tail` (by the producer).
+        let head = hdr.head.load(Acquire);
+        let tail = hdr.tail.load(Acquire);
+        let c = Consumer {
+            holder,
+            head,
+            tail_cache: tail,
+        };
+        if !check_indices(head, tail, c.holder.ring.capacity()) {
+            let corruption = Corruption {
+                field: "tail",
+                found: tail,
+                expected: Expected::Range {
+                    min: head,
+                    max: head.saturating_add(c.holder.ring.capacity()),
+                },
+            };
+            let address = c.holder.mapping.label.clone();
+            drop(c);
+            return Err(Error::Corrupt {
+                address,
+                corruption,
+            });
+        }
+        Ok(c)
+    }
+
+    /// The ring position of the next message to read: the number of
+    /// messages ever released from this ring, by this consumer and the ones
+    /// before it. A consumer that takes over a ring resumes here.
+    pub fn position(&self) -> u64 {
+        self.head
+    }
+
+    /// Messages committed and not yet received.
+    pub fn len(&self) -> usize {
+        let tail = self.holder.ring.header().tail.load(Relaxed);
+        (tail.saturating_sub(self.head)).min(self.holder.ring.capacity()) as usize
+    }
+
+    /// Number of slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.holder.ring.capacity() as usize
+    }
+
+    /// Largest message, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.holder.ring.payload_capacity()
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every slot holds a message.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    /// This side's stats.
+    pub fn stats(&self) -> Stats {
+        self.holder.stats
+    }
+
+    /// How blocking calls wait.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.holder.wait.strategy
+    }
+
+    /// Sets how blocking calls wait.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.holder.wait.strategy = strategy;
+    }
+
+    /// Sets how often a blocked call checks that the producer is alive
+    /// (default 100 ms): a dead producer is reported within about this long.
+    pub fn set_heartbeat(&mut self, interval: Duration) {
+        self.holder.wait.heartbeat = interval.max(Duration::from_millis(1));
+    }
+
+    /// Whether a producer holds the ring and its process is alive.
+    pub fn peer_alive(&mut self) -> bool {
+        let ring = self.holder.ring;
+        matches!(
+            self.holder.peer_status(&ring.header().producer),
+            Some((_, true))
+        )
+    }
+
+    /// Process id of the producer holding the ring, if any.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.holder.peer_pid(&self.holder.ring.header().producer)
+    }
+
+    /// Messages ready to read, reading the producer's `tail` only if the
+    /// cache says there are fewer than `want` (a batch wants many, a single
+    /// receive one).
+    #[inline]
+    pub(super) fn available(&mut self, want: u64) -> Result<u64, TryRecvError> {
+        let avail = self.tail_cache - self.head;
+        if avail >= want {
+            return Ok(avail);
+        }
+        let avail = self.refresh_tail()?;
+        if avail > 0 {
+            return Ok(avail);
+        }
+        // Empty: has the producer closed? Its close is a Release store
+        // after its last `tail` store.
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        // ORDERING: Acquire; pairs with the Release close in `Side::close`,
+        // so the `tail` read below is the producer's last.
+        if Claim(hdr.producer.claim.load(Acquire)).state() == STATE_CLOSED {
+            if self.refresh_tail()? == 0 {
+                return Err(TryRecvError::Disconnected);
+            }
+            return Ok(self.tail_cache - self.head);
+        }
+        Err(TryRecvError::Empty)
+    }
+
+    #[cold]
+    pub(super) fn refresh_tail(&mut self) -> Result<u64, TryRecvError> {
+        // ORDERING: Acquire; pairs with the Release `tail` store in
+        // `Producer::publish`, so the slot writes before it are visible.
+        let tail = self.holder.ring.header().tail.load(Acquire);
+        let cap = self.holder.ring.capacity();
+        if tail < self.tail_cache || !check_indices(self.head, tail, cap) {
+            return Err(TryRecvError::Corrupt(Corruption {
+                field: "tail",
+                found: tail,
+                expected: Expected::Range {
+                    min: self.tail_cache,
+                    max: self.head.saturating_add(cap),
+                },
+            }));
+        }
+        self.tail_cache = tail;
+        Ok(tail - self.head)
+    }
+
+    /// Like `available`, counting a stall when the ring is empty.
+    #[inline]
+    pub(super) fn available_counted(&mut self, want: u64) -> Result<u64, TryRecvError> {
+        let r = self.available(want);
+        if let Err(TryRecvError::Empty) = r {
+            let ring = self.holder.ring;
+            let hdr = ring.header();
+            self.holder.count_stall(&hdr.consumer_stats);
+        }
+        r
+    }
+
+    /// The checked length of the committed message at `pos`.
+    #[inline]
+    pub(super) fn message_len(&self, pos: u64) -> Result<usize, TryRecvError> {
+        let ring = self.holder.ring;
+        let len = self
+            .holder
+            .mapping
+            .tracker
+            .read(ring.slot_index(pos), || ring.read_len(pos));
+        if len as usize > ring.payload_capacity() {
+            return Err(TryRecvError::Corrupt(Corruption {
+                field: "slot length",
+                found: u64::from(len),
+                expected: Expected::Range {
+                    min: 0,
+                    max: ring.payload_capacity() as u64,
+                },
+            }));
+        }
+        Ok(len as usize)
+    }
+
+    /// The payload of the committed message at `pos`.
+    ///
+    /// # Safety
+    ///
+    /// `pos` is in `head..tail` and `len` was checked by `message_len`; the
+    /// slice must be dropped before `head` passes `pos`.
+    #[inline]
+    pub(super) unsafe fn payload<'s>(&self, pos: u64, len: usize) -> &'s [u8] {
+        // SAFETY: `len <= payload_capacity`, so the slice stays inside the
+        // slot; the producer does not write the slot until `head` passes it.
+        unsafe { slice::from_raw_parts(self.holder.ring.payload_ptr(pos), len) }
+    }
+
+    /// Releases `n` slots holding `bytes` bytes in all.
+    #[inline]
+    pub(super) fn release(&mut self, n: u64, bytes: u64) {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        self.head += n;
+        // ORDERING: Release; pairs with the Acquire `head` load in
+        // `Producer::free_slots`: our reads of these slots happen before
+        // the producer overwrites them.
+        hdr.head.store(self.head, Release);
+        // Counters started from values in the mapping: wrap, never panic.
+        self.holder.stats.messages = self.holder.stats.messages.wrapping_add(n);
+        self.holder.stats.bytes = self.holder.stats.bytes.wrapping_add(bytes);
+        hdr.consumer_stats
+            .messages
+            .store(self.holder.stats.messages, Relaxed);
+        hdr.consumer_stats
+            .bytes
+            .store(self.holder.stats.bytes, Relaxed);
+        if wake::notify(&hdr.producer) {
+            self.holder.count_wake(&hdr.consumer_stats);
+        }
+    }
+
+    /// Receives the next message into `buf`, without blocking; returns its
+    /// length.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], [`TryRecvError::Disconnected`] (the producer
+    /// closed and everything was received), [`TryRecvError::BufferTooSmall`]
+    /// (the message stays in the ring) or [`TryRecvError::Corrupt`].
+    #[inline]
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
+        self.available_counted(1)?;
+        self.take_into(buf)
+    }
+
+    /// Copies the next message (known to be committed) into `buf`.
+    #[inline]
+    fn take_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
+        let pos = self.head;
+        let len = self.message_len(pos)?;
+        let Some(dst) = buf.get_mut(..len) else {
+            return Err(TryRecvError::BufferTooSmall { needed: len });
+        };
+        let ring = self.holder.ring;
+        self.holder.mapping.tracker.read(ring.slot_index(pos), || {
+            // SAFETY: `pos` is committed (`available` returned > 0) and
+            // `len` is checked; the slice is gone before `release`.
+            dst.copy_from_slice(unsafe { self.payload(pos, len) });
+        });
+        self.release(1, len as u64);
+        Ok(len)
+    }
+
+    /// Receives the next message into a new `Vec`, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv), never `BufferTooSmall`.
+    pub fn try_recv_vec(&mut self) -> Result<Vec<u8>, TryRecvError> {
+        let slot = self.try_borrow()?;
+        Ok(slot.to_vec())
+    }
+
+    /// Receives the next message into `buf`, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_deadline`](Self::recv_deadline), never `Timeout`.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_until(buf, None)
+    }
+
+    /// Receives the next message into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_deadline`](Self::recv_deadline).
+    pub fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvError> {
+        self.recv_until(buf, deadline_after(timeout))
+    }
+
+    /// Receives the next message into `buf`, waiting until `deadline`
+    /// (monotonic clock). A deadline in the past tries once and returns.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`], [`RecvError::Disconnected`],
+    /// [`RecvError::PeerDied`] (the producer's process died; every message
+    /// it committed has been received), [`RecvError::BufferTooSmall`] or
+    /// [`RecvError::Corrupt`].
+    pub fn recv_deadline(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, RecvError> {
+        self.recv_until(buf, Some(deadline))
+    }
+
+    fn recv_until(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, RecvError> {
+        self.ready_until(deadline)?;
+        self.take_into(buf).map_err(RecvError::from)
+    }
+
+    /// Receives the next message into a new `Vec`, waiting until `deadline`
+    /// (`None`: as long as it takes).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_deadline`](Self::recv_deadline), never `BufferTooSmall`.
+    pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>, RecvError> {
+        self.ready_until(deadline)?;
+        Ok(self.borrow_next()?.to_vec())
+    }
+
+    /// Returns once a message is ready to read; fails on timeout,
+    /// disconnection, peer death or corruption.
+    pub(super) fn ready_until(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
+        match self.available_counted(1) {
+            Ok(_) => return Ok(()),
+            Err(TryRecvError::Empty) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        let cfg = self.holder.wait;
+        let mut counts = WaitStats::default();
+        let r = wake::block(
+            &hdr.consumer,
+            &hdr.consumer_stats,
+            &cfg,
+            deadline,
+            &mut counts,
+            |check_peer| {
+                match self.available(1) {
+                    Ok(_) => Some(Ok(())),
+                    Err(TryRecvError::Empty) => {
+                        if check_peer {
+                            if let Some((pid, false)) = self.holder.peer_status(&hdr.producer) {
+                                // Everything it committed before dying is
+                                // visible now: drain it first.
+                                return Some(match self.refresh_tail() {
+                                    Ok(0) => Err(RecvError::PeerDied { pid }),
+                                    Ok(_) => Ok(()),
+                                    Err(e) => Err(e.into()),
+                                });
+                            }
+                        }
+                        None
+                    }
+                    Err(e) => Some(Err(e.into())),
+                }
+            },
+        );
+        self.holder.add_wait_stats(counts, &hdr.consumer_stats);
+        r.unwrap_or(Err(RecvError::Timeout))
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        self.holder.close(&hdr.consumer, &hdr.producer);
+    }
+}

@@ -1,0 +1,198 @@
+//! [`Producer`] and [`Consumer`]: the two ends of a ring, and the index
+//! protocol they run.
+//!
+//! Each handle owns one index and caches the other:
+//!
+//! - The producer owns `tail`. It writes a slot, then stores `tail + 1` with
+//!   Release. It reads `head` (Acquire) only when its cached copy says the
+//!   ring is full.
+//! - The consumer owns `head`. It reads `tail` (Acquire) only when its
+//!   cached copy says the ring is empty, reads the slot, then stores
+//!   `head + 1` with Release.
+//!
+//! Every value read from the mapping is checked before use: `head <= tail
+//! <= head + capacity`, indices never move backwards, and a slot's length
+//! is at most the payload capacity. A violation is a `Corrupt` error, never
+//! an out-of-bounds access or a panic.
+
+//!
+//! ```text
+//! mod.rs       Holder: the claim a handle holds, its stats, peer checks
+//! producer.rs  Producer: copy sends (try_send, send, send_deadline, ...)
+//! consumer.rs  Consumer: copy receives (try_recv, recv, recv_deadline, ...)
+//! slot.rs      zero-copy and batch calls and their guards: WriteSlot,
+//!              WriteBatch (producer), ReadSlot (consumer)
+//! ```
+
+mod consumer;
+mod producer;
+mod slot;
+
+pub use consumer::Consumer;
+pub use producer::Producer;
+pub use slot::{ReadSlot, WriteBatch, WriteSlot};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Corruption, Error, Expected};
+use crate::info::Stats;
+use crate::layout::{
+    Claim, ControlLine, RingRef, StatsLine, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT,
+};
+use crate::liveness::{self, ProcessWatch};
+use crate::mapping::Mapping;
+use crate::side::Side;
+use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use crate::wake::{self, WaitConfig, WaitStats};
+
+// Counter stores are Relaxed: each counter line has a single writer, and
+// readers (inspect) want a recent value, not a synchronised one.
+
+/// What a handle holds: the claim on its side, the mapping it keeps alive,
+/// a process-local copy of the validated view, its stats and how it waits.
+struct Holder {
+    mapping: Arc<Mapping>,
+    ring: RingRef,
+    me: Claim,
+    stats: Stats,
+    wait: WaitConfig,
+    peer: ProcessWatch,
+}
+
+impl Holder {
+    /// Claims `side` on `mapping`: a vacant or closed side, or one whose
+    /// holder is dead, is taken with one compare-and-swap.
+    fn claim(mapping: Arc<Mapping>, side: Side, wait: WaitConfig) -> Result<Holder, Error> {
+        let ring = mapping.view;
+        let hdr = ring.header();
+        let (ctl, counters) = match side {
+            Side::Producer => (&hdr.producer, &hdr.producer_stats),
+            Side::Consumer => (&hdr.consumer, &hdr.consumer_stats),
+        };
+        let (pid, start) = liveness::current_cached();
+        let mut me = Claim::new(STATE_ATTACHED, pid, start);
+        let mut peer = ProcessWatch::default();
+        // ORDERING: Acquire; pairs with the previous holder's Release claim
+        // or close, so its last index store is visible to us.
+        let mut cur = ctl.claim.load(Acquire);
+        loop {
+            let c = Claim(cur);
+            match c.state() {
+                STATE_VACANT | STATE_CLOSED => {}
+                STATE_ATTACHED => {
+                    if mapping.process_local || peer.is_alive(c) {
+                        return Err(Error::AlreadyClaimed {
+                            address: mapping.label.clone(),
+                            side,
+                            pid: c.pid(),
+                        });
+                    }
+                }
+                state => {
+                    return Err(Error::Corrupt {
+                        address: mapping.label.clone(),
+                        corruption: Corruption {
+                            field: "claim state",
+                            found: state,
+                            expected: Expected::Range { min: 0, max: 2 },
+                        },
+                    })
+                }
+            }
+            // ORDERING: AcqRel. Acquire as above; Release publishes the
+            // claim to the peer's liveness checks and to other claimers.
+            let mine = me.next_generation_after(c);
+            match ctl.claim.compare_exchange(cur, mine.0, AcqRel, Acquire) {
+                Ok(_) => {
+                    me = mine;
+                    break;
+                }
+                Err(now) => cur = now,
+            }
+        }
+        ctl.parked.store(0, Relaxed);
+        Ok(Holder {
+            stats: Stats::load(counters),
+            mapping,
+            ring,
+            me,
+            wait,
+            peer: ProcessWatch::default(),
+        })
+    }
+
+    /// Gives the claim up as closed and wakes the peer so that it notices.
+    fn close(&mut self, own: &ControlLine, peer: &ControlLine) {
+        let closed = self.me.with_state(STATE_CLOSED);
+        // ORDERING: Release; pairs with the peer's Acquire claim load, so
+        // every index store made before closing is visible once the peer
+        // sees CLOSED. A failed exchange means our claim was taken over
+        // (we were judged dead): leave the new holder's claim alone.
+        if own
+            .claim
+            .compare_exchange(self.me.0, closed.0, Release, Relaxed)
+            .is_ok()
+        {
+            own.parked.store(0, Relaxed);
+            wake::notify(peer);
+        }
+    }
+
+    /// The peer's claim and whether it is alive; `None` when the peer side
+    /// is vacant or closed.
+    fn peer_status(&mut self, peer: &ControlLine) -> Option<(u32, bool)> {
+        // Relaxed: only the identity is needed. Whether the process lives
+        // comes from the OS, and once it is dead every store it made is
+        // visible (its exit is a full barrier); the caller then reads the
+        // indices with their own Acquire.
+        let c = Claim(peer.claim.load(Relaxed));
+        if c.state() != STATE_ATTACHED {
+            return None;
+        }
+        let alive = self.mapping.process_local || self.peer.is_alive(c);
+        Some((c.pid(), alive))
+    }
+
+    /// Process id of the process holding the side whose control line is
+    /// `peer`, if any.
+    fn peer_pid(&self, peer: &ControlLine) -> Option<u32> {
+        // Relaxed: an identity to show; nothing is read on its strength.
+        let c = Claim(peer.claim.load(Relaxed));
+        (c.state() == STATE_ATTACHED).then(|| c.pid())
+    }
+
+    fn add_wait_stats(&mut self, counts: WaitStats, own: &StatsLine) {
+        if counts.spins > 0 {
+            self.stats.spin_rounds = self.stats.spin_rounds.wrapping_add(counts.spins);
+            own.spin_rounds.store(self.stats.spin_rounds, Relaxed);
+        }
+        // `wake::block` already published each futex wait as it happened.
+        self.stats.futex_waits = self.stats.futex_waits.wrapping_add(counts.futex_waits);
+    }
+
+    fn count_stall(&mut self, own: &StatsLine) {
+        self.stats.stalls = self.stats.stalls.wrapping_add(1);
+        own.stalls.store(self.stats.stalls, Relaxed);
+    }
+
+    fn count_wake(&mut self, own: &StatsLine) {
+        self.stats.futex_wakes = self.stats.futex_wakes.wrapping_add(1);
+        own.futex_wakes.store(self.stats.futex_wakes, Relaxed);
+    }
+}
+
+/// Checks `head <= tail <= head + capacity` for indices read from the peer.
+fn check_indices(head: u64, tail: u64, capacity: u64) -> bool {
+    head <= tail && tail - head <= capacity && tail <= MAX_POSITION
+}
+
+/// No ring reaches this many messages (146 years at 10^9 per second), so a
+/// larger position in the mapping is corruption; bounding positions here
+/// keeps every local increment of them from overflowing.
+const MAX_POSITION: u64 = 1 << 62;
+
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    // A timeout too large to represent waits forever.
+    Instant::now().checked_add(timeout)
+}

@@ -1,0 +1,392 @@
+//! [`Producer`]: the writing end, its index protocol (it owns `tail`) and
+//! the copying sends. Zero-copy and batch sends are in `slot.rs`.
+
+use std::fmt;
+use std::ptr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{check_indices, deadline_after, Holder};
+use crate::error::{Corruption, Error, Expected, SendError, TrySendError};
+use crate::info::Stats;
+use crate::layout::{Claim, STATE_CLOSED};
+use crate::mapping::Mapping;
+use crate::side::Side;
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::wake::{self, WaitConfig, WaitStats, WaitStrategy};
+
+/// The writing end of a ring. One per ring at a time, enforced through the
+/// shared header; `Send`, not `Clone`.
+///
+/// Dropping it closes the ring for writing: the consumer receives every
+/// message already committed, then [`RecvError::Disconnected`](crate::RecvError::Disconnected).
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmpipe::RingBuilder::new().slots(4).create_in_process()?;
+/// let mut tx = ring.producer()?;
+/// let mut rx = ring.consumer()?;
+/// tx.try_send(b"hello")?;
+/// let mut buf = [0u8; 64];
+/// let n = rx.try_recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A second handle cannot be made by cloning:
+///
+/// ```compile_fail
+/// fn second(p: &shmpipe::Producer) -> shmpipe::Producer {
+///     p.clone()
+/// }
+/// ```
+pub struct Producer {
+    pub(super) holder: Holder,
+    /// Next position to write; `0..tail` are committed.
+    pub(super) tail: u64,
+    /// The consumer's `head` as last read.
+    head_cache: u64,
+    /// The consumer's claim word when this producer attached: only a
+    /// consumer that closes *after* that disconnects us (one that left
+    /// before is like none: messages wait for the next consumer).
+    consumer_at_attach: u64,
+}
+
+// SAFETY: the handle owns its claim; the raw pointers in `RingRef` point into
+// the segment kept alive by the `Arc<Mapping>` it holds, and every shared
+// access is atomic or ordered by the index protocol.
+unsafe impl Send for Producer {}
+// SAFETY: `&Producer` only reads atomics (len, capacity, stats).
+unsafe impl Sync for Producer {}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("ring", &self.holder.mapping.label)
+            .field("tail", &self.tail)
+            .field("capacity", &self.holder.ring.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    pub(crate) fn new(mapping: Arc<Mapping>, wait: WaitConfig) -> Result<Producer, Error> {
+        let holder = Holder::claim(mapping, Side::Producer, wait)?;
+        let hdr = holder.ring.header();
+        // ORDERING: Acquire on both: `tail` may have been stored by a
+        // previous producer, `head` by the consumer; either way we only need
+        // their latest values, which the claim's Acquire already ordered.
+        let tail = hdr.tail.load(Acquire);
+        let head = hdr.head.load(Acquire);
+        let consumer_at_attach = hdr.consumer.claim.load(Acquire);
+        let p = Producer {
+            holder,
+            tail,
+            head_cache: head,
+            consumer_at_attach,
+        };
+        if !check_indices(head, tail, p.holder.ring.capacity()) {
+            let corruption = Corruption {
+                field: "tail",
+                found: tail,
+                expected: Expected::Range {
+                    min: head,
+                    max: head.saturating_add(p.holder.ring.capacity()),
+                },
+            };
+            let address = p.holder.mapping.label.clone();
+            drop(p); // releases the claim
+            return Err(Error::Corrupt {
+                address,
+                corruption,
+            });
+        }
+        Ok(p)
+    }
+
+    /// The ring position the next message will take: the number of
+    /// messages ever committed to this ring, by this producer and the ones
+    /// before it. A producer that takes over a ring resumes here, so
+    /// numbering messages by position makes a resumed stream gap-free.
+    pub fn position(&self) -> u64 {
+        self.tail
+    }
+
+    /// Messages committed and not yet released by the consumer.
+    pub fn len(&self) -> usize {
+        let head = self.holder.ring.header().head.load(Relaxed);
+        (self.tail.saturating_sub(head)).min(self.holder.ring.capacity()) as usize
+    }
+
+    /// Number of slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.holder.ring.capacity() as usize
+    }
+
+    /// Largest message, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.holder.ring.payload_capacity()
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every slot holds a message.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    /// This side's stats.
+    pub fn stats(&self) -> Stats {
+        self.holder.stats
+    }
+
+    /// How blocking calls wait.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.holder.wait.strategy
+    }
+
+    /// Sets how blocking calls wait.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.holder.wait.strategy = strategy;
+    }
+
+    /// Sets how often a blocked call checks that the consumer is alive
+    /// (default 100 ms): a dead consumer is reported within about this long.
+    pub fn set_heartbeat(&mut self, interval: Duration) {
+        self.holder.wait.heartbeat = interval.max(Duration::from_millis(1));
+    }
+
+    /// Whether a consumer holds the ring and its process is alive.
+    pub fn peer_alive(&mut self) -> bool {
+        let ring = self.holder.ring;
+        matches!(
+            self.holder.peer_status(&ring.header().consumer),
+            Some((_, true))
+        )
+    }
+
+    /// Process id of the consumer holding the ring, if any.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.holder.peer_pid(&self.holder.ring.header().consumer)
+    }
+
+    /// Makes sure at least `want` slots are free (fewer is fine if at least
+    /// one is), reading the consumer's `head` only if the cache says there
+    /// are not enough. Returns the number of free slots.
+    #[inline]
+    pub(super) fn free_slots(&mut self, want: u64) -> Result<u64, TrySendError<()>> {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        // The consumer's claim shares its line with state written only on
+        // claim, close and park, so this load is a cache hit.
+        let consumer = hdr.consumer.claim.load(Relaxed);
+        if consumer != self.consumer_at_attach && Claim(consumer).state() == STATE_CLOSED {
+            return Err(TrySendError::Disconnected(()));
+        }
+        let cap = self.holder.ring.capacity();
+        let free = cap - (self.tail - self.head_cache);
+        if free >= want {
+            return Ok(free);
+        }
+        // ORDERING: Acquire; pairs with the Release `head` store in
+        // `Consumer::release`: the consumer's reads of the slots it released
+        // happen before we overwrite them.
+        let head = hdr.head.load(Acquire);
+        if head < self.head_cache || !check_indices(head, self.tail, cap) {
+            return Err(TrySendError::Corrupt {
+                msg: (),
+                corruption: Corruption {
+                    field: "head",
+                    found: head,
+                    expected: Expected::Range {
+                        min: self.head_cache.max(self.tail.saturating_sub(cap)),
+                        max: self.tail,
+                    },
+                },
+            });
+        }
+        self.head_cache = head;
+        let free = cap - (self.tail - head);
+        if free == 0 {
+            return Err(TrySendError::Full(()));
+        }
+        Ok(free)
+    }
+
+    /// Like `free_slots`, counting a stall when the ring is full.
+    #[inline]
+    pub(super) fn reserve_check(&mut self, want: u64) -> Result<u64, TrySendError<()>> {
+        let r = self.free_slots(want);
+        if let Err(TrySendError::Full(())) = r {
+            let ring = self.holder.ring;
+            let hdr = ring.header();
+            self.holder.count_stall(&hdr.producer_stats);
+        }
+        r
+    }
+
+    /// Writes `msg` into the slot for `pos` (which the producer owns).
+    #[inline]
+    pub(super) fn write_slot(&self, pos: u64, msg: &[u8]) {
+        let ring = self.holder.ring;
+        debug_assert!(msg.len() <= ring.payload_capacity());
+        self.holder.mapping.tracker.write(ring.slot_index(pos), || {
+            // SAFETY: `pos` is in `tail..head + capacity` (checked by
+            // `free_slots`), so the consumer does not touch this slot until
+            // `tail` passes it; `msg.len() <= payload_capacity`.
+            unsafe {
+                ptr::copy_nonoverlapping(msg.as_ptr(), ring.payload_ptr(pos), msg.len());
+                ring.write_len(pos, msg.len() as u32);
+            }
+        });
+    }
+
+    /// Publishes `n` written slots holding `bytes` bytes in all.
+    #[inline]
+    pub(super) fn publish(&mut self, n: u64, bytes: u64) {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        self.tail += n;
+        // ORDERING: Release; pairs with the Acquire `tail` load in
+        // `Consumer::available`, publishing the slot writes above.
+        hdr.tail.store(self.tail, Release);
+        // Counters started from values in the mapping: wrap, never panic.
+        self.holder.stats.messages = self.holder.stats.messages.wrapping_add(n);
+        self.holder.stats.bytes = self.holder.stats.bytes.wrapping_add(bytes);
+        hdr.producer_stats
+            .messages
+            .store(self.holder.stats.messages, Relaxed);
+        hdr.producer_stats
+            .bytes
+            .store(self.holder.stats.bytes, Relaxed);
+        if wake::notify(&hdr.consumer) {
+            self.holder.count_wake(&hdr.producer_stats);
+        }
+    }
+
+    /// Sends a message if a slot is free, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// The message comes back inside the error: [`TrySendError::Full`],
+    /// [`TrySendError::Disconnected`] (the consumer dropped its handle),
+    /// [`TrySendError::TooLarge`] (never truncated) or
+    /// [`TrySendError::Corrupt`].
+    #[inline]
+    pub fn try_send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), TrySendError<M>> {
+        let bytes = msg.as_ref();
+        let max = self.holder.ring.payload_capacity();
+        if bytes.len() > max {
+            return Err(TrySendError::TooLarge { msg, max });
+        }
+        if let Err(e) = self.reserve_check(1) {
+            return Err(e.map(|()| msg));
+        }
+        let len = bytes.len();
+        self.write_slot(self.tail, bytes);
+        self.publish(1, len as u64);
+        Ok(())
+    }
+
+    /// Sends a message, waiting as long as it takes for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_deadline`](Self::send_deadline), never `Timeout`.
+    pub fn send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
+        self.send_until(msg, None)
+    }
+
+    /// Sends a message, waiting at most `timeout` for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_deadline`](Self::send_deadline).
+    pub fn send_timeout<M: AsRef<[u8]>>(
+        &mut self,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<(), SendError<M>> {
+        self.send_until(msg, deadline_after(timeout))
+    }
+
+    /// Sends a message, waiting until `deadline` (monotonic clock) for a
+    /// free slot. A deadline in the past tries once and returns.
+    ///
+    /// # Errors
+    ///
+    /// The message comes back inside the error: [`SendError::Timeout`],
+    /// [`SendError::Disconnected`], [`SendError::PeerDied`] (the consumer's
+    /// process died; noticed within the heartbeat interval),
+    /// [`SendError::TooLarge`] or [`SendError::Corrupt`].
+    pub fn send_deadline<M: AsRef<[u8]>>(
+        &mut self,
+        msg: M,
+        deadline: Instant,
+    ) -> Result<(), SendError<M>> {
+        self.send_until(msg, Some(deadline))
+    }
+
+    fn send_until<M: AsRef<[u8]>>(
+        &mut self,
+        msg: M,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<M>> {
+        let mut msg = msg;
+        loop {
+            match self.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(m)) => msg = m,
+                Err(e) => return Err(e.into()),
+            }
+            if let Err(e) = self.wait_writable(1, deadline) {
+                return Err(e.map(|()| msg));
+            }
+        }
+    }
+
+    /// Blocks until at least one slot is free (`Ok`), or fails.
+    pub(super) fn wait_writable(
+        &mut self,
+        want: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<()>> {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        let cfg = self.holder.wait;
+        let mut counts = WaitStats::default();
+        let r = wake::block(
+            &hdr.producer,
+            &hdr.producer_stats,
+            &cfg,
+            deadline,
+            &mut counts,
+            |check_peer| match self.free_slots(want) {
+                Ok(_) => Some(Ok(())),
+                Err(TrySendError::Full(())) => {
+                    if check_peer {
+                        if let Some((pid, false)) = self.holder.peer_status(&hdr.consumer) {
+                            return Some(Err(SendError::PeerDied { msg: (), pid }));
+                        }
+                    }
+                    None
+                }
+                Err(e) => Some(Err(e.into())),
+            },
+        );
+        self.holder.add_wait_stats(counts, &hdr.producer_stats);
+        r.unwrap_or(Err(SendError::Timeout(())))
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        self.holder.close(&hdr.producer, &hdr.consumer);
+    }
+}

@@ -1,0 +1,488 @@
+//! Zero-copy and batch calls, next to the guards they return: the
+//! producer reserves slots and writes in place ([`WriteSlot`],
+//! [`WriteBatch`]), the consumer reads in place ([`ReadSlot`]); each guard
+//! publishes or releases with one index store.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::slice;
+use std::time::{Duration, Instant};
+
+use super::deadline_after;
+use super::{Consumer, Producer};
+use crate::error::{RecvError, SendError, TryRecvError, TrySendError};
+
+impl Producer {
+    /// Reserves the next slot for writing in place, without blocking.
+    /// Write into the returned [`WriteSlot`] and
+    /// [`commit`](WriteSlot::commit) a length; dropping it publishes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`], [`TrySendError::Disconnected`] or
+    /// [`TrySendError::Corrupt`], holding `()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmpipe::RingBuilder::new().slots(4).create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut slot = tx.try_reserve()?;
+    /// slot[..3].copy_from_slice(b"abc");
+    /// slot.commit(3);
+    /// assert_eq!(&*rx.try_borrow()?, b"abc");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_reserve(&mut self) -> Result<WriteSlot<'_>, TrySendError<()>> {
+        self.reserve_check(1)?;
+        Ok(WriteSlot::new(self))
+    }
+
+    /// Reserves the next slot, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve_deadline`](Self::reserve_deadline), never `Timeout`.
+    pub fn reserve(&mut self) -> Result<WriteSlot<'_>, SendError<()>> {
+        self.reserve_until(None)
+    }
+
+    /// Reserves the next slot, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve_deadline`](Self::reserve_deadline).
+    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<WriteSlot<'_>, SendError<()>> {
+        self.reserve_until(deadline_after(timeout))
+    }
+
+    /// Reserves the next slot, waiting until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Timeout`], [`SendError::Disconnected`],
+    /// [`SendError::PeerDied`] or [`SendError::Corrupt`], holding `()`.
+    pub fn reserve_deadline(&mut self, deadline: Instant) -> Result<WriteSlot<'_>, SendError<()>> {
+        self.reserve_until(Some(deadline))
+    }
+
+    fn reserve_until(&mut self, deadline: Option<Instant>) -> Result<WriteSlot<'_>, SendError<()>> {
+        match self.reserve_check(1) {
+            Ok(_) => {}
+            Err(TrySendError::Full(())) => self.wait_writable(1, deadline)?,
+            Err(e) => return Err(e.into()),
+        }
+        // `wait_writable` returned Ok: a slot is free and only this handle
+        // can fill it, but the consumer may have closed meanwhile.
+        self.free_slots(1).map_err(SendError::from)?;
+        Ok(WriteSlot::new(self))
+    }
+
+    /// Reserves up to `max` free slots at once, without blocking. Fill them
+    /// with [`WriteBatch::push`] or [`WriteBatch::push_with`] and
+    /// [`commit`](WriteBatch::commit) to publish them all with one index
+    /// store (and at most one wakeup).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_reserve`](Self::try_reserve); `Full` only when no slot at
+    /// all is free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmpipe::RingBuilder::new().slots(8).create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut batch = tx.try_reserve_batch(16)?;
+    /// assert_eq!(batch.capacity(), 8);
+    /// batch.push(b"one")?;
+    /// batch.push(b"two")?;
+    /// assert_eq!(batch.commit(), 2);
+    /// let mut got = Vec::new();
+    /// rx.try_recv_batch(10, |m| got.push(m.to_vec()))?;
+    /// assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_reserve_batch(&mut self, max: usize) -> Result<WriteBatch<'_>, TrySendError<()>> {
+        let want = (max.max(1) as u64).min(self.holder.ring.capacity());
+        let free = self.reserve_check(want)?;
+        Ok(WriteBatch::new(self, free.min(want)))
+    }
+
+    /// Reserves up to `max` slots, waiting until at least one is free or
+    /// `deadline` passes (`None`: wait as long as it takes).
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve_deadline`](Self::reserve_deadline).
+    pub fn reserve_batch_deadline(
+        &mut self,
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> Result<WriteBatch<'_>, SendError<()>> {
+        let want = (max.max(1) as u64).min(self.holder.ring.capacity());
+        let free = match self.reserve_check(want) {
+            Ok(free) => free,
+            Err(TrySendError::Full(())) => {
+                self.wait_writable(1, deadline)?;
+                self.free_slots(want).map_err(SendError::from)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(WriteBatch::new(self, free.min(want)))
+    }
+}
+
+/// A slot reserved by [`Producer::try_reserve`] (or `reserve*`): write the
+/// message into it (it dereferences to the whole payload area) and
+/// [`commit`](Self::commit) its length. Dropping it publishes nothing.
+pub struct WriteSlot<'a> {
+    producer: &'a mut Producer,
+    buf: &'a mut [u8],
+}
+
+impl<'a> WriteSlot<'a> {
+    fn new(producer: &'a mut Producer) -> WriteSlot<'a> {
+        let ring = producer.holder.ring;
+        let pos = producer.tail;
+        producer
+            .holder
+            .mapping
+            .tracker
+            .write(ring.slot_index(pos), || ());
+        // SAFETY: the slot at `tail` is free (checked by the caller), so the
+        // consumer does not read it until it is published, and the
+        // exclusive borrow of the producer keeps anyone else in this
+        // process from writing it. It holds `payload_capacity` initialised
+        // bytes (the segment was zero-filled). The lifetime is tied to the
+        // borrow of the producer, which keeps the mapping alive.
+        let buf =
+            unsafe { slice::from_raw_parts_mut(ring.payload_ptr(pos), ring.payload_capacity()) };
+        WriteSlot { producer, buf }
+    }
+
+    /// The payload capacity of the slot, in bytes.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Publishes the first `len` bytes written as one message.
+    ///
+    /// # Panics
+    ///
+    /// If `len` exceeds [`capacity`](Self::capacity).
+    pub fn commit(self, len: usize) {
+        assert!(
+            len <= self.buf.len(),
+            "committed length {len} exceeds the slot's capacity {}",
+            self.buf.len()
+        );
+        let p = self.producer;
+        let ring = p.holder.ring;
+        let pos = p.tail;
+        p.holder.mapping.tracker.write(ring.slot_index(pos), || {
+            // SAFETY: as in `WriteSlot::new`, this slot belongs to the
+            // producer until published.
+            unsafe { ring.write_len(pos, len as u32) }
+        });
+        p.publish(1, len as u64);
+    }
+}
+
+impl Deref for WriteSlot<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.buf
+    }
+}
+
+impl DerefMut for WriteSlot<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.buf
+    }
+}
+
+impl fmt::Debug for WriteSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteSlot")
+            .field("capacity", &self.buf.len())
+            .finish()
+    }
+}
+
+/// Slots reserved together by [`Producer::try_reserve_batch`]; published
+/// together by [`commit`](Self::commit). Dropping it publishes nothing.
+pub struct WriteBatch<'a> {
+    producer: &'a mut Producer,
+    reserved: u64,
+    filled: u64,
+    bytes: u64,
+}
+
+impl<'a> WriteBatch<'a> {
+    fn new(producer: &'a mut Producer, reserved: u64) -> WriteBatch<'a> {
+        WriteBatch {
+            producer,
+            reserved,
+            filled: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Slots reserved.
+    pub fn capacity(&self) -> usize {
+        self.reserved as usize
+    }
+
+    /// Slots filled so far.
+    pub fn len(&self) -> usize {
+        self.filled as usize
+    }
+
+    /// Whether no slot has been filled yet.
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// Slots still free in this batch.
+    pub fn remaining(&self) -> usize {
+        (self.reserved - self.filled) as usize
+    }
+
+    /// Copies `msg` into the next slot of the batch.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] when every reserved slot is filled,
+    /// [`TrySendError::TooLarge`] when `msg` exceeds the payload capacity.
+    pub fn push<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), TrySendError<M>> {
+        let bytes = msg.as_ref();
+        let max = self.producer.holder.ring.payload_capacity();
+        if bytes.len() > max {
+            return Err(TrySendError::TooLarge { msg, max });
+        }
+        if self.filled == self.reserved {
+            return Err(TrySendError::Full(msg));
+        }
+        let len = bytes.len();
+        self.producer
+            .write_slot(self.producer.tail + self.filled, bytes);
+        self.filled += 1;
+        self.bytes += len as u64;
+        Ok(())
+    }
+
+    /// Lets `fill` write the next slot in place: it gets the whole payload
+    /// area and returns the message length. Returns `false` (without
+    /// calling `fill`) when every reserved slot is filled.
+    ///
+    /// # Panics
+    ///
+    /// If `fill` returns a length above the payload capacity.
+    pub fn push_with(&mut self, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        if self.filled == self.reserved {
+            return false;
+        }
+        let ring = self.producer.holder.ring;
+        let pos = self.producer.tail + self.filled;
+        let tracker = &self.producer.holder.mapping.tracker;
+        let len = tracker.write(ring.slot_index(pos), || {
+            // SAFETY: `pos` is among the reserved free slots (see
+            // `WriteSlot::new`); the slice lives only for this call.
+            let buf = unsafe {
+                slice::from_raw_parts_mut(ring.payload_ptr(pos), ring.payload_capacity())
+            };
+            let len = fill(buf);
+            assert!(
+                len <= ring.payload_capacity(),
+                "filled length {len} exceeds the slot's capacity {}",
+                ring.payload_capacity()
+            );
+            // SAFETY: as above.
+            unsafe { ring.write_len(pos, len as u32) };
+            len
+        });
+        self.filled += 1;
+        self.bytes += len as u64;
+        true
+    }
+
+    /// Publishes every filled slot with one index store; returns how many.
+    pub fn commit(self) -> usize {
+        if self.filled > 0 {
+            self.producer.publish(self.filled, self.bytes);
+        }
+        self.filled as usize
+    }
+}
+
+impl fmt::Debug for WriteBatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("capacity", &self.reserved)
+            .field("len", &self.filled)
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// Borrows the next message in place, without blocking. The slot is
+    /// released when the returned [`ReadSlot`] is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], [`TryRecvError::Disconnected`] or
+    /// [`TryRecvError::Corrupt`].
+    pub fn try_borrow(&mut self) -> Result<ReadSlot<'_>, TryRecvError> {
+        self.available_counted(1)?;
+        self.borrow_next()
+    }
+
+    pub(super) fn borrow_next(&mut self) -> Result<ReadSlot<'_>, TryRecvError> {
+        let pos = self.head;
+        let len = self.message_len(pos)?;
+        let ring = self.holder.ring;
+        self.holder
+            .mapping
+            .tracker
+            .read(ring.slot_index(pos), || ());
+        // SAFETY: `pos` is committed and `len` checked; the slice lives in
+        // the ReadSlot, which releases the slot only when dropped.
+        let data = unsafe { self.payload(pos, len) };
+        Ok(ReadSlot {
+            consumer: self,
+            data,
+        })
+    }
+
+    /// Hands up to `max` waiting messages to `f` in order, in place, and
+    /// releases them with one index store; without blocking. Returns how
+    /// many were handed over.
+    ///
+    /// If a corrupt slot follows good ones, the good ones are delivered and
+    /// the error comes on the next call. If `f` panics, nothing of this
+    /// batch is released and the messages will be delivered again.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_borrow`](Self::try_borrow).
+    pub fn try_recv_batch(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, TryRecvError> {
+        let avail = self.available_counted((max as u64).max(1))?;
+        let n = avail.min(max as u64);
+        let ring = self.holder.ring;
+        let mut bytes = 0u64;
+        let mut done = 0u64;
+        while done < n {
+            let pos = self.head + done;
+            let len = match self.message_len(pos) {
+                Ok(len) => len,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            self.holder.mapping.tracker.read(ring.slot_index(pos), || {
+                // SAFETY: `pos` is in `head..tail` and `len` is checked; the
+                // slice does not outlive this call and `head` moves after.
+                f(unsafe { self.payload(pos, len) })
+            });
+            bytes += len as u64;
+            done += 1;
+        }
+        if done > 0 {
+            self.release(done, bytes);
+        }
+        Ok(done as usize)
+    }
+
+    /// Borrows the next message in place, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// As [`borrow_deadline`](Self::borrow_deadline), never `Timeout`.
+    pub fn borrow(&mut self) -> Result<ReadSlot<'_>, RecvError> {
+        self.ready_until(None)?;
+        Ok(self.borrow_next()?)
+    }
+
+    /// Borrows the next message in place, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`borrow_deadline`](Self::borrow_deadline).
+    pub fn borrow_timeout(&mut self, timeout: Duration) -> Result<ReadSlot<'_>, RecvError> {
+        self.ready_until(deadline_after(timeout))?;
+        Ok(self.borrow_next()?)
+    }
+
+    /// Borrows the next message in place, waiting until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`], [`RecvError::Disconnected`],
+    /// [`RecvError::PeerDied`] or [`RecvError::Corrupt`].
+    pub fn borrow_deadline(&mut self, deadline: Instant) -> Result<ReadSlot<'_>, RecvError> {
+        self.ready_until(Some(deadline))?;
+        Ok(self.borrow_next()?)
+    }
+
+    /// Like [`try_recv_batch`](Self::try_recv_batch), but waits until at
+    /// least one message is ready or `deadline` passes (`None`: as long as
+    /// it takes).
+    ///
+    /// # Errors
+    ///
+    /// As [`borrow_deadline`](Self::borrow_deadline).
+    pub fn recv_batch_deadline(
+        &mut self,
+        max: usize,
+        deadline: Option<Instant>,
+        f: impl FnMut(&[u8]),
+    ) -> Result<usize, RecvError> {
+        self.ready_until(deadline)?;
+        self.try_recv_batch(max, f).map_err(RecvError::from)
+    }
+}
+
+/// A message borrowed in place by [`Consumer::try_borrow`] (or
+/// `borrow*`). Dereferences to the message bytes; the slot is released
+/// when this is dropped.
+///
+/// The bytes live in shared memory: a producer that breaks the protocol
+/// could change them while you read them (never their length, which was
+/// checked once and copied). Copy them out first if you validate them.
+pub struct ReadSlot<'a> {
+    consumer: &'a mut Consumer,
+    data: &'a [u8],
+}
+
+impl Deref for ReadSlot<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data
+    }
+}
+
+impl AsRef<[u8]> for ReadSlot<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.data
+    }
+}
+
+impl Drop for ReadSlot<'_> {
+    fn drop(&mut self) {
+        let len = self.data.len() as u64;
+        self.consumer.release(1, len);
+    }
+}
+
+impl fmt::Debug for ReadSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadSlot")
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
