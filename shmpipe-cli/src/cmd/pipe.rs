@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use shmpipe::{
-    Address, Consumer, Error, Producer, ReadSlot, RecvError, Ring, RingBuilder, RingInfo, Role,
-    SendError, SideState, WriteSlot,
+    Address, Consumer, Error, Producer, ReadSlot, RecvError, Ring, RingBuilder, RingInfo,
+    SendError, Side, SideState, WriteSlot,
 };
 
 use super::frame::{self, Frame};
@@ -236,7 +236,7 @@ fn snapshot(address: &Address) -> Option<RingInfo> {
 /// can use it any more. That is when no other live process created it or
 /// holds a side, and either nothing waits in it, or `drop_unread` (this
 /// process created it, or the peer closed its side, so its stream is over).
-fn leave(address: &Address, role: Role, created: bool, keep: bool) {
+fn leave(address: &Address, role: Side, created: bool, keep: bool) {
     if keep {
         return;
     }
@@ -251,8 +251,8 @@ fn leave(address: &Address, role: Role, created: bool, keep: bool) {
         return;
     }
     let peer = match role {
-        Role::Producer => &info.consumer.state,
-        Role::Consumer => &info.producer.state,
+        Side::Producer => &info.consumer.state,
+        Side::Consumer => &info.producer.state,
     };
     let drop_unread = created || matches!(peer, SideState::Closed { .. });
     if !drop_unread && !info.is_empty() {
@@ -282,7 +282,7 @@ pub fn send(a: SendArgs) -> CmdResult {
         Ok(()) => Ok(()),
         Err(stop) => {
             if !matches!(stop, Stop::PeerDied(_) | Stop::Failed(_)) {
-                leave(&a.address, Role::Producer, created, false);
+                leave(&a.address, Side::Producer, created, false);
             }
             Err(match stop {
                 Stop::Signal(sig) => Failure::signal(sig),
@@ -407,7 +407,7 @@ pub fn recv(a: RecvArgs) -> CmdResult {
                 );
             drop(rx);
             if closed {
-                leave(addr, Role::Consumer, created, a.keep);
+                leave(addr, Side::Consumer, created, a.keep);
             }
             Ok(())
         }
@@ -463,10 +463,10 @@ pub fn recv(a: RecvArgs) -> CmdResult {
             drop(rx);
             match stop {
                 Stop::Disconnected | Stop::PeerDied(_) => {
-                    leave(addr, Role::Consumer, created, a.keep)
+                    leave(addr, Side::Consumer, created, a.keep)
                 }
                 Stop::Signal(_) | Stop::BrokenPipe | Stop::Timeout => {
-                    leave(addr, Role::Consumer, created, a.keep)
+                    leave(addr, Side::Consumer, created, a.keep)
                 }
                 Stop::Failed(_) => {}
             }
