@@ -39,6 +39,14 @@ pub(crate) const INIT_BUSY: u32 = 1;
 /// `meta.init_state`: the header is complete; openers may read it.
 pub(crate) const INIT_READY: u32 = 2;
 
+/// The flag bits this version knows; any other set bit is corruption.
+pub(crate) const KNOWN_FLAGS: u32 = 0;
+
+/// Linux pids stay below this (`PID_MAX_LIMIT`, 2^22 on 64-bit kernels,
+/// the largest `kernel.pid_max` accepts); a larger pid in the header is
+/// corruption.
+pub(crate) const PID_MAX_LIMIT: u32 = 1 << 22;
+
 /// Bytes at the start of each slot holding the message length (`u32`) and a
 /// reserved word (zero).
 pub(crate) const SLOT_HEADER: usize = 8;
@@ -75,9 +83,10 @@ pub(crate) struct Meta {
     pub(crate) total_len: AtomicU64,
     /// Page size of the mapping as created (4 KiB, 2 MiB, 1 GiB).
     pub(crate) page_size: AtomicU64,
-    /// Process that created the ring.
+    /// Process that created the ring, below [`PID_MAX_LIMIT`].
     pub(crate) creator_pid: AtomicU32,
-    /// Reserved, zero.
+    /// Flag bits; only [`KNOWN_FLAGS`] may be set, the rest are reserved
+    /// (zero).
     pub(crate) flags: AtomicU32,
     /// Start time of the creator (see [`Claim`]), so that a stale ring can
     /// be told from one whose creator is still setting it up.
