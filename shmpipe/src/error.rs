@@ -210,6 +210,9 @@ impl Error {
             Errno::NOENT => Error::NotFound { address },
             Errno::ACCESS | Errno::PERM => Error::PermissionDenied { address, op },
             Errno::LOOP => Error::Symlink { address },
+            // A directory opened for writing, a UNIX socket, a device node
+            // without a driver.
+            Errno::ISDIR | Errno::NXIO | Errno::NODEV => Error::NotARegularFile { address },
             _ => Error::Io {
                 op,
                 target: address,
