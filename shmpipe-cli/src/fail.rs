@@ -36,7 +36,8 @@ Exit codes:
   2  bad arguments
   3  the peer process died
   4  timed out (--timeout)
-  5  the ring is corrupt or not a shmpipe ring
+  5  the ring is corrupt or not a shmpipe ring (also a FIFO, socket,
+     directory, device or symlink where the ring should be)
   6  no such ring
   7  the ring exists, is in use, holds unread messages (rm), or its side is
      held by another process
@@ -101,7 +102,9 @@ impl Failure {
             E::BadMagic { .. }
             | E::VersionMismatch { .. }
             | E::Corrupt { .. }
-            | E::NotInitialized { .. } => exit::CORRUPT,
+            | E::NotInitialized { .. }
+            | E::NotARegularFile { .. }
+            | E::Symlink { .. } => exit::CORRUPT,
             _ => exit::ERROR,
         };
         Failure::new(code, e)
