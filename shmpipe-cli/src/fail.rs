@@ -99,6 +99,7 @@ impl Failure {
             E::InvalidAddress { .. } | E::InvalidConfig { .. } => exit::USAGE,
             E::NotFound { .. } => exit::NOT_FOUND,
             E::AlreadyExists { .. } | E::AlreadyClaimed { .. } | E::InUse { .. } => exit::IN_USE,
+            E::Removed { .. } => exit::REMOVED,
             E::BadMagic { .. }
             | E::VersionMismatch { .. }
             | E::Corrupt { .. }

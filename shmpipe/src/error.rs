@@ -165,6 +165,12 @@ pub enum Error {
         /// The process holding it.
         pid: u32,
     },
+    /// The ring was removed ([`Ring::remove`](crate::Ring::remove)): its
+    /// sides can no longer be claimed.
+    Removed {
+        /// The ring's address.
+        address: String,
+    },
     /// The ring still has a live producer or consumer and removal was not
     /// forced.
     InUse {
@@ -309,6 +315,11 @@ impl fmt::Display for Error {
                 "the {side} side of ring `{address}` is held by live process {pid}: a ring has \
                  one producer and one consumer; stop that process or use another ring"
             ),
+            Error::Removed { address } => write!(
+                f,
+                "ring `{address}` was removed (`shmpipe rm --force`): open or create it \
+                 again by name"
+            ),
             Error::InUse { address, side, pid } => write!(
                 f,
                 "ring `{address}` is in use by its {side} (live process {pid}): stop it first, \
@@ -343,6 +354,9 @@ pub enum TrySendError<T> {
     Full(T),
     /// The consumer has dropped its handle; nothing more will be read.
     Disconnected(T),
+    /// The ring is full and was removed ([`Ring::remove`](crate::Ring::remove)):
+    /// nothing will make room.
+    Removed(T),
     /// The message is larger than a slot's payload capacity.
     TooLarge {
         /// The message.
@@ -368,6 +382,9 @@ pub enum SendError<T> {
     Timeout(T),
     /// The consumer has dropped its handle; nothing more will be read.
     Disconnected(T),
+    /// The ring was removed ([`Ring::remove`](crate::Ring::remove)) while
+    /// this call waited for room.
+    Removed(T),
     /// The consumer process died without dropping its handle.
     PeerDied {
         /// The message.
@@ -395,7 +412,7 @@ impl<T> TrySendError<T> {
     /// The message that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            TrySendError::Full(m) | TrySendError::Disconnected(m) => m,
+            TrySendError::Full(m) | TrySendError::Disconnected(m) | TrySendError::Removed(m) => m,
             TrySendError::TooLarge { msg, .. } | TrySendError::Corrupt { msg, .. } => msg,
         }
     }
@@ -416,6 +433,7 @@ impl<T> TrySendError<T> {
         match self {
             TrySendError::Full(m) => TrySendError::Full(f(m)),
             TrySendError::Disconnected(m) => TrySendError::Disconnected(f(m)),
+            TrySendError::Removed(m) => TrySendError::Removed(f(m)),
             TrySendError::TooLarge { msg, max } => TrySendError::TooLarge { msg: f(msg), max },
             TrySendError::Corrupt { msg, corruption } => TrySendError::Corrupt {
                 msg: f(msg),
@@ -429,7 +447,7 @@ impl<T> SendError<T> {
     /// The message that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            SendError::Timeout(m) | SendError::Disconnected(m) => m,
+            SendError::Timeout(m) | SendError::Disconnected(m) | SendError::Removed(m) => m,
             SendError::PeerDied { msg, .. }
             | SendError::TooLarge { msg, .. }
             | SendError::Corrupt { msg, .. } => msg,
@@ -455,6 +473,7 @@ impl<T> SendError<T> {
         match self {
             SendError::Timeout(m) => SendError::Timeout(f(m)),
             SendError::Disconnected(m) => SendError::Disconnected(f(m)),
+            SendError::Removed(m) => SendError::Removed(f(m)),
             SendError::PeerDied { msg, pid } => SendError::PeerDied { msg: f(msg), pid },
             SendError::TooLarge { msg, max } => SendError::TooLarge { msg: f(msg), max },
             SendError::Corrupt { msg, corruption } => SendError::Corrupt {
@@ -471,6 +490,7 @@ impl<T> From<TrySendError<T>> for SendError<T> {
         match e {
             TrySendError::Full(m) => SendError::Timeout(m),
             TrySendError::Disconnected(m) => SendError::Disconnected(m),
+            TrySendError::Removed(m) => SendError::Removed(m),
             TrySendError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
             TrySendError::Corrupt { msg, corruption } => SendError::Corrupt { msg, corruption },
         }
@@ -482,6 +502,7 @@ impl<T> fmt::Debug for TrySendError<T> {
         match self {
             TrySendError::Full(_) => f.write_str("Full(..)"),
             TrySendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            TrySendError::Removed(_) => f.write_str("Removed(..)"),
             TrySendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
             TrySendError::Corrupt { corruption, .. } => {
                 write!(f, "Corrupt {{ corruption: {corruption:?}, .. }}")
@@ -495,6 +516,7 @@ impl<T> fmt::Debug for SendError<T> {
         match self {
             SendError::Timeout(_) => f.write_str("Timeout(..)"),
             SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            SendError::Removed(_) => f.write_str("Removed(..)"),
             SendError::PeerDied { pid, .. } => write!(f, "PeerDied {{ pid: {pid}, .. }}"),
             SendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
             SendError::Corrupt { corruption, .. } => {
@@ -511,6 +533,9 @@ impl<T> fmt::Display for TrySendError<T> {
             TrySendError::Disconnected(_) => {
                 f.write_str("sending on a ring whose consumer has disconnected")
             }
+            TrySendError::Removed(_) => f.write_str(
+                "the ring was removed (`shmpipe rm --force`) while full: nothing will read it",
+            ),
             TrySendError::TooLarge { max, .. } => write!(
                 f,
                 "message larger than the ring's payload capacity of {max} bytes: \
@@ -530,6 +555,9 @@ impl<T> fmt::Display for SendError<T> {
             SendError::Disconnected(_) => {
                 f.write_str("sending on a ring whose consumer has disconnected")
             }
+            SendError::Removed(_) => f.write_str(
+                "the ring was removed (`shmpipe rm --force`) while full: nothing will read it",
+            ),
             SendError::PeerDied { pid, .. } => write!(
                 f,
                 "the consumer (process {pid}) died: a new consumer can claim the ring"
@@ -557,6 +585,9 @@ pub enum TryRecvError {
     /// The producer dropped its handle and every message it committed has
     /// been received.
     Disconnected,
+    /// The ring is empty and was removed ([`Ring::remove`](crate::Ring::remove)):
+    /// nothing will arrive.
+    Removed,
     /// The next message does not fit the buffer given. It stays in the ring:
     /// receive it again with a buffer of at least `needed` bytes.
     BufferTooSmall {
@@ -577,6 +608,9 @@ pub enum RecvError {
     /// The producer dropped its handle and every message it committed has
     /// been received.
     Disconnected,
+    /// The ring was removed ([`Ring::remove`](crate::Ring::remove)) while
+    /// this call waited for a message.
+    Removed,
     /// The producer process died without dropping its handle; every message
     /// it committed has been received.
     PeerDied {
@@ -598,6 +632,7 @@ impl From<TryRecvError> for RecvError {
         match e {
             TryRecvError::Empty => RecvError::Timeout,
             TryRecvError::Disconnected => RecvError::Disconnected,
+            TryRecvError::Removed => RecvError::Removed,
             TryRecvError::BufferTooSmall { needed } => RecvError::BufferTooSmall { needed },
             TryRecvError::Corrupt(c) => RecvError::Corrupt(c),
         }
@@ -636,6 +671,9 @@ impl fmt::Display for TryRecvError {
             TryRecvError::Disconnected => {
                 f.write_str("receiving on an empty ring whose producer has disconnected")
             }
+            TryRecvError::Removed => f.write_str(
+                "the ring was removed (`shmpipe rm --force`) while empty: nothing will arrive",
+            ),
             TryRecvError::BufferTooSmall { needed } => write!(
                 f,
                 "the next message is {needed} bytes, larger than the buffer given; it stays \
@@ -653,6 +691,9 @@ impl fmt::Display for RecvError {
             RecvError::Disconnected => {
                 f.write_str("receiving on an empty ring whose producer has disconnected")
             }
+            RecvError::Removed => f.write_str(
+                "the ring was removed (`shmpipe rm --force`) while empty: nothing will arrive",
+            ),
             RecvError::PeerDied { pid } => write!(
                 f,
                 "the producer (process {pid}) died; every message it committed was received"

@@ -10,12 +10,13 @@ use crate::address::{Address, AsAddress};
 use crate::error::Error;
 use crate::handles::{Consumer, Producer};
 use crate::info::{RingInfo, SideState};
-use crate::layout::{Geometry, HEADER_LEN, MAGIC};
+use crate::layout::{Geometry, FLAG_REMOVED, HEADER_LEN, MAGIC};
 use crate::mapping::{self, Mapping};
 use crate::reclaim::{staleness, Staleness};
 use crate::segment::{self, Backend, HugePages, Segment, SegmentOptions};
 use crate::side::Side;
-use crate::wake::{WaitConfig, WaitStrategy};
+use crate::sync::Ordering::Relaxed;
+use crate::wake::{self, WaitConfig, WaitStrategy};
 
 /// Default number of slots.
 pub const DEFAULT_SLOTS: u64 = 1024;
@@ -403,6 +404,11 @@ impl Ring {
     }
 
     fn check_writable(&self) -> Result<(), Error> {
+        if self.mapping.view.header().is_removed() {
+            return Err(Error::Removed {
+                address: self.mapping.label.clone(),
+            });
+        }
         if self.mapping.segment_read_only() {
             return Err(Error::Unsupported {
                 address: self.mapping.label.clone(),
@@ -510,6 +516,26 @@ impl Ring {
     /// `force`. Never removes a segment that is not a shmpipe ring (one
     /// whose first bytes are another magic), forced or not.
     ///
+    /// Once the name is gone the ring is marked removed in its header and
+    /// both sides are woken: every blocked call on it returns `Removed`
+    /// ([`RecvError::Removed`](crate::RecvError::Removed),
+    /// [`SendError::Removed`](crate::SendError::Removed)) within one
+    /// wake-up, and claiming a side of it [`Error::Removed`].
+    ///
+    /// ```
+    /// use shmpipe::{RecvError, Ring, RingBuilder};
+    ///
+    /// # let name = format!("shm:doc-remove-{}", std::process::id());
+    /// let ring = RingBuilder::new().slots(8).create(&name)?;
+    /// let mut rx = ring.consumer()?;
+    /// let mut tx = ring.producer()?;
+    /// Ring::remove(&name, true)?; // forced: both sides are alive
+    /// let mut buf = [0u8; 64];
+    /// assert_eq!(rx.recv(&mut buf), Err(RecvError::Removed));
+    /// # drop(tx);
+    /// # Ok::<(), shmpipe::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::BadMagic`], [`Error::NotFound`], and without `force`
@@ -525,11 +551,18 @@ impl Ring {
                 })
             }
         }
+        // Mapped for writing, to mark it removed once the name is gone;
+        // best effort (a corrupt ring or one this user may only remove
+        // cannot be marked).
+        let mut b = RingBuilder::new();
+        b.open_timeout(Duration::from_millis(100));
+        let writable = b.open(&address).ok();
         if !force {
-            let mut b = RingBuilder::new();
-            b.open_timeout(Duration::from_millis(100));
-            let ring = b.open_read_only(&address)?;
-            let info = ring.info();
+            let ring = match &writable {
+                Some(r) => r.info(),
+                None => b.open_read_only(&address)?.info(),
+            };
+            let info = ring;
             for (side, side_info) in [
                 (Side::Producer, &info.producer),
                 (Side::Consumer, &info.consumer),
@@ -543,7 +576,17 @@ impl Ring {
                 }
             }
         }
-        segment::unlink(&address)
+        segment::unlink(&address)?;
+        if let Some(ring) = writable {
+            // Both sides' blocked calls return `Removed` within one wake-up.
+            let hdr = ring.mapping.view.header();
+            // Relaxed: the fence F2 in each `notify` below orders it before
+            // the `parked` loads (see `RingHeader::is_removed`).
+            hdr.meta.flags.fetch_or(FLAG_REMOVED, Relaxed);
+            wake::notify(&hdr.producer);
+            wake::notify(&hdr.consumer);
+        }
+        Ok(())
     }
 
     /// A snapshot of the ring's geometry, indices, sides and counters.

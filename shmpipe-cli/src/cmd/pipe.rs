@@ -39,6 +39,8 @@ enum Stop {
     PeerDied(u32),
     /// `recv --timeout` elapsed.
     Timeout,
+    /// The ring was removed (`shmpipe rm --force`).
+    Removed,
     /// Anything else, with its message and exit code.
     Failed(Failure),
 }
@@ -190,6 +192,7 @@ fn with_slot<R>(tx: &mut Producer, f: impl FnOnce(WriteSlot<'_>) -> R) -> Result
             Err(SendError::Timeout(())) => continue,
             Err(SendError::Disconnected(())) => return Err(Stop::Disconnected),
             Err(SendError::PeerDied { pid, .. }) => return Err(Stop::PeerDied(pid)),
+            Err(SendError::Removed(())) => return Err(Stop::Removed),
             Err(e) => return Err(Stop::Failed(Failure::new(exit::CORRUPT, e))),
         }
     }
@@ -217,6 +220,7 @@ fn with_msg<R>(
             Err(RecvError::Timeout) => continue,
             Err(RecvError::Disconnected) => return Err(Stop::Disconnected),
             Err(RecvError::PeerDied { pid }) => return Err(Stop::PeerDied(pid)),
+            Err(RecvError::Removed) => return Err(Stop::Removed),
             Err(e) => return Err(Stop::Failed(Failure::new(exit::CORRUPT, e))),
         }
     }
@@ -281,7 +285,8 @@ pub fn send(a: SendArgs) -> CmdResult {
     match result {
         Ok(()) => Ok(()),
         Err(stop) => {
-            if !matches!(stop, Stop::PeerDied(_) | Stop::Failed(_)) {
+            // A removed ring's name may already belong to a new ring.
+            if !matches!(stop, Stop::PeerDied(_) | Stop::Failed(_) | Stop::Removed) {
                 leave(&a.address, Side::Producer, created, false);
             }
             Err(match stop {
@@ -303,6 +308,7 @@ pub fn send(a: SendArgs) -> CmdResult {
                     ),
                 ),
                 Stop::Failed(f) => f,
+                Stop::Removed => removed(&a.address),
                 Stop::BrokenPipe | Stop::Timeout => {
                     Failure::new(exit::ERROR, "send stopped unexpectedly")
                 }
@@ -468,7 +474,7 @@ pub fn recv(a: RecvArgs) -> CmdResult {
                 Stop::Signal(_) | Stop::BrokenPipe | Stop::Timeout => {
                     leave(addr, Side::Consumer, created, a.keep)
                 }
-                Stop::Failed(_) => {}
+                Stop::Failed(_) | Stop::Removed => {}
             }
             Err(match stop {
                 Stop::Signal(sig) => Failure::signal(sig),
@@ -502,9 +508,20 @@ pub fn recv(a: RecvArgs) -> CmdResult {
                     ),
                 ),
                 Stop::Failed(f) => f,
+                Stop::Removed => removed(addr),
             })
         }
     }
+}
+
+fn removed(address: &Address) -> Failure {
+    Failure::new(
+        exit::REMOVED,
+        format!(
+            "ring {address} was removed (`shmpipe rm --force`) while in use; the stream \
+             is incomplete"
+        ),
+    )
 }
 
 /// Receives messages and writes their data to standard output until the

@@ -173,6 +173,9 @@ impl Consumer {
             }
             return Ok(self.tail_cache - self.head);
         }
+        if hdr.is_removed() {
+            return Err(TryRecvError::Removed);
+        }
         Err(TryRecvError::Empty)
     }
 

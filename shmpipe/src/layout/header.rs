@@ -24,6 +24,7 @@
 
 use crossbeam_utils::CachePadded;
 
+use crate::sync::Ordering::Relaxed;
 use crate::sync::{AtomicU32, AtomicU64, Futex};
 
 /// `b"shmpipe\0"` read as a little-endian `u64`.
@@ -39,8 +40,12 @@ pub(crate) const INIT_BUSY: u32 = 1;
 /// `meta.init_state`: the header is complete; openers may read it.
 pub(crate) const INIT_READY: u32 = 2;
 
+/// `meta.flags`: the ring was removed (`Ring::remove`); both sides' waits
+/// end with a `Removed` error. Set once, after the name is gone, and
+/// never cleared.
+pub(crate) const FLAG_REMOVED: u32 = 1;
 /// The flag bits this version knows; any other set bit is corruption.
-pub(crate) const KNOWN_FLAGS: u32 = 0;
+pub(crate) const KNOWN_FLAGS: u32 = FLAG_REMOVED;
 
 /// Linux pids stay below this (`PID_MAX_LIMIT`, 2^22 on 64-bit kernels,
 /// the largest `kernel.pid_max` accepts); a larger pid in the header is
@@ -60,7 +65,8 @@ pub(crate) const MAX_SLOTS: u64 = 1 << 32;
 pub(crate) const MAX_TOTAL_LEN: u64 = 1 << 40;
 
 /// Geometry and identity, written once by the creator before
-/// `init_state = INIT_READY` and read-only afterwards.
+/// `init_state = INIT_READY` and read-only afterwards, but for
+/// [`FLAG_REMOVED`] in `flags`.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct Meta {
@@ -155,6 +161,17 @@ pub(crate) struct RingHeader {
 
 /// Byte offset of slot 0.
 pub(crate) const HEADER_LEN: usize = core::mem::size_of::<RingHeader>();
+
+impl RingHeader {
+    /// Whether [`FLAG_REMOVED`] is set. Read on the wait paths only (an
+    /// empty or full ring), never per message.
+    pub(crate) fn is_removed(&self) -> bool {
+        // Relaxed: nothing is read on the strength of the flag. A waiter
+        // that parked sees it: the remover sets it before the SeqCst fence
+        // F2 in `wake::notify`, the waiter reads it after F1 in `wake::block`.
+        self.meta.flags.load(Relaxed) & FLAG_REMOVED != 0
+    }
+}
 
 #[cfg(not(loom))]
 const _: () = {

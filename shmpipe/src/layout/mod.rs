@@ -21,8 +21,8 @@ mod view;
 
 pub(crate) use claim::{Claim, START_MASK, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT};
 pub(crate) use header::{
-    ControlLine, RingHeader, StatsLine, HEADER_LEN, MAGIC, MAX_SLOTS, MAX_SLOT_SIZE, MAX_TOTAL_LEN,
-    SLOT_ALIGN, SLOT_HEADER,
+    ControlLine, RingHeader, StatsLine, FLAG_REMOVED, HEADER_LEN, MAGIC, MAX_SLOTS, MAX_SLOT_SIZE,
+    MAX_TOTAL_LEN, SLOT_ALIGN, SLOT_HEADER,
 };
 pub(crate) use validate::{init_header, read_geometry, wait_ready};
 pub(crate) use view::RingRef;
