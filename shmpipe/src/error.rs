@@ -112,8 +112,12 @@ pub enum Error {
     PermissionDenied {
         /// The ring's address.
         address: String,
-        /// What was attempted (`open`, `create`, `remove`, ...).
+        /// What was attempted (`open`, `create`, `remove`, `read`, ...).
         op: &'static str,
+        /// The segment's owner (user id), where known ([`Ring::list`](crate::Ring::list)).
+        owner: Option<u32>,
+        /// The segment's permission bits, where known.
+        mode: Option<u32>,
     },
     /// The address names a symbolic link; shmpipe never follows one at the
     /// final path component.
@@ -214,7 +218,12 @@ impl Error {
         match e {
             Errno::EXIST => Error::AlreadyExists { address },
             Errno::NOENT => Error::NotFound { address },
-            Errno::ACCESS | Errno::PERM => Error::PermissionDenied { address, op },
+            Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
+                address,
+                op,
+                owner: None,
+                mode: None,
+            },
             Errno::LOOP => Error::Symlink { address },
             // A directory opened for writing, a UNIX socket, a device node
             // without a driver.
@@ -267,11 +276,31 @@ impl fmt::Display for Error {
                 "no ring at `{address}`: create it first (`shmpipe create {address}`), \
                  or check the name with `shmpipe list`"
             ),
-            Error::PermissionDenied { address, op } => write!(
-                f,
-                "permission denied to {op} `{address}`: it belongs to another user or its \
-                 mode forbids access; its creator can widen it with `--mode` (for example 0660)"
-            ),
+            Error::PermissionDenied {
+                address,
+                op,
+                owner,
+                mode,
+            } => {
+                write!(f, "permission denied to {op} `{address}`")?;
+                match (owner, mode) {
+                    (Some(u), Some(m)) => write!(f, " (owner uid {u}, mode {m:04o})")?,
+                    (Some(u), None) => write!(f, " (owner uid {u})")?,
+                    _ => {}
+                }
+                if *op == "remove" {
+                    f.write_str(
+                        ": only its owner or root can remove it (in /dev/shm, which is \
+                         sticky, also for a ring others may read and write)",
+                    )
+                } else {
+                    f.write_str(
+                        ": it belongs to another user or its mode forbids access; to share a \
+                         ring, create it with a wider `--mode` (for example 0660), or have \
+                         its owner `chmod` it",
+                    )
+                }
+            }
             Error::Symlink { address } => write!(
                 f,
                 "`{address}` is a symbolic link: shmpipe never follows a symlink at the final \

@@ -479,17 +479,30 @@ impl Ring {
     /// Every shmpipe ring this process can see on the host: POSIX shm
     /// names (in `/dev/shm` and on hugetlbfs mounts) and keyed System V
     /// segments whose first bytes are shmpipe's magic, each with its
-    /// [`RingInfo`] or the error opening it (corruption, permissions).
-    /// Anything else is ignored, never opened for writing.
+    /// [`RingInfo`] or the error opening it (corruption). Like `ipcs`, it
+    /// also shows the candidates it may not read (large enough to be a
+    /// ring), as [`Error::PermissionDenied`] with their owner and mode,
+    /// since whether they are rings cannot be told. Anything else is
+    /// ignored, never opened for writing.
     pub fn list() -> Vec<(Address, Result<RingInfo, Error>)> {
         let mut b = RingBuilder::new();
         b.open_timeout(Duration::from_millis(50));
-        segment::candidates(HEADER_LEN as u64)
+        let min = HEADER_LEN as u64;
+        segment::candidates(min)
             .into_iter()
-            .filter(|a| segment::peek_magic(a, HEADER_LEN as u64) == Some(MAGIC))
-            .map(|a| {
-                let info = b.open_read_only(&a).map(|r| r.info());
-                (a, info)
+            .filter_map(|a| {
+                if segment::peek_magic(&a, min) == Some(MAGIC) {
+                    let info = b.open_read_only(&a).map(|r| r.info());
+                    return Some((a, info));
+                }
+                let (owner, mode) = segment::denied(&a, min)?;
+                let e = Error::PermissionDenied {
+                    address: a.to_string(),
+                    op: "read",
+                    owner: Some(owner),
+                    mode: Some(mode),
+                };
+                Some((a, Err(e)))
             })
             .collect()
     }
