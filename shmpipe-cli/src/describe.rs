@@ -24,6 +24,19 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A user's name from `/etc/passwd`, or the number for one without a name.
+pub fn user(uid: u32) -> String {
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            f.next()?;
+            (f.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+        })
+    });
+    name.unwrap_or_else(|| uid.to_string())
+}
+
 /// `1 message`, `2 messages`.
 pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -149,9 +162,11 @@ pub struct RingJson {
     pub error: Option<String>,
     /// For an error status: the command's exit code.
     pub exit_code: Option<u8>,
-    /// For a ring that could not be read: its owner (`user root`) and
-    /// permission bits, where the file system shows them.
+    /// The segment's owner: a user name (`root`), or the uid for a user
+    /// without one.
     pub owner: Option<String>,
+    /// The owner's user id.
+    pub uid: Option<u32>,
     /// For `corrupt`: the field, the value found and the rule.
     pub corrupt_field: Option<CorruptJson>,
     pub backend: Option<String>,
@@ -215,7 +230,8 @@ impl RingJson {
             status: status(info).word(),
             error: None,
             exit_code: None,
-            owner: None,
+            owner: info.owner.map(user),
+            uid: info.owner,
             corrupt_field: None,
             backend: Some(info.backend.to_string()),
             path: info.path.as_ref().map(|p| p.display().to_string()),
@@ -268,18 +284,23 @@ impl RingJson {
             }),
             _ => None,
         };
+        let (uid, mode) = match e {
+            Error::PermissionDenied { owner, mode, .. } => (*owner, *mode),
+            _ => (None, None),
+        };
         RingJson {
             address,
             status: error_status(e),
             error: Some(e.to_string()),
             exit_code: Some(crate::fail::Failure::from_ref(e).code),
-            owner: None,
+            owner: uid.map(user),
+            uid,
             corrupt_field,
             backend: None,
             path: None,
             sysv_id: None,
             attach_count: None,
-            mode: None,
+            mode: mode.map(|m| format!("{m:04o}")),
             page_size: None,
             huge_page_fallback: None,
             slots: None,

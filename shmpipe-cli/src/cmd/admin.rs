@@ -95,9 +95,11 @@ pub fn inspect(a: InspectArgs) -> CmdResult {
             let f = super::open_failure(e, &a.address);
             if a.json {
                 let mut j = RingJson::from_failure(a.address.to_string(), status, &f);
-                let owner = whose::owned_by(&a.address);
-                j.owner =
-                    (!owner.is_empty()).then(|| owner.trim_matches([' ', '(', ')']).to_owned());
+                if let Some((uid, mode)) = whose::owner_and_mode(&a.address) {
+                    j.owner = Some(describe::user(uid));
+                    j.uid = Some(uid);
+                    j.mode = Some(format!("{mode:04o}"));
+                }
                 print_json(&j)?;
             }
             Err(f)
@@ -153,11 +155,19 @@ pub fn list(a: ListArgs) -> CmdResult {
         println!("no shmpipe rings");
         return Ok(());
     }
-    let rows: Vec<[String; 6]> = rings
+    let owner_mode = |uid: Option<u32>, mode: Option<u32>| {
+        format!(
+            "{} {}",
+            uid.map_or("-".to_owned(), describe::user),
+            mode.map_or("-".to_owned(), |m| format!("{m:04o}"))
+        )
+    };
+    let rows: Vec<[String; 7]> = rings
         .iter()
         .map(|(addr, r)| match r {
             Ok(info) => [
                 addr.to_string(),
+                owner_mode(info.owner, info.mode),
                 info.backend.to_string(),
                 format!("{} x {}", info.slots, describe::bytes(info.slot_size)),
                 match info.len() {
@@ -171,8 +181,18 @@ pub fn list(a: ListArgs) -> CmdResult {
                 ),
                 describe::status(info).text(),
             ],
+            Err(Error::PermissionDenied { owner, mode, .. }) => [
+                addr.to_string(),
+                owner_mode(*owner, *mode),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "permission denied: its owner or root can inspect it".to_owned(),
+            ],
             Err(e) => [
                 addr.to_string(),
+                "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -183,6 +203,7 @@ pub fn list(a: ListArgs) -> CmdResult {
         .collect();
     let header = [
         "ADDRESS",
+        "OWNER MODE",
         "BACKEND",
         "GEOMETRY",
         "FILL",
@@ -195,10 +216,10 @@ pub fn list(a: ListArgs) -> CmdResult {
             *w = (*w).max(c.len());
         }
     }
-    let print_row = |cells: [&str; 6]| {
+    let print_row = |cells: [&str; 7]| {
         let mut line = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 5 {
+            if i == 6 {
                 line.push_str(c);
             } else {
                 line.push_str(&format!("{c:<w$}  ", w = widths[i]));
@@ -208,7 +229,7 @@ pub fn list(a: ListArgs) -> CmdResult {
     };
     print_row(header);
     for r in &rows {
-        print_row([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
+        print_row([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]]);
     }
     Ok(())
 }

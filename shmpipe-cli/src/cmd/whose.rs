@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use shmpipe::Address;
 
+use crate::describe;
+
 /// The file behind a `shm:` or `file:` address (`/dev/shm/NAME`).
 fn path(address: &Address) -> Option<PathBuf> {
     match address {
@@ -15,20 +17,20 @@ fn path(address: &Address) -> Option<PathBuf> {
     }
 }
 
-/// A user's name from `/etc/passwd`, or `uid N`.
+/// `user NAME`, or `uid N` for a user without a name.
 pub fn user_name(uid: u32) -> String {
-    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
-        t.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            f.next()?;
-            (f.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-        })
-    });
-    match name {
-        Some(n) => format!("user {n}"),
-        None => format!("uid {uid}"),
+    let n = describe::user(uid);
+    if n.parse::<u32>().is_ok() {
+        format!("uid {n}")
+    } else {
+        format!("user {n}")
     }
+}
+
+/// The owner's uid and the permission bits of the ring's file.
+pub fn owner_and_mode(address: &Address) -> Option<(u32, u32)> {
+    let m = std::fs::symlink_metadata(path(address)?).ok()?;
+    Some((m.uid(), m.mode() & 0o7777))
 }
 
 /// The owner and mode of the ring's file: ` (owned by user root, mode
