@@ -527,7 +527,8 @@ impl Ring {
     /// Removes the ring at `address`. Refuses while a producer or consumer
     /// process holding it is alive, or while the ring is corrupt, unless
     /// `force`. Never removes a segment that is not a shmpipe ring (one
-    /// whose first bytes are another magic), forced or not.
+    /// whose first bytes are another magic, or a symbolic link, FIFO,
+    /// socket, directory or device node), forced or not.
     ///
     /// Once the name is gone the ring is marked removed in its header and
     /// both sides are woken: every blocked call on it returns `Removed`
@@ -551,10 +552,13 @@ impl Ring {
     ///
     /// # Errors
     ///
-    /// [`Error::BadMagic`], [`Error::NotFound`], and without `force`
+    /// [`Error::BadMagic`], [`Error::Symlink`], [`Error::NotARegularFile`],
+    /// [`Error::NotFound`], and without `force`
     /// [`Error::InUse`] and the other errors of [`Ring::open`].
     pub fn remove(address: impl AsAddress, force: bool) -> Result<(), Error> {
         let address = address.to_address()?;
+        // Never unlink a planted FIFO, socket, directory, device or symlink.
+        segment::check_regular(&address)?;
         match segment::peek_magic(&address, HEADER_LEN as u64) {
             Some(0) | Some(MAGIC) | None => {}
             Some(found) => {

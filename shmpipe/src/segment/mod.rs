@@ -514,6 +514,29 @@ pub(crate) fn candidates(min_len: u64) -> Vec<Address> {
     out
 }
 
+/// Refuses an address whose file is a symbolic link or not a regular file
+/// (a FIFO, socket, directory or device planted where a ring should be),
+/// without opening it. A missing file passes (the caller reports it).
+pub(crate) fn check_regular(address: &Address) -> Result<(), Error> {
+    let path = match address {
+        Address::Shm(name) => match posix_shm::find(name) {
+            Some(p) => p,
+            None => return Ok(()),
+        },
+        Address::File(p) => p.clone(),
+        Address::SysV(_) => return Ok(()),
+    };
+    let label = address.to_string();
+    match rfs::lstat(&path) {
+        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => Ok(()),
+            FileType::Symlink => Err(Error::Symlink { address: label }),
+            _ => Err(Error::NotARegularFile { address: label }),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
 /// The owner and permission bits of a candidate this process may not read
 /// (its `open` or `shmctl(IPC_STAT)` is refused), so that a listing can show
 /// it as `ipcs` does; `None` for one that is readable, missing, shorter than
