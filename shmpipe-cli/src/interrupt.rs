@@ -19,6 +19,11 @@ use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 /// signal.
 pub const POLL: Duration = Duration::from_millis(50);
 
+/// How often `send` and `recv` check, while they wait, that their peer is
+/// alive. Each wait lasts at most [`POLL`] and starts its own heartbeat, so
+/// this must be shorter for the check to happen at all.
+pub const HEARTBEAT: Duration = Duration::from_millis(20);
+
 /// The signal caught, or 0. Relaxed: it carries no other data; readers
 /// poll it.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
@@ -27,9 +32,21 @@ extern "C" fn on_signal(sig: libc::c_int) {
     CAUGHT.store(sig, Relaxed);
 }
 
-/// Installs the handler for `SIGINT`, `SIGTERM` and `SIGHUP`.
+/// Installs the handler for `SIGINT`, `SIGTERM` and `SIGHUP`, except for a
+/// signal this process was started ignoring (a background job of a script
+/// ignores `SIGINT`, `nohup` ignores `SIGHUP`): that one stays ignored.
 pub fn install() -> io::Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: an all-zero `sigaction` is a valid value for the kernel
+        // to overwrite.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only queries the current one into `old`.
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if old.sa_sigaction == libc::SIG_IGN {
+            continue;
+        }
         // SAFETY: an all-zero `sigaction` is a valid value (no flags, empty
         // mask), filled in below before use.
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };

@@ -21,7 +21,7 @@ use super::frame::{self, Frame};
 use super::{CreateOptions, CreatePolicy, RecvArgs, SendArgs};
 use crate::describe;
 use crate::fail::{exit, CmdResult, Failure};
-use crate::interrupt::{self, POLL};
+use crate::interrupt::{self, HEARTBEAT, POLL};
 
 /// How long `recv` waits, after the end mark, for the producer to close
 /// before it leaves the ring alone.
@@ -278,6 +278,7 @@ pub fn send(a: SendArgs) -> CmdResult {
     let mut tx = ring
         .producer()
         .map_err(|e| super::open_failure(e, &a.address))?;
+    tx.set_heartbeat(HEARTBEAT);
     drop(ring);
     let mut input = std_file(std::io::stdin().as_fd())?;
     let result = stream_out(&mut tx, &mut input, a.raw);
@@ -356,6 +357,15 @@ fn stream_out(tx: &mut Producer, input: &mut File, raw: bool) -> Result<(), Stop
     Ok(())
 }
 
+/// Exits without closing the consumer side, for a receiver that refuses
+/// what it found and leaves it to another: closing would tell a live
+/// sender that its reader went away (it would stop), whereas a claim left
+/// by an exited process is a dead one, which the next receiver takes over
+/// and a blocked sender waits on, as before this receiver came.
+fn leave_untouched(rx: Consumer) {
+    std::mem::forget(rx);
+}
+
 /// What `recv` has seen of the stream.
 #[derive(Default)]
 struct Progress {
@@ -388,6 +398,7 @@ pub fn recv(a: RecvArgs) -> CmdResult {
     let mut rx = ring
         .consumer()
         .map_err(|e| super::open_failure(e, &a.address))?;
+    rx.set_heartbeat(HEARTBEAT);
     drop(ring);
     let mut output = std_file(std::io::stdout().as_fd())?;
     let mut p = Progress::default();
@@ -419,7 +430,7 @@ pub fn recv(a: RecvArgs) -> CmdResult {
         }
         Ok(Received::MissingStart) => {
             let position = rx.position();
-            drop(rx);
+            leave_untouched(rx);
             Err(Failure::new(
                 exit::INCOMPLETE,
                 format!(
@@ -431,7 +442,7 @@ pub fn recv(a: RecvArgs) -> CmdResult {
             ))
         }
         Ok(Received::NewStream) => {
-            drop(rx);
+            leave_untouched(rx);
             Err(Failure::new(
                 exit::INCOMPLETE,
                 format!(
@@ -442,7 +453,7 @@ pub fn recv(a: RecvArgs) -> CmdResult {
             ))
         }
         Ok(Received::Foreign(e)) => {
-            drop(rx);
+            leave_untouched(rx);
             Err(Failure::new(
                 exit::INCOMPLETE,
                 format!(
