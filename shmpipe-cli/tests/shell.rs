@@ -749,7 +749,7 @@ fn a_foreign_sysv_segment_says_how_to_remove_it() {
     // SAFETY: attaching the segment just created; writing 4 bytes into it.
     unsafe {
         let p = libc::shmat(id, std::ptr::null(), 0) as *mut u8;
-        std::ptr::copy_nonoverlapping(b"zyq\0".as_ptr(), p, 4);
+        std::ptr::copy_nonoverlapping(c"zyq".as_ptr().cast::<u8>(), p, 4);
         libc::shmdt(p.cast());
     }
     let addr = format!("sysv:{key}");
