@@ -4,7 +4,7 @@
 //! added, never renamed or removed.
 
 use serde::Serialize;
-use shmpipe::{Error, RingInfo, SideInfo, SideState, Stats};
+use shmpipe::{Error, RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 
 /// `4 KiB`, `2 MiB`, `1.5 GiB`, `100 B`.
 pub fn bytes(n: u64) -> String {
@@ -105,6 +105,9 @@ pub struct SideJson {
     pub pid: Option<u32>,
     pub alive: Option<bool>,
     pub parked: bool,
+    /// The barrier this side's waits pay: `membarrier` (its peer publishes
+    /// with no fence) or `fence` (symmetric fallback).
+    pub wake_barrier: String,
     pub stats: StatsJson,
 }
 
@@ -116,6 +119,7 @@ pub struct StatsJson {
     pub futex_waits: u64,
     pub futex_wakes: u64,
     pub spin_rounds: u64,
+    pub wait_timeouts: u64,
 }
 
 impl From<&Stats> for StatsJson {
@@ -127,6 +131,7 @@ impl From<&Stats> for StatsJson {
             futex_waits: s.futex_waits,
             futex_wakes: s.futex_wakes,
             spin_rounds: s.spin_rounds,
+            wait_timeouts: s.wait_timeouts,
         }
     }
 }
@@ -144,6 +149,7 @@ impl From<&SideInfo> for SideJson {
             pid,
             alive,
             parked: s.parked,
+            wake_barrier: s.barrier.to_string(),
             stats: (&s.stats).into(),
         }
     }
@@ -332,6 +338,12 @@ pub fn side_text(s: &SideInfo) -> String {
         SideState::Invalid { state } => format!("INVALID claim state {state}"),
         _ => "unknown".to_owned(),
     };
+    if matches!(s.state, SideState::Attached { .. }) {
+        t.push_str(match s.barrier {
+            WakeBarrier::Membarrier => ", waits pay membarrier",
+            _ => ", waits need a fence per publish",
+        });
+    }
     if s.parked {
         t.push_str(", parked in the kernel");
     }

@@ -148,6 +148,7 @@ fn smoke_run_prints_a_complete_table() {
     for heading in [
         "Physical floors",
         "cache-line round trip",
+        "per repetition (machine state",
         "Throughput, one way",
         "Ping-pong round trip",
         "Wake-up latency",
@@ -158,6 +159,21 @@ fn smoke_run_prints_a_complete_table() {
     // Every mechanism has a row in every section: throughput once per
     // size, the others once. Rows are indented; notes are bullets.
     for m in MECHANISMS {
+        // A mechanism that cannot run at all here (shmpipe-huge without a
+        // huge-page pool) is named once in the notes, with its reason,
+        // and has no rows.
+        if let Some(line) = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("  - {m} not run: ")))
+        {
+            assert!(line.len() > m.len() + 20, "no reason: {line}");
+            assert_eq!(
+                stdout.matches(&format!("{m} not run")).count(),
+                1,
+                "said more than once:\n{stdout}"
+            );
+            continue;
+        }
         let rows: Vec<&str> = stdout
             .lines()
             .filter(|l| l.starts_with("  ") && !l.starts_with("  - "))
@@ -176,6 +192,18 @@ fn smoke_run_prints_a_complete_table() {
             }
         }
     }
+    // The bare ring, the reference, has a row at every throughput size and
+    // in ping-pong, with figures.
+    let bare: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.split_whitespace().any(|w| w == "bare-ring"))
+        .collect();
+    assert_eq!(bare.len(), SIZES.len() + 1, "bare-ring rows in:\n{stdout}");
+    assert!(bare.iter().all(|r| !r.contains("unavailable")), "{bare:?}");
+    assert!(
+        stdout.contains("producer pinned to CPU") || stdout.contains("not pinned"),
+        "no pinning line in:\n{stdout}"
+    );
     assert_eq!(
         leftovers(pid),
         Vec::<String>::new(),
@@ -207,12 +235,29 @@ fn smoke_run_prints_valid_json() {
         .unwrap()
         .iter()
         .map(|s| {
-            assert!(s["handoff_bytes_per_sec"].as_f64().unwrap() > 0.0, "{s}");
             assert!(s["memcpy_bytes_per_sec"].as_f64().unwrap() > 0.0, "{s}");
             s["msg_size"].as_u64().unwrap()
         })
         .collect();
     assert_eq!(floor_sizes, SIZES.into_iter().collect());
+    // One cache-line figure and machine state per repetition (one here).
+    let states = f["cacheline_per_rep"]
+        .as_array()
+        .expect("cacheline_per_rep");
+    assert_eq!(states.len(), 1, "{f}");
+    assert!(states[0]["p50_ns"].as_f64().unwrap() > 0.0, "{f}");
+    assert!(
+        ["near", "far"].contains(&states[0]["state"].as_str().unwrap()),
+        "{f}"
+    );
+    // Pinned by default on a machine with two CPUs or more.
+    let usable = v["machine"]["usable_cpus"].as_u64().unwrap();
+    assert_eq!(
+        v["config"]["pinning"].is_null(),
+        usable < 2,
+        "{}",
+        v["config"]
+    );
 
     let results = v["results"].as_array().expect("results is a list");
     for mech in MECHANISMS {
@@ -224,6 +269,9 @@ fn smoke_run_prints_valid_json() {
                     .find(|r| r["mechanism"] == mech && r["workload"] == w && r["msg_size"] == size)
                     .unwrap_or_else(|| panic!("no result for {mech} {w} {size}"));
                 if let Some(why) = r.get("unavailable") {
+                    if let Some(skip) = v["skipped"].get(mech) {
+                        assert_eq!(why, skip, "{mech}: the skip reason");
+                    }
                     let why = why.as_str().unwrap();
                     assert!(why.len() > 3, "{mech} {w}: empty reason");
                     continue;
@@ -238,12 +286,34 @@ fn smoke_run_prints_valid_json() {
                     assert!(x.is_some_and(|x| x >= 0.0), "{mech} {w} {size}: {k} in {r}");
                 }
                 let shm = mech.starts_with("shmpipe");
-                if w == "throughput" || w == "pingpong" {
-                    let k = if shm { "vs_floor" } else { "shmpipe_gain" };
+                let expected: &[&str] = match (shm, w) {
+                    (true, "throughput") => &["vs_bare_ring"],
+                    (true, "pingpong") => &["vs_bare_ring", "vs_floor"],
+                    (false, "throughput" | "pingpong") => &["shmpipe_gain"],
+                    _ => &[],
+                };
+                for k in expected {
                     assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
                 }
             }
         }
+    }
+    // The reference: measured at every throughput size and in ping-pong.
+    for (w, size) in SIZES
+        .iter()
+        .map(|&s| ("throughput", s))
+        .chain([("pingpong", 64)])
+    {
+        let r = results
+            .iter()
+            .find(|r| r["mechanism"] == "bare-ring" && r["workload"] == w && r["msg_size"] == size)
+            .unwrap_or_else(|| panic!("no bare-ring result for {w} {size}"));
+        let k = if w == "throughput" {
+            "msgs_per_sec"
+        } else {
+            "p50_ns"
+        };
+        assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{r}");
     }
     // The shmpipe rows carry their ring geometry.
     let g = results
@@ -335,6 +405,7 @@ fn bad_arguments_are_usage_errors() {
         &["bench", "--sizes", "64x"],
         &["bench", "--cpus", "0"],
         &["bench", "--cpus", "4096,0"],
+        &["bench", "--cpus", "0,0", "--no-pin"],
         &["bench", "--duration", "10"],
         &["bench", "--reps", "0"],
         &["bench", "--mechanisms", "carrier-pigeon"],
@@ -367,4 +438,198 @@ fn bad_arguments_are_usage_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not inherited"), "{stderr}");
+}
+
+/// Text of every `<text>` element, and the fill colours of every
+/// `<circle>` (one per data point), of an SVG that must parse as XML.
+fn svg_contents(path: &std::path::Path) -> (String, BTreeSet<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg", "{path:?}");
+    let mut texts = String::new();
+    let mut fills = BTreeSet::new();
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        match n.tag_name().name() {
+            "text" => {
+                texts.push_str(n.text().unwrap_or(""));
+                texts.push('\n');
+            }
+            "circle" => {
+                fills.insert(n.attribute("fill").unwrap_or("").to_owned());
+            }
+            _ => {}
+        }
+    }
+    (texts, fills)
+}
+
+#[test]
+fn report_writes_markdown_json_and_charts() {
+    let _turn = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("shmpipe-bench-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut args: Vec<String> = smoke_args()
+        .into_iter()
+        .take_while(|a| a != "--mechanisms")
+        .collect();
+    args.extend(
+        [
+            "--mechanisms",
+            "shmpipe-spin,shmpipe-spin-park,pipe",
+            "--report",
+        ]
+        .map(String::from),
+    );
+    args.push(dir.to_string_lossy().into_owned());
+    let (out, pid) = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    assert!(stderr.contains("report.md"), "{stderr}");
+
+    let json: Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap())
+        .expect("results.json is JSON");
+    let results = json["results"].as_array().unwrap();
+    let kernel = json["machine"]["kernel"].as_str().unwrap();
+    // The mechanisms with figures for workload `w`, as their legends say.
+    let series = |w: &str| -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for r in results.iter().filter(|r| r["workload"] == w) {
+            let m = r["mechanism"].as_str().unwrap();
+            if r.get("unavailable").is_none() && !names.iter().any(|n| n == m) {
+                names.push(m.to_owned());
+            }
+        }
+        names
+    };
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for (file, workload, better, axes, floors) in [
+        (
+            "throughput-msgs.svg",
+            "throughput",
+            "higher is better",
+            &["message size (log)", "messages per second (log)"][..],
+            &[][..],
+        ),
+        (
+            "throughput-bytes.svg",
+            "throughput",
+            "higher is better",
+            &["message size (log)", "bytes per second (log)"][..],
+            &["memcpy, one core (floor)"][..],
+        ),
+        (
+            "pingpong.svg",
+            "pingpong",
+            "lower is better",
+            &[
+                "percentile",
+                "nanoseconds (log)",
+                "p50",
+                "p99",
+                "p99.9",
+                "max",
+            ][..],
+            &["cache-line round trip p50 (floor)"][..],
+        ),
+        (
+            "wakeup.svg",
+            "wakeup",
+            "lower is better",
+            &["percentile", "nanoseconds (log)"][..],
+            &[][..],
+        ),
+        (
+            "idle-cpu.svg",
+            "idle-cpu",
+            "lower is better",
+            &["mechanism", "% of one core (log)"][..],
+            &[][..],
+        ),
+    ] {
+        assert!(
+            md.contains(&format!("]({file})")),
+            "report.md embeds no {file}"
+        );
+        let (texts, fills) = svg_contents(&dir.join(file));
+        assert!(
+            texts.contains(better),
+            "{file}: says not which way is better"
+        );
+        assert!(texts.contains(kernel), "{file}: names not the kernel");
+        for label in axes.iter().chain(floors) {
+            assert!(texts.contains(label), "{file}: no `{label}` in\n{texts}");
+        }
+        let names = series(workload);
+        assert!(!names.is_empty(), "{workload}: no measured rows");
+        for n in &names {
+            assert!(
+                texts.contains(n.as_str()),
+                "{file}: no series `{n}` in\n{texts}"
+            );
+        }
+        // Every series has at least one point, each in its own colour.
+        assert!(
+            fills.len() >= names.len(),
+            "{file}: {} point colours for series {names:?}",
+            fills.len()
+        );
+    }
+    assert!(series("throughput").iter().any(|n| n == "bare-ring"));
+    assert!(md.contains("Machine state per repetition"), "{md}");
+    assert!(md.contains(kernel) && md.contains("--report"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// With `--features peers`: iceoryx2 and ipmpsc run as mechanisms, with
+/// figures in every workload, their crate and version in their names, and
+/// nothing of theirs left behind (their files carry the run's prefix).
+#[cfg(feature = "peers")]
+#[test]
+fn peer_crates_run_as_mechanisms() {
+    let _turn = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args: Vec<String> = smoke_args()
+        .into_iter()
+        .take_while(|a| a != "--mechanisms")
+        .collect();
+    args.extend(
+        [
+            "--mechanisms",
+            "shmpipe-spin-park,iceoryx2-0.10,ipmpsc-0.5",
+            "--json",
+        ]
+        .map(String::from),
+    );
+    let (out, pid) = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let results = v["results"].as_array().unwrap();
+    for mech in ["iceoryx2-0.10", "ipmpsc-0.5"] {
+        for w in WORKLOADS {
+            let rows: Vec<&Value> = results
+                .iter()
+                .filter(|r| r["mechanism"] == mech && r["workload"] == w)
+                .collect();
+            assert!(!rows.is_empty(), "no {mech} {w} row");
+            for r in rows {
+                assert!(r.get("unavailable").is_none(), "{r}");
+                let k = match w {
+                    "throughput" => "msgs_per_sec",
+                    "idle-cpu" => "cpu_fraction",
+                    _ => "p50_ns",
+                };
+                assert!(r[k].as_f64().is_some_and(|x| x >= 0.0), "{k} in {r}");
+                if w == "throughput" || w == "pingpong" {
+                    assert!(r["shmpipe_gain"].as_f64().is_some(), "{r}");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        leftovers(pid),
+        Vec::<String>::new(),
+        "after a run:\n{}",
+        ipcs()
+    );
 }

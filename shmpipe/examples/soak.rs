@@ -1,7 +1,9 @@
 //! Soak run: a billion self-checking messages from one process to another,
 //! with periodic consumer stalls that force the producer to park, mixing
 //! every send and receive path. Reports messages lost, duplicated,
-//! reordered or corrupted (all must be 0) and the rate.
+//! reordered or corrupted (all must be 0) and the rate, and sleeps that
+//! ended by their (60 s) timeout instead of a wake: lost wake-ups, which
+//! must be 0 too. It is the long form of the `bursts_lose_no_wakeup` test.
 //!
 //! ```text
 //! cargo run --release --example soak                       # 1e9 messages
@@ -12,6 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shmpipe::{Ring, RingBuilder};
+
+/// Far longer than any stall: a sleep that times out was never woken.
+const HEARTBEAT: Duration = Duration::from_secs(60);
 
 struct Opts {
     messages: u64,
@@ -111,6 +116,7 @@ impl Tally {
 fn consume(addr: &str, o: &Opts) -> Result<(), Box<dyn std::error::Error>> {
     let ring = Ring::open(addr)?;
     let mut rx = ring.consumer()?;
+    rx.set_heartbeat(HEARTBEAT);
     let mut buf = vec![0u8; rx.max_message()];
     let mut t = Tally::default();
     let mut expected = 0u64;
@@ -145,8 +151,14 @@ fn consume(addr: &str, o: &Opts) -> Result<(), Box<dyn std::error::Error>> {
     let secs = start.elapsed().as_secs_f64();
     let s = rx.stats();
     println!(
-        "{} {} {} {} {secs} {stalls} {} {}",
-        t.received, t.lost, t.duplicated, t.corrupted, s.futex_waits, s.futex_wakes
+        "{} {} {} {} {secs} {stalls} {} {} {}",
+        t.received,
+        t.lost,
+        t.duplicated,
+        t.corrupted,
+        s.futex_waits,
+        s.futex_wakes,
+        s.wait_timeouts
     );
     Ok(())
 }
@@ -180,6 +192,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .stdout(Stdio::piped())
         .spawn()?;
     let mut tx = ring.producer()?;
+    tx.set_heartbeat(HEARTBEAT);
     let mut buf = [0u8; 56];
     let mut seq = 0u64;
     let start = Instant::now();
@@ -238,7 +251,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parking    consumer stalled {} times; producer found the ring full {} times and slept {} times; consumer slept {} times",
         f[5], ps.stalls, ps.futex_waits, f[6]
     );
-    if lost + dup + corrupt > 0 || received != o.messages {
+    let timeouts = ps.wait_timeouts + f[8].parse::<u64>()?;
+    println!("late wakes {timeouts} (sleeps that ended by their timeout, not a wake)");
+    if lost + dup + corrupt + timeouts > 0 || received != o.messages {
         return Err("SOAK FAILED".into());
     }
     println!("OK");

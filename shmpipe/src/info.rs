@@ -27,6 +27,11 @@ pub struct Stats {
     pub futex_wakes: u64,
     /// Spin iterations spent waiting before parking.
     pub spin_rounds: u64,
+    /// Sleeps that ended by their timeout (the heartbeat or the caller's
+    /// deadline) rather than by a wake from the peer. While messages keep
+    /// arriving this stays 0: a timed-out sleep with data waiting would be a
+    /// late wake-up.
+    pub wait_timeouts: u64,
 }
 
 impl Stats {
@@ -38,6 +43,7 @@ impl Stats {
             futex_waits: c.futex_waits.load(Relaxed),
             futex_wakes: c.futex_wakes.load(Relaxed),
             spin_rounds: c.spin_rounds.load(Relaxed),
+            wait_timeouts: c.wait_timeouts.load(Relaxed),
         }
     }
 }
@@ -76,8 +82,33 @@ pub struct SideInfo {
     pub state: SideState,
     /// Whether it is asleep (or about to sleep) on its futex.
     pub parked: bool,
+    /// Which barrier its waits pay, as it declared when it claimed the side
+    /// (meaningful while it is attached).
+    pub barrier: WakeBarrier,
     /// Its counters.
     pub stats: Stats,
+}
+
+/// How the wake protocol's store→load handshake is paid for a side (see
+/// `docs/design.md` §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WakeBarrier {
+    /// Asymmetric: the side pays `membarrier(2)` before it sleeps, so its
+    /// peer publishes with no fence at all.
+    Membarrier,
+    /// Symmetric: membarrier is unavailable to this side's process, so its
+    /// peer fences after every index store it makes for it.
+    Fence,
+}
+
+impl std::fmt::Display for WakeBarrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WakeBarrier::Membarrier => "membarrier",
+            WakeBarrier::Fence => "fence",
+        })
+    }
 }
 
 /// A snapshot of a ring, from [`Ring::info`](crate::Ring::info).
@@ -153,6 +184,11 @@ impl RingInfo {
             SideInfo {
                 state,
                 parked: ctl.parked.load(Relaxed) != 0,
+                barrier: if ctl.needs_fence.load(Relaxed) == 0 {
+                    WakeBarrier::Membarrier
+                } else {
+                    WakeBarrier::Fence
+                },
                 stats: Stats::load(stats),
             }
         };

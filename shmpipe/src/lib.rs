@@ -109,7 +109,7 @@ mod wake;
 pub use address::{Address, AsAddress, SysvKey};
 pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
 pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
-pub use info::{RingInfo, SideInfo, SideState, Stats};
+pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};
 pub use segment::{Backend, HugePages};
 pub use side::Side;

@@ -41,6 +41,8 @@ pub(crate) struct Mapping {
     pub(crate) segment: Segment,
     #[cfg(loom)]
     _header: Box<RingHeader>,
+    #[cfg(loom)]
+    _commits: Box<[crate::sync::AtomicU32]>,
 }
 
 // SAFETY: `Mapping` owns the mapping its `RingRef` points into and never
@@ -101,7 +103,15 @@ impl Mapping {
             let slots = NonNull::new(segment.base()).expect("heap blocks are never null");
             // SAFETY: the boxed header and the segment are owned by the
             // returned Mapping and never moved out of it.
-            let view = unsafe { RingRef::new(hdr, slots, geometry) };
+            let commits: Box<[crate::sync::AtomicU32]> = (0..geometry.slot_count)
+                .map(|_| crate::sync::AtomicU32::new(0))
+                .collect();
+            // SAFETY: as above; the commit words are owned by the returned
+            // Mapping too, one per slot.
+            let view = unsafe {
+                RingRef::new(hdr, slots, geometry)
+                    .with_commit_words(NonNull::new(commits.as_ptr().cast_mut()).unwrap())
+            };
             layout::init_header(view.header(), geometry, page_size, (0, 0));
             Ok(Mapping {
                 view,
@@ -114,6 +124,7 @@ impl Mapping {
                 unlink_on_drop: false,
                 segment,
                 _header: header,
+                _commits: commits,
             })
         }
     }

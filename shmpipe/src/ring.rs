@@ -597,11 +597,13 @@ impl Ring {
         if let Some(ring) = writable {
             // Both sides' blocked calls return `Removed` within one wake-up.
             let hdr = ring.mapping.view.header();
-            // Relaxed: the fence F2 in each `notify` below orders it before
-            // the `parked` loads (see `RingHeader::is_removed`).
+            // Relaxed: the barrier B2 in each `notify` below (a full
+            // `fence(SeqCst)`: `asymmetric` false, this process runs neither
+            // side) orders it before the `parked` loads (see
+            // `RingHeader::is_removed`).
             hdr.meta.flags.fetch_or(FLAG_REMOVED, Relaxed);
-            wake::notify(&hdr.producer);
-            wake::notify(&hdr.consumer);
+            wake::notify(&hdr.producer, false);
+            wake::notify(&hdr.consumer, false);
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The wake protocol: how a side with nothing to do sleeps in the kernel,
 //! and how its peer wakes it without a system call when nobody sleeps.
 //!
-//! Each side has a control line with a `parked` flag and an `event` futex
+//! Each side has a control line with a `parked` word and an `event` futex
 //! word. The consumer sleeps on its own `event` waiting for data; the
 //! producer sleeps on its own `event` waiting for space. The state of one
 //! direction, seen from the waiter `W` and the publisher `P`:
@@ -9,39 +9,49 @@
 //! ```text
 //! parked | W is ...                          | P after publishing
 //! -------+-----------------------------------+-------------------------------
-//!   0    | running (or spinning)             | fence(SeqCst); sees 0: no syscall
-//!   1    | announced: between its fence and  | fence(SeqCst); sees 1: bumps
-//!        | its re-check, or inside           | `event` and FUTEX_WAKEs; W's
+//!   0    | running (or spinning)             | barrier B2; sees 0: no syscall
+//!   1    | announced: between its barrier B1 | barrier B2; sees 1: bumps
+//!        | and its re-check, or inside       | `event` and FUTEX_WAKEs; W's
 //!        | FUTEX_WAIT(event, ev)             | wait returns (or fails with
 //!        |                                   | EAGAIN because event != ev)
 //! ```
 //!
 //! Waiter `W` (`block`): read `ev = event` (Acquire), store `parked = 1`,
-//! **fence F1 (SeqCst)**, re-check the ring, then `FUTEX_WAIT(event, ev,
-//! timeout)`. Publisher `P` (`notify`): store the index (Release), **fence
-//! F2 (SeqCst)**, load `parked`; if 1, bump `event` (Release) and
-//! `FUTEX_WAKE`.
+//! **barrier B1**, re-check the ring, then `FUTEX_WAIT(event, ev,
+//! timeout)`. Publisher `P` (`notify`): store the index (Release), **barrier
+//! B2**, load `parked`; if set, bump `event` (Release) and `FUTEX_WAKE`.
 //!
-//! No wakeup is lost. F1 and F2 are totally ordered. If F2 comes first, W's
-//! re-check after F1 sees P's index store and W does not sleep. If F1 comes
-//! first, P's load after F2 sees `parked = 1`, so P bumps `event`; W read
-//! `ev` before F1, so either W's `FUTEX_WAIT` finds `event != ev` and
-//! returns at once, or W is already asleep and P's wake reaches it. (If W's
-//! read of `ev` already saw the bump, it synchronised with P's Release bump,
-//! which follows P's index store, so W's re-check sees the index.) Every
-//! sleep also has a timeout, so even a peer that breaks the protocol costs
-//! at most one heartbeat, never a hang.
+//! B1 and B2 are a store→load handshake (Dekker): each side's store must be
+//! visible before its load. Symmetric mode: both are `fence(SeqCst)`.
+//! Asymmetric mode (both processes registered for membarrier): B2 is a
+//! compiler fence, free on a busy path, and B1 is
+//! `membarrier(GLOBAL_EXPEDITED)`, which runs a full barrier on P's CPU
+//! (or finds P between context switches, which are barriers). Each side
+//! declares in its control line (`needs_fence`) whether its waits pay the
+//! heavy barrier; a publisher skips its fence only for a peer that does.
 //!
-//! While both sides are busy `parked` stays 0 and publishing costs one
-//! fence and one load of a read-mostly line: no system call.
+//! No wakeup is lost. The two barriers are ordered (membarrier acts as a
+//! `fence(SeqCst)` executed on P's thread at a point between P's store and
+//! P's load, or before P's store, or after P's load). If B2's effect comes
+//! first, W's re-check after B1 sees P's index store and W does not sleep.
+//! If B1 comes first, P's load after B2 sees `parked = 1`, so P bumps
+//! `event`; W read `ev` before B1, so either W's `FUTEX_WAIT` finds `event
+//! != ev` and returns at once, or W is already asleep and P's wake reaches
+//! it. Every sleep also has a timeout, so even a peer that breaks the
+//! protocol costs at most one heartbeat, never a hang. `docs/design.md` §7
+//! has the full argument, including the membarrier substitution.
+//!
+//! While both sides are busy `parked` stays 0 and publishing costs a
+//! compiler fence (or one fence) and one load of a read-mostly line: no
+//! system call.
 
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::layout::{ControlLine, StatsLine};
-use crate::sync::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use crate::sync::{fence, spin_loop, yield_now, WaitOutcome};
+use crate::layout::{ControlLine, StatsLine, PARKED_FUTEX};
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::{barrier, spin_loop, yield_now, WaitOutcome};
 
 /// How a blocking call waits for its peer.
 ///
@@ -103,6 +113,7 @@ impl Default for WaitConfig {
 pub(crate) struct WaitStats {
     pub(crate) spins: u64,
     pub(crate) futex_waits: u64,
+    pub(crate) timeouts: u64,
 }
 
 /// Iterations between clock reads while busy-spinning.
@@ -111,18 +122,37 @@ const SPINS_PER_CLOCK_READ: u32 = 64;
 /// Plain spins before the first clock read (about 1-3 µs).
 const QUICK_SPINS: u32 = 64;
 
+/// What one poll of the ring inside [`block`] must do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Poll {
+    /// Also check whether the peer is alive (once per heartbeat).
+    pub(crate) check_peer: bool,
+    /// Re-read the shared index instead of relying on a cached value or a
+    /// slot's commit word: the re-check after announcing a sleep, which the
+    /// no-lost-wakeup argument is about.
+    pub(crate) thorough: bool,
+}
+
+impl Poll {
+    const QUICK: Poll = Poll {
+        check_peer: false,
+        thorough: false,
+    };
+}
+
 /// Waits until `poll` returns `Some`, or `deadline` passes (`None`).
 ///
-/// `poll(check_peer)` re-checks the ring; with `check_peer` set (once per
-/// heartbeat) it also checks whether the peer is alive. `own` is the
-/// waiting side's control line.
+/// `poll` re-checks the ring as [`Poll`] says. `own` is the waiting side's
+/// control line; `asymmetric` says whether this process pays the heavy
+/// barrier before sleeping (`sync::barrier`).
 pub(crate) fn block<T>(
     own: &ControlLine,
     own_stats: &StatsLine,
     cfg: &WaitConfig,
+    asymmetric: bool,
     deadline: Option<Instant>,
     counts: &mut WaitStats,
-    mut poll: impl FnMut(bool) -> Option<T>,
+    mut poll: impl FnMut(Poll) -> Option<T>,
 ) -> Option<T> {
     // Phase 0: a burst of plain spinning, before any clock read or backoff.
     // A busy peer usually answers within a few hundred nanoseconds, and both
@@ -133,7 +163,7 @@ pub(crate) fn block<T>(
         let past = deadline.is_some_and(|d| Instant::now() >= d);
         if !past {
             for i in 0..QUICK_SPINS {
-                if let Some(r) = poll(false) {
+                if let Some(r) = poll(Poll::QUICK) {
                     counts.spins += u64::from(i);
                     return Some(r);
                 }
@@ -169,7 +199,10 @@ pub(crate) fn block<T>(
             if backoff.is_completed() || n % SPINS_PER_CLOCK_READ == 0 {
                 let now = Instant::now();
                 let beat = beat_due(now, &mut next_beat);
-                if let Some(r) = poll(beat) {
+                if let Some(r) = poll(Poll {
+                    check_peer: beat,
+                    thorough: false,
+                }) {
                     return Some(r);
                 }
                 if deadline.is_some_and(|d| now >= d) {
@@ -178,7 +211,7 @@ pub(crate) fn block<T>(
                 if spin_until.is_some_and(|s| now >= s) {
                     break;
                 }
-            } else if let Some(r) = poll(false) {
+            } else if let Some(r) = poll(Poll::QUICK) {
                 return Some(r);
             }
             counts.spins += 1;
@@ -209,11 +242,17 @@ pub(crate) fn block<T>(
         // before announcing, so a bump after this read makes FUTEX_WAIT
         // return at once (see the module docs).
         let ev = own.event.load(Acquire);
-        own.parked.store(1, Relaxed);
-        // FENCE F1: pairs with F2 in `notify`. Orders the `parked` store
-        // before the ring re-check in `poll`.
-        fence(SeqCst);
-        if let Some(r) = poll(beat) {
+        own.parked.store(PARKED_FUTEX, Relaxed);
+        // BARRIER B1 (heavy): pairs with B2 in `notify`. Orders the `parked`
+        // store before the ring re-check in `poll`; in asymmetric mode it
+        // also promotes the publisher's compiler fence B2 to a full barrier
+        // (membarrier). The result is unused: every sleep below is bounded
+        // by the heartbeat either way.
+        let _ = barrier::waiter(asymmetric);
+        if let Some(r) = poll(Poll {
+            check_peer: beat,
+            thorough: true,
+        }) {
             own.parked.store(0, Relaxed);
             return Some(r);
         }
@@ -236,18 +275,31 @@ pub(crate) fn block<T>(
             .event
             .wait(ev, Some(timeout.max(Duration::from_micros(1))))
         {
-            WaitOutcome::Woken | WaitOutcome::TimedOut | WaitOutcome::Interrupted => {}
+            WaitOutcome::TimedOut => {
+                counts.timeouts += 1;
+                own_stats.wait_timeouts.store(
+                    own_stats.wait_timeouts.load(Relaxed).wrapping_add(1),
+                    Relaxed,
+                );
+            }
+            WaitOutcome::Woken | WaitOutcome::Interrupted => {}
         }
     }
 }
 
 /// Called by a publisher after storing its index: wakes the peer if it is
-/// parked. Returns whether a wake was issued.
+/// parked. `asymmetric` says whether this process runs the asymmetric
+/// protocol (`sync::barrier::asymmetric`). Returns whether a wake was
+/// issued.
 #[inline]
-pub(crate) fn notify(peer: &ControlLine) -> bool {
-    // FENCE F2: pairs with F1 in `block`. Orders the index store just made
-    // before the `parked` load below.
-    fence(SeqCst);
+pub(crate) fn notify(peer: &ControlLine, asymmetric: bool) -> bool {
+    // Relaxed: a mode the peer wrote once when it claimed its side; it sits
+    // on the line the `parked` load below reads anyway.
+    let light = asymmetric && peer.needs_fence.load(Relaxed) == 0;
+    // BARRIER B2 (light): pairs with B1 in `block`. Orders the index store
+    // just made before the `parked` load below: a compiler fence when the
+    // peer pays membarrier before sleeping, `fence(SeqCst)` otherwise.
+    barrier::publisher(light);
     if peer.parked.load(Relaxed) == 0 {
         return false;
     }

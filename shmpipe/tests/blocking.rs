@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let trials = vec![
         Trial::test("blocking_stream_with_a_parked_consumer", blocking_stream),
+        Trial::test("bursts_lose_no_wakeup", bursts_lose_no_wakeup),
         Trial::test("idle_parked_consumer_costs_no_cpu", idle_cpu),
         Trial::test(
             "producer_killed_while_blocked_on_full",
@@ -84,6 +85,7 @@ fn produce() -> Result<(), String> {
     let ring = Ring::open(var("SHMPIPE_ADDR")).map_err(|e| e.to_string())?;
     let mut tx = ring.producer().map_err(|e| e.to_string())?;
     tx.set_wait_strategy(strategy_from_env());
+    tx.set_heartbeat(Duration::from_millis(env_u64("SHMPIPE_HEARTBEAT_MS", 100)));
     let seed = env_u64("SHMPIPE_SEED", 1);
     let count = env_u64("SHMPIPE_COUNT", 0);
     let burst = env_u64("SHMPIPE_BURST", 0);
@@ -253,6 +255,72 @@ fn blocking_stream() -> Result<(), Failed> {
     }
     if !wait_child(&mut child, Duration::from_secs(30)).success() {
         return Err("producer child failed".into());
+    }
+    Ok(())
+}
+
+/// The asymmetric wake protocol under stress: both sides park at once
+/// (`WaitStrategy::Park`) thousands of times, the consumer between the
+/// producer's bursts and the producer on a full ring while the consumer
+/// pauses, with a heartbeat far longer than any pause. Every sleep must end
+/// by a wake: one that ends by its timeout is a lost (late) wake-up.
+/// `SHMPIPE_TEST_SCALE` lengthens it; the soak example runs it for 10^8+.
+fn bursts_lose_no_wakeup() -> Result<(), Failed> {
+    let (addr, _c, ring) = ring("bursts", 64)?;
+    let count = scaled(200_000);
+    let mut child = spawn_child(
+        "produce",
+        &child_env(
+            &addr,
+            &[
+                ("SHMPIPE_COUNT", &count.to_string()),
+                ("SHMPIPE_BURST", "150"),
+                ("SHMPIPE_PAUSE_US", "100"),
+                ("SHMPIPE_STRATEGY", "park"),
+                ("SHMPIPE_HEARTBEAT_MS", "20000"),
+            ],
+        ),
+    );
+    let mut rx = ring.consumer()?;
+    rx.set_wait_strategy(WaitStrategy::Park);
+    rx.set_heartbeat(Duration::from_secs(20));
+    let max = rx.max_message();
+    let mut buf = vec![0u8; max];
+    while rx.position() < count {
+        let seq = rx.position();
+        let n = rx.recv(&mut buf).map_err(|e| format!("recv {seq}: {e}"))?;
+        check_msg(1, seq, max, &buf[..n])?;
+        // Pause now and then, so that the producer fills the ring and parks.
+        if seq % 1000 == 999 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    if !wait_child(&mut child, Duration::from_secs(60)).success() {
+        return Err("producer child failed".into());
+    }
+    let consumer = rx.stats();
+    let producer = ring.info().producer.stats;
+    eprintln!(
+        "{count} messages: consumer slept {} times ({} timed out), producer slept {} times \
+         ({} timed out); wakes sent: producer {}, consumer {}; barrier: producer {}, consumer {}",
+        consumer.futex_waits,
+        consumer.wait_timeouts,
+        producer.futex_waits,
+        producer.wait_timeouts,
+        producer.futex_wakes,
+        consumer.futex_wakes,
+        ring.info().producer.barrier,
+        ring.info().consumer.barrier,
+    );
+    if consumer.futex_waits < count / 150 / 4 || producer.futex_waits < count / 1000 / 4 {
+        return Err("the sides did not park often enough to test anything".into());
+    }
+    if consumer.wait_timeouts != 0 || producer.wait_timeouts != 0 {
+        return Err(format!(
+            "lost wake-ups: {} consumer and {} producer sleeps ended by their 20 s timeout",
+            consumer.wait_timeouts, producer.wait_timeouts
+        )
+        .into());
     }
     Ok(())
 }

@@ -91,7 +91,7 @@ impl Fixture {
 fn layout_offsets_match_the_design_doc() {
     let f = Fixture::new();
     assert_eq!(f.get_u64(MAGIC).to_le_bytes(), *b"shmpipe\0");
-    assert_eq!(f.get_u64(VERSION) & 0xffff_ffff, 1);
+    assert_eq!(f.get_u64(VERSION) & 0xffff_ffff, 2);
     assert_eq!(f.get_u64(VERSION) >> 32, 2, "init_state READY");
     assert_eq!(f.get_u64(HEADER_LEN), SLOTS);
     assert_eq!(f.get_u64(SLOT_COUNT), 8);
@@ -154,7 +154,7 @@ fn version_mismatch() {
         Err(
             e @ Error::VersionMismatch {
                 found: 99,
-                expected: 1,
+                expected: 2,
                 ..
             },
         ) => assert!(e.to_string().contains("same shmpipe version")),
@@ -262,10 +262,14 @@ fn corrupt_tail_on_the_data_path() {
     tx.try_send(b"ok").unwrap();
     let mut buf = [0u8; 120];
     assert_eq!(rx.try_recv(&mut buf).unwrap(), 2);
-    // tail beyond head + capacity.
+    // tail beyond head + capacity. A caught-up single receive polls the
+    // next slot's commit word, not `tail`: it sees nothing ready. Every
+    // call that reads `tail` (batches, the re-check before sleeping)
+    // reports the corruption.
     f.put_u64(TAIL, 1 + 8 + 5);
     for _ in 0..2 {
-        match rx.try_recv(&mut buf) {
+        assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
+        match rx.try_recv_batch(4, |_| panic!("no message is valid")) {
             Err(TryRecvError::Corrupt(c)) => {
                 assert_eq!(c.field, "tail");
                 assert_eq!(c.found, 14);
@@ -273,18 +277,25 @@ fn corrupt_tail_on_the_data_path() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(matches!(rx.try_borrow(), Err(TryRecvError::Corrupt(_))));
-    assert!(matches!(
-        rx.try_recv_batch(4, |_| panic!("no message is valid")),
-        Err(TryRecvError::Corrupt(_))
-    ));
+    assert!(matches!(rx.try_borrow(), Err(TryRecvError::Empty)));
     assert!(matches!(
         rx.recv_timeout(&mut buf, Duration::from_millis(10)),
         Err(shmpipe::RecvError::Corrupt(_))
     ));
-    // tail moving backwards.
+    // tail moving backwards (below a value the consumer has read; a tail
+    // behind head by less than a lap is not corruption in itself: the
+    // consumer may read a message by its commit word before the producer's
+    // tail store is seen).
+    f.put_u64(TAIL, 1);
+    assert!(matches!(
+        rx.try_recv_batch(4, |_| panic!("nothing is waiting")),
+        Err(TryRecvError::Empty)
+    ));
     f.put_u64(TAIL, 0);
-    assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Corrupt(c)) if c.field == "tail"));
+    assert!(matches!(
+        rx.try_recv_batch(4, |_| panic!("no message is valid")),
+        Err(TryRecvError::Corrupt(c)) if c.field == "tail"
+    ));
     // A new consumer refuses the inconsistent indices outright.
     drop(rx);
     f.put_u64(TAIL, 1000);
@@ -351,4 +362,62 @@ fn corrupt_claim_state() {
         ring.info().producer.state,
         shmpipe::SideState::Invalid { state: 3 }
     ));
+}
+
+/// Writes message `msg` into the slot for `pos` as a producer would, up to
+/// and including its commit word, without storing `tail`: what a producer
+/// killed between the two stores leaves behind.
+fn commit_without_tail(f: &Fixture, pos: u64, msg: &[u8]) {
+    let slot = SLOTS + (pos % 8) * 128;
+    f.file.write_all_at(msg, slot + 8).unwrap();
+    f.put_u32(slot, msg.len() as u32);
+    f.put_u32(slot + 4, (pos + 1) as u32);
+}
+
+#[test]
+fn a_message_committed_without_its_tail_store_is_delivered_once() {
+    // The consumer reads it by its commit word before any producer
+    // returns; the next producer takes it into the stream and continues.
+    let f = Fixture::new();
+    let ring = f.open().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut buf = [0u8; 120];
+    commit_without_tail(&f, 0, b"orphan");
+    assert_eq!(f.get_u64(TAIL), 0);
+    assert_eq!(rx.try_recv(&mut buf).unwrap(), 6);
+    assert_eq!(&buf[..6], b"orphan");
+    let mut tx = ring.producer().unwrap();
+    assert_eq!(tx.position(), 1, "the new producer continues after it");
+    assert_eq!(f.get_u64(TAIL), 1);
+    tx.try_send(b"next").unwrap();
+    assert_eq!(rx.try_recv(&mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"next");
+    assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
+
+    // Two orphans, none read yet: the next producer takes both.
+    drop(tx);
+    commit_without_tail(&f, 2, b"two");
+    commit_without_tail(&f, 3, b"three");
+    let tx = ring.producer().unwrap();
+    assert_eq!(tx.position(), 4);
+    let mut got = Vec::new();
+    rx.try_recv_batch(8, |m| got.push(m.to_vec())).unwrap();
+    assert_eq!(got, [b"two".to_vec(), b"three".to_vec()]);
+    // A commit word for a later lap's position is "not yet", never a
+    // message: the slot for position 4 (slot 4) claims position 12.
+    commit_without_tail(&f, 12, b"future");
+    assert!(matches!(rx.try_recv(&mut buf), Err(TryRecvError::Empty)));
+}
+
+#[test]
+fn a_consumer_ahead_of_uncommitted_slots_is_corruption_for_the_next_producer() {
+    // head past tail with no commit words behind it: nobody committed what
+    // the consumer claims to have read.
+    let f = Fixture::new();
+    let ring = f.open().unwrap();
+    f.put_u64(HEAD, 2);
+    match ring.producer() {
+        Err(Error::Corrupt { corruption, .. }) => assert_eq!(corruption.field, "tail"),
+        other => panic!("{other:?}"),
+    }
 }

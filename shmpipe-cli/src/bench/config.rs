@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rustix::thread::CpuSet;
 
-use super::spec::{Mechanism, Workload};
+use super::mechanisms::Mechanism;
+use super::protocol::Workload;
 use super::BenchArgs;
 use crate::fail::Failure;
 
@@ -14,7 +15,7 @@ pub const DEFAULT_SIZES: [usize; 5] = [8, 64, 512, 4096, 65536];
 
 /// A ring's shape: slot count and slot size (8-byte header included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
+pub struct RingShape {
     pub slots: u64,
     pub slot_size: u64,
 }
@@ -28,11 +29,11 @@ const RING_BYTES: u64 = 512 << 10;
 /// The ring for `msg_size`-byte messages: the smallest slot that holds
 /// them, and the largest power-of-two number of slots (4 to 4096) that
 /// keeps the ring within 512 KiB.
-pub fn ring_geometry(msg_size: usize) -> Geometry {
+pub fn ring_shape(msg_size: usize) -> RingShape {
     let slot_size = (msg_size as u64 + 8).next_multiple_of(64);
     let fit = (RING_BYTES / slot_size).max(1);
     let slots = (1u64 << (63 - fit.leading_zeros())).clamp(4, 4096);
-    Geometry { slots, slot_size }
+    RingShape { slots, slot_size }
 }
 
 /// Everything that shapes a run.
@@ -41,7 +42,8 @@ pub struct Config {
     pub mechanisms: Vec<Mechanism>,
     pub workloads: Vec<Workload>,
     pub sizes: Vec<usize>,
-    /// (producer CPU, consumer CPU).
+    /// (producer CPU, consumer CPU); `None`: not pinned (`--no-pin`, or
+    /// a single usable CPU).
     pub cpus: Option<(usize, usize)>,
     pub reps: u32,
     /// Sending time of each throughput case, and measured time of each
@@ -53,6 +55,8 @@ pub struct Config {
     pub idle: Duration,
     pub quick: bool,
     pub json: bool,
+    /// `--report DIR`.
+    pub report: Option<std::path::PathBuf>,
     pub raise_limits: bool,
 }
 
@@ -65,6 +69,9 @@ impl Config {
         } else {
             a.mechanisms
         };
+        // The reference runs whenever its workloads do, not as a row of
+        // its own choosing.
+        mechanisms.retain(|&m| m != Mechanism::BareRing);
         mechanisms.sort();
         mechanisms.dedup();
         let mut workloads = if a.workloads.is_empty() {
@@ -81,28 +88,37 @@ impl Config {
         };
         sizes.sort_unstable();
         sizes.dedup();
-        if let Some((p, c)) = a.cpus {
-            let allowed = rustix::thread::sched_getaffinity(None)
-                .map_err(|e| Failure::new(1, format!("reading this process's CPUs: {e}")))?;
-            for (who, cpu) in [("producer", p), ("consumer", c)] {
-                if cpu >= CpuSet::MAX_CPU || !allowed.is_set(cpu) {
-                    let list: Vec<String> = (0..CpuSet::MAX_CPU)
-                        .filter(|&i| allowed.is_set(i))
-                        .map(|i| i.to_string())
-                        .collect();
-                    return Err(Failure::usage(format!(
-                        "--cpus: the {who} CPU {cpu} is not available (this process may use \
-                         CPUs {})",
-                        list.join(",")
-                    )));
+        let allowed = rustix::thread::sched_getaffinity(None)
+            .map_err(|e| Failure::new(1, format!("reading this process's CPUs: {e}")))?;
+        let usable: Vec<usize> = (0..CpuSet::MAX_CPU)
+            .filter(|&i| allowed.is_set(i))
+            .collect();
+        let cpus = match a.cpus {
+            _ if a.no_pin => None,
+            Some((p, c)) => {
+                for (who, cpu) in [("producer", p), ("consumer", c)] {
+                    if !usable.contains(&cpu) {
+                        let list: Vec<String> = usable.iter().map(|i| i.to_string()).collect();
+                        return Err(Failure::usage(format!(
+                            "--cpus: the {who} CPU {cpu} is not available (this process may \
+                             use CPUs {}; --no-pin leaves placement to the scheduler)",
+                            list.join(",")
+                        )));
+                    }
                 }
+                Some((p, c))
             }
-        }
+            // Pinned by default: the first two CPUs this process may use.
+            None => match usable[..] {
+                [p, c, ..] => Some((p, c)),
+                _ => None,
+            },
+        };
         Ok(Config {
             mechanisms,
             workloads,
             sizes,
-            cpus: a.cpus,
+            cpus,
             reps: a.reps.unwrap_or(if q { 3 } else { 5 }),
             duration: a
                 .duration
@@ -114,6 +130,7 @@ impl Config {
                 .unwrap_or(Duration::from_millis(if q { 200 } else { 1000 })),
             quick: q,
             json: a.json,
+            report: a.report,
             raise_limits: !a.no_raise_limits,
         })
     }
@@ -187,9 +204,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn geometry_per_size() {
+    fn shape_per_size() {
         let g = |s| {
-            let g = ring_geometry(s);
+            let g = ring_shape(s);
             (g.slots, g.slot_size)
         };
         assert_eq!(g(8), (4096, 64));

@@ -4,12 +4,12 @@
 //! - **Cache-line round trip**: two processes bounce one cache line of a
 //!   shared memfd through an atomic ([`CacheLineEnd`]). Run as a ping-pong,
 //!   timed per sample exactly like every mechanism's ping-pong.
-//! - **Hand-off**: the producer copies the message into one shared buffer
-//!   and raises a flag; the consumer copies it out and lowers the flag
-//!   ([`HandoffEnd`]). The same two copies shmpipe makes, with no ring:
-//!   run as a throughput stream, timed like every mechanism's.
 //! - **memcpy**: one core copying messages into a ring-sized area
 //!   ([`memcpy_rate`]), in-process.
+//!
+//! The bare ring, the reference every shmpipe row is divided by, is a
+//! mechanism (`mechanisms/bare_ring.rs`) that shares this file's mapping
+//! and spinning helpers.
 
 // Floors are bare atomics in shared memory, on purpose outside the
 // library's loom shim (clippy.toml's list is for the library's protocol).
@@ -18,42 +18,67 @@
 use std::hint::black_box;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FileType, MemfdFlags};
+use serde::{Deserialize, Serialize};
 
 use super::endpoint::{adopt_fd, Endpoint, PeerError, FILL};
-use super::spec::END;
+use super::jobs;
+use super::mechanisms::{parse_link, Channel};
+use super::protocol::{PeerSpec, END};
 
-/// Where the message buffer starts in a hand-off mapping: past the flag's
-/// line and its adjacent-line prefetch partner, so the two never share a
-/// 128-byte pair.
-const BUF_OFFSET: usize = 256;
+/// The `kind` of a floor's links.
+pub const KIND: &str = "floor";
 
-/// Bytes of memfd a floor with `msg_size`-byte messages needs.
-pub fn floor_len(msg_size: usize) -> usize {
-    (BUF_OFFSET + msg_size).next_multiple_of(4096)
+/// The cache-line floor's end: the inherited memfd, and which side it is
+/// (0 starts, 1 answers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheLineLink {
+    pub fd: i32,
+    pub side: u8,
 }
 
-/// A memfd of `len` bytes for a floor, close-on-exec (the coordinator
-/// clears that for the children it passes it to).
+/// Creates the cache-line floor's channel: one memfd both peers inherit.
+pub fn cacheline_channel() -> Result<Channel, String> {
+    let mut ch = Channel::default();
+    let fd = create_memfd(4096).map_err(|e| format!("floor memfd: {e}"))?;
+    let n = ch.keep(fd);
+    ch.pass_consumer.push(n);
+    ch.pass_producer.push(n);
+    ch.links(
+        KIND,
+        &CacheLineLink { fd: n, side: 0 },
+        &CacheLineLink { fd: n, side: 1 },
+    );
+    Ok(ch)
+}
+
+/// In the peer process: opens the cache-line floor's end and runs the
+/// job on it.
+pub fn serve(spec: &PeerSpec) -> Result<(), PeerError> {
+    let l: CacheLineLink = parse_link(&spec.link)?;
+    jobs::serve(CacheLineEnd::open(l.fd, l.side, spec.msg_size), spec)
+}
+
+/// A memfd of `len` bytes for a floor or the bare ring, close-on-exec
+/// (the coordinator clears that for the children it passes it to).
 pub fn create_memfd(len: usize) -> io::Result<OwnedFd> {
     let fd = rustix::fs::memfd_create("shmpipe-bench-floor", MemfdFlags::CLOEXEC)?;
     rustix::fs::ftruncate(&fd, len as u64)?;
     Ok(fd)
 }
 
-/// A peer's own mapping of a floor memfd.
-struct FloorMap {
+/// A peer's own mapping of an inherited memfd.
+pub struct SharedMap {
     map: MmapRaw,
 }
 
-impl FloorMap {
+impl SharedMap {
     /// Maps inherited descriptor `fd`, which must hold `min_len` bytes.
-    fn open(fd: i32, min_len: usize) -> Result<FloorMap, PeerError> {
+    pub fn open(fd: i32, min_len: usize) -> Result<SharedMap, PeerError> {
         let fd = adopt_fd(fd, &[FileType::RegularFile])?;
         let len = rustix::fs::fstat(&fd)?.st_size as usize;
         if len < min_len {
@@ -62,21 +87,23 @@ impl FloorMap {
             )));
         }
         let map = MmapOptions::new().len(len).populate().map_raw(&fd)?;
-        Ok(FloorMap { map })
+        Ok(SharedMap { map })
     }
 
-    /// The atomic word at the start of the mapping.
-    fn word(&self) -> &AtomicU64 {
-        // SAFETY: the mapping is page-aligned and at least 8 bytes long
-        // (checked in `open`); it lives as long as `self`, and the other
-        // process touches the word only atomically.
-        unsafe { &*self.map.as_mut_ptr().cast::<AtomicU64>() }
+    /// The atomic word at byte `offset`, which must be a multiple of 8
+    /// below the length `open` checked.
+    pub fn word(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.map.len());
+        // SAFETY: the mapping is page-aligned and holds `offset + 8` bytes
+        // (asserted above), so the word is aligned and in bounds; it lives
+        // as long as `self`, and the other process touches it only
+        // atomically.
+        unsafe { &*self.map.as_mut_ptr().add(offset).cast::<AtomicU64>() }
     }
 
-    /// The message buffer of a hand-off mapping.
-    fn buf(&self) -> *mut u8 {
-        // SAFETY: `open` checked the mapping holds BUF_OFFSET + msg_size.
-        unsafe { self.map.as_mut_ptr().add(BUF_OFFSET) }
+    /// The start of the mapping.
+    pub fn base(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
     }
 }
 
@@ -89,7 +116,7 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 
 /// Spins until `f` returns `Some`.
 #[inline]
-fn spin_until<T>(mut f: impl FnMut() -> Option<T>) -> T {
+pub fn spin_until<T>(mut f: impl FnMut() -> Option<T>) -> T {
     let mut spins = 0u32;
     loop {
         if let Some(v) = f() {
@@ -119,7 +146,7 @@ fn seq_of(msg: &[u8]) -> u64 {
 /// written). A send is one store; a receive spins until the word holds a
 /// value from the other side. Only the 8-byte sequence number travels.
 pub struct CacheLineEnd {
-    map: FloorMap,
+    map: SharedMap,
     side: u64,
     out: Vec<u8>,
     inb: Vec<u8>,
@@ -131,7 +158,7 @@ impl CacheLineEnd {
             return Err(PeerError(format!("cache-line side {side} is not 0 or 1")));
         }
         Ok(CacheLineEnd {
-            map: FloorMap::open(fd, 8)?,
+            map: SharedMap::open(fd, 8)?,
             side: u64::from(side),
             out: vec![FILL; size],
             inb: vec![FILL; size],
@@ -151,7 +178,7 @@ impl Endpoint for CacheLineEnd {
         // (nothing else is published, so this only keeps the floor a
         // proper hand-off; on x86 it is a plain store either way).
         self.map
-            .word()
+            .word(0)
             .store(seq << 2 | 2 | self.side, Ordering::Release);
         Ok(())
     }
@@ -159,7 +186,7 @@ impl Endpoint for CacheLineEnd {
     #[inline]
     fn recv(&mut self) -> Result<&[u8], PeerError> {
         let from_peer = 2 | (self.side ^ 1);
-        let word = self.map.word();
+        let word = self.map.word(0);
         // ORDERING: Acquire; pairs with the peer's Release store in `send`.
         let v = spin_until(|| {
             let v = word.load(Ordering::Acquire);
@@ -170,83 +197,6 @@ impl Endpoint for CacheLineEnd {
         // No stale value can match: the peer writes its next value only
         // after receiving ours, which overwrites the word first.
         Ok(&self.inb[..])
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Hand-off
-// ---------------------------------------------------------------------------
-
-/// One end of the hand-off floor: a flag word (0 = empty, `n + 1` = holds
-/// an `n`-byte message) and one message buffer in a shared memfd.
-pub struct HandoffEnd {
-    map: FloorMap,
-    cap: usize,
-    tx: bool,
-    out: Vec<u8>,
-    inb: Vec<u8>,
-}
-
-impl HandoffEnd {
-    pub fn open(fd: i32, tx: bool, size: usize) -> Result<HandoffEnd, PeerError> {
-        Ok(HandoffEnd {
-            map: FloorMap::open(fd, BUF_OFFSET + size)?,
-            cap: size,
-            tx,
-            out: vec![FILL; size],
-            inb: vec![0; size],
-        })
-    }
-}
-
-impl Endpoint for HandoffEnd {
-    fn out(&mut self) -> &mut [u8] {
-        &mut self.out
-    }
-
-    #[inline]
-    fn send(&mut self, len: usize) -> Result<(), PeerError> {
-        if !self.tx {
-            return Err(PeerError::new("this hand-off end receives"));
-        }
-        let flag = self.map.word();
-        // ORDERING: Acquire; pairs with the consumer's Release store of 0
-        // in `recv`: its copy out of the buffer happens before we
-        // overwrite it.
-        spin_until(|| (flag.load(Ordering::Acquire) == 0).then_some(()));
-        let len = len.min(self.cap);
-        // SAFETY: the buffer holds `cap` bytes and is ours until we raise
-        // the flag (the consumer reads it only while the flag is set).
-        unsafe { ptr::copy_nonoverlapping(self.out.as_ptr(), self.map.buf(), len) };
-        // ORDERING: Release; pairs with the consumer's Acquire load in
-        // `recv`, publishing the copy above.
-        flag.store(len as u64 + 1, Ordering::Release);
-        Ok(())
-    }
-
-    #[inline]
-    fn recv(&mut self) -> Result<&[u8], PeerError> {
-        if self.tx {
-            return Err(PeerError::new("this hand-off end sends"));
-        }
-        let flag = self.map.word();
-        // ORDERING: Acquire; pairs with the producer's Release store in
-        // `send`: its copy into the buffer is visible.
-        let f = spin_until(|| {
-            let f = flag.load(Ordering::Acquire);
-            (f != 0).then_some(f)
-        });
-        let n = (f - 1) as usize;
-        if n > self.cap {
-            return Err(PeerError(format!("hand-off flag {f} exceeds the buffer")));
-        }
-        // SAFETY: the flag is set, so the producer does not write the
-        // buffer until we lower it; `n <= cap` bytes are in bounds of both.
-        unsafe { ptr::copy_nonoverlapping(self.map.buf(), self.inb.as_mut_ptr(), n) };
-        // ORDERING: Release; pairs with the producer's Acquire load in
-        // `send`: our copy-out happens before it overwrites the buffer.
-        flag.store(0, Ordering::Release);
-        Ok(&self.inb[..n])
     }
 }
 

@@ -2,19 +2,29 @@
 //! queues, between real processes, next to the physical floors measured in
 //! the same run.
 //!
+//! Each mechanism lives with its family under `mechanisms/` (setup,
+//! endpoint, description); everything else is shared by all of them.
+//!
 //! ```text
-//! mod.rs        the commands' options; run() and peer()
-//! config.rs     settings and defaults, ring geometry per message size
-//! coord.rs      the coordinator: channels, cases, repetitions, cleanup
-//! supervise.rs  starting peers, waiting on them with poll(2)
-//! peer.rs       `shmpipe bench-peer`: the jobs a peer runs
-//! endpoint.rs   one Endpoint per mechanism (shmpipe, fds, queues)
-//! floor.rs      the floors: cache line, hand-off, memcpy
-//! limits.rs     message-queue limits: create queues, raise and restore
-//! signals.rs    Ctrl-C: self-pipe, then kill, remove and exit 128 + sig
-//! sys.rs        the libc calls rustix lacks (mq_*, msg*, sigaction)
-//! report.rs     medians, spread, ratios; the table and the JSON
-//! spec.rs       what the coordinator and its peers say to each other
+//! mod.rs          the commands' options; run() and peer()
+//! mechanisms/     the registry, and one file per family of mechanisms:
+//!   mod.rs          Mechanism, REGISTRY, the Family trait, Channel
+//!   shmpipe.rs      shmpipe-spin, -spin-park, -park, -huge
+//!   fd.rs           pipe, unix-stream, unix-seqpacket, unix-dgram
+//!   queues.rs       posix-mq, sysv-mq
+//! config.rs       settings and defaults, the ring shape per message size
+//! coord.rs        the coordinator: cases, repetitions, floors, cleanup
+//! supervise.rs    starting peers, waiting on them with poll(2)
+//! protocol.rs     what the coordinator and its peers say to each other
+//! jobs.rs         `shmpipe bench-peer`: the jobs a peer runs on any end
+//! endpoint.rs     the Endpoint trait every mechanism's end implements
+//! floor.rs        the floors: cache line, hand-off, memcpy
+//! summary.rs      medians, spread, ratios; the table and the JSON
+//! charts.rs       the SVG charts of --report (plotters, SVG backend)
+//! report_dir.rs   --report DIR: report.md, results.json, the charts
+//! limits.rs       message-queue limits: create queues, raise and restore
+//! signals.rs      Ctrl-C: self-pipe, then kill, remove and exit 128 + sig
+//! sys.rs          the libc calls rustix lacks (mq_*, msg*, sigaction)
 //! ```
 //!
 //! See `docs/benchmarks.md` for what is measured, how, and the JSON
@@ -24,19 +34,23 @@ use std::time::Duration;
 
 use crate::fail::{CmdResult, Failure};
 
+mod charts;
 mod config;
 mod coord;
 mod endpoint;
 mod floor;
+mod jobs;
 mod limits;
-mod peer;
-mod report;
+mod mechanisms;
+mod protocol;
+mod report_dir;
 mod signals;
-mod spec;
+mod summary;
 mod supervise;
 mod sys;
 
-use spec::{Mechanism, Workload};
+use mechanisms::Mechanism;
+use protocol::Workload;
 
 /// The smallest message: its 8-byte sequence number.
 pub const MIN_MSG: usize = 8;
@@ -47,14 +61,16 @@ pub const MAX_MSG: usize = 1 << 20;
 #[derive(clap::Args, Debug)]
 #[command(
     long_about = "Compare shmpipe with pipes, UNIX sockets and message queues between two \
-                  real processes, next to the physical floors (a cache line bounced between \
-                  two processes, a bare shared-memory hand-off, memcpy) measured in the same \
-                  run.\n\n\
+                  real processes, next to a bare spinning ring (the reference every shmpipe \
+                  figure is divided by) and the physical floors (a cache line bounced between \
+                  two processes, memcpy), all measured in every repetition. The producer and \
+                  the consumer are pinned to two CPUs unless --no-pin.\n\n\
                   Workloads: one-way throughput per message size; ping-pong round trip of \
                   64-byte messages; wake-up latency of a blocked consumer; CPU used by an \
                   idle blocked consumer. Every case runs several repetitions, interleaved \
-                  across mechanisms; the table shows medians, the spread, ratios to the floor \
-                  and to shmpipe.\n\n\
+                  across mechanisms; the table shows medians, the spread, ratios to the bare \
+                  ring, to the floor and to shmpipe, and each repetition's cache-line round \
+                  trip (the machine's state).\n\n\
                   As root, message-queue limits (fs.mqueue.*, kernel.msgmax) are raised for \
                   the run where a message size needs it, and restored afterwards; rows that \
                   cannot run say why. Ctrl-C kills the peers, removes every ring and queue \
@@ -62,7 +78,8 @@ pub const MAX_MSG: usize = 1 << 20;
     after_help = "Examples:\n  \
                   shmpipe bench --quick\n  \
                   shmpipe bench --cpus 0,1 --sizes 64,4k --mechanisms shmpipe-spin,pipe\n  \
-                  shmpipe bench --json > bench.json"
+                  shmpipe bench --json > bench.json\n  \
+                  shmpipe bench --quick --report bench-report"
 )]
 pub struct BenchArgs {
     /// Mechanisms to compare, comma-separated [default: all but unix-dgram].
@@ -91,10 +108,14 @@ pub struct BenchArgs {
           value_parser = config::parse_size)]
     pub sizes: Vec<usize>,
 
-    /// Pin the producer and the consumer to these CPUs [default: not
-    /// pinned; the scheduler places them].
+    /// Pin the producer and the consumer to these CPUs [default: the first
+    /// two CPUs this process may use].
     #[arg(long, value_name = "P,C", value_parser = config::parse_cpus)]
     pub cpus: Option<(usize, usize)>,
+
+    /// Do not pin: let the scheduler place the producer and the consumer.
+    #[arg(long, conflicts_with = "cpus")]
+    pub no_pin: bool,
 
     /// Repetitions of every case [default: 5; 3 with --quick].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -125,6 +146,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Also write a report into DIR: report.md (tables, machine, machine
+    /// state per repetition, charts), results.json (the --json object)
+    /// and SVG charts.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<std::path::PathBuf>,
+
     /// Never change system settings (message-queue sysctls), even as root.
     #[arg(long)]
     pub no_raise_limits: bool,
@@ -150,14 +177,18 @@ pub fn run(args: BenchArgs) -> CmdResult {
     let signals = signals::Signals::install()
         .map_err(|e| Failure::new(1, format!("installing the Ctrl-C handler: {e}")))?;
     let results = coord::Bench::new(cfg.clone(), signals)?.run()?;
-    let out = report::summarise(&cfg, &results, report::Machine::detect());
+    let out = summary::summarise(&cfg, &results, summary::Machine::detect());
+    if let Some(dir) = &cfg.report {
+        let md = report_dir::write(dir, &out)?;
+        eprintln!("report written to {}", md.display());
+    }
     let text = if cfg.json {
         let mut s = serde_json::to_string_pretty(&out)
             .map_err(|e| Failure::new(1, format!("encoding the results: {e}")))?;
         s.push('\n');
         s
     } else {
-        report::table(&out)
+        summary::table(&out)
     };
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -170,5 +201,5 @@ pub fn run(args: BenchArgs) -> CmdResult {
 /// `shmpipe bench-peer` (internal). The run id needs no handling: the
 /// peer's command line carries it.
 pub fn peer(args: PeerArgs) -> CmdResult {
-    peer::main(&args.spec)
+    jobs::main(&args.spec)
 }

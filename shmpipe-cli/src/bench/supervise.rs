@@ -19,8 +19,8 @@ use rustix::io::{Errno, FdFlags};
 use rustix::process::Signal;
 use rustix::time::Timespec;
 
+use super::protocol::{PeerReport, PeerSpec};
 use super::signals::{self, Signals};
-use super::spec::{PeerSpec, Report};
 
 /// Why waiting stopped early.
 #[derive(Debug)]
@@ -121,7 +121,7 @@ impl PeerProc {
     }
 
     /// Reaps the peer and returns its report, or why there is none.
-    pub fn finish(&mut self) -> Result<Report, String> {
+    pub fn finish(&mut self) -> Result<PeerReport, String> {
         let status = match self.status {
             Some(s) => s,
             None => {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::{check_indices, deadline_after, Holder};
 use crate::error::{Corruption, Error, Expected, RecvError, TryRecvError};
 use crate::info::Stats;
-use crate::layout::{Claim, STATE_CLOSED};
+use crate::layout::{commit_value, Claim, STATE_CLOSED};
 use crate::mapping::Mapping;
 use crate::side::Side;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
@@ -29,8 +29,12 @@ pub struct Consumer {
     pub(super) holder: Holder,
     /// Next position to read; `0..head` are released.
     pub(super) head: u64,
-    /// The producer's `tail` as last read.
-    tail_cache: u64,
+    /// Positions below this are known to be committed: the producer's
+    /// `tail` as last read, or past it where a slot's commit word said so.
+    /// Never below `head`.
+    known: u64,
+    /// The producer's `tail` as last read (it never moves backwards).
+    tail_seen: u64,
 }
 
 // SAFETY: as for `Producer`.
@@ -56,12 +60,18 @@ impl Consumer {
         // previous consumer) and `tail` (by the producer).
         let head = hdr.head.load(Acquire);
         let tail = hdr.tail.load(Acquire);
+        let cap = holder.ring.capacity();
         let c = Consumer {
             holder,
             head,
-            tail_cache: tail,
+            known: tail.max(head),
+            tail_seen: tail,
         };
-        if !check_indices(head, tail, c.holder.ring.capacity()) {
+        // `tail` may lag `head`: a previous consumer read messages by their
+        // commit words before the producer's `tail` store was seen, or the
+        // producer died between the two stores (its successor repairs
+        // `tail`). Either way by less than a lap.
+        if !check_indices(head.min(tail), head.max(tail), cap) {
             let corruption = Corruption {
                 field: "tail",
                 found: tail,
@@ -90,7 +100,7 @@ impl Consumer {
     /// Messages committed and not yet received.
     pub fn len(&self) -> usize {
         let tail = self.holder.ring.header().tail.load(Relaxed);
-        (tail.saturating_sub(self.head)).min(self.holder.ring.capacity()) as usize
+        (tail.max(self.known).saturating_sub(self.head)).min(self.holder.ring.capacity()) as usize
     }
 
     /// Number of slots in the ring.
@@ -151,32 +161,75 @@ impl Consumer {
     /// Messages ready to read, reading the producer's `tail` only if the
     /// cache says there are fewer than `want` (a batch wants many, a single
     /// receive one).
+    ///
+    /// A caught-up consumer asking for one message polls the commit word of
+    /// the slot it expects, not `tail`: the slot's line is the one the
+    /// producer writes anyway, so a hand-off moves one cache line.
     #[inline]
     pub(super) fn available(&mut self, want: u64) -> Result<u64, TryRecvError> {
-        let avail = self.tail_cache - self.head;
+        let avail = self.known - self.head;
         if avail >= want {
             return Ok(avail);
+        }
+        if want == 1 {
+            if self.slot_committed(self.head) {
+                return Ok(1);
+            }
+            return self.empty_or_closed();
         }
         let avail = self.refresh_tail()?;
         if avail > 0 {
             return Ok(avail);
         }
-        // Empty: has the producer closed? Its close is a Release store
-        // after its last `tail` store.
+        self.empty_or_closed()
+    }
+
+    /// As `available(1)`, and also re-reading `tail` when the commit word
+    /// says "not yet": the re-check after announcing a sleep.
+    pub(super) fn available_thorough(&mut self) -> Result<u64, TryRecvError> {
+        match self.available(1) {
+            Err(TryRecvError::Empty) => {}
+            r => return r,
+        }
+        match self.refresh_tail()? {
+            0 => Err(TryRecvError::Empty),
+            n => Ok(n),
+        }
+    }
+
+    /// Whether the message at `pos` is committed, by its slot's commit
+    /// word; if so, it is known to be.
+    #[inline]
+    fn slot_committed(&mut self, pos: u64) -> bool {
+        // ORDERING: Acquire; pairs with the Release commit-word store in
+        // `Producer::publish`, so the slot's payload and length are visible.
+        // A hostile value is merely "not yet".
+        let committed = self.holder.ring.commit_word(pos).load(Acquire) == commit_value(pos);
+        if committed {
+            self.known = pos + 1;
+        }
+        committed
+    }
+
+    /// Nothing is ready: `Empty`, or `Disconnected` if the producer closed
+    /// and everything it committed was received.
+    #[cold]
+    fn empty_or_closed(&mut self) -> Result<u64, TryRecvError> {
         let ring = self.holder.ring;
         let hdr = ring.header();
-        // ORDERING: Acquire; pairs with the Release close in `Side::close`,
-        // so the `tail` read below is the producer's last.
-        if Claim(hdr.producer.claim.load(Acquire)).state() == STATE_CLOSED {
-            if self.refresh_tail()? == 0 {
-                return Err(TryRecvError::Disconnected);
+        // ORDERING: Acquire; pairs with the Release close in
+        // `Holder::close`, so the commit words and `tail` read below are
+        // the producer's last.
+        if Claim(hdr.producer.claim.load(Acquire)).state() != STATE_CLOSED {
+            if hdr.is_removed() {
+                return Err(TryRecvError::Removed);
             }
-            return Ok(self.tail_cache - self.head);
+            return Err(TryRecvError::Empty);
         }
-        if hdr.is_removed() {
-            return Err(TryRecvError::Removed);
+        if self.refresh_tail()? > 0 || self.slot_committed(self.head) {
+            return Ok(self.known - self.head);
         }
-        Err(TryRecvError::Empty)
+        Err(TryRecvError::Disconnected)
     }
 
     #[cold]
@@ -185,18 +238,20 @@ impl Consumer {
         // `Producer::publish`, so the slot writes before it are visible.
         let tail = self.holder.ring.header().tail.load(Acquire);
         let cap = self.holder.ring.capacity();
-        if tail < self.tail_cache || !check_indices(self.head, tail, cap) {
+        // `tail` may lag `head` (see `new`), never by a lap, never backwards.
+        if tail < self.tail_seen || !check_indices(self.head.min(tail), self.head.max(tail), cap) {
             return Err(TryRecvError::Corrupt(Corruption {
                 field: "tail",
                 found: tail,
                 expected: Expected::Range {
-                    min: self.tail_cache,
+                    min: self.tail_seen,
                     max: self.head.saturating_add(cap),
                 },
             }));
         }
-        self.tail_cache = tail;
-        Ok(tail - self.head)
+        self.tail_seen = tail;
+        self.known = self.known.max(tail);
+        Ok(self.known - self.head)
     }
 
     /// Like `available`, counting a stall when the ring is empty.
@@ -265,7 +320,7 @@ impl Consumer {
         hdr.consumer_stats
             .bytes
             .store(self.holder.stats.bytes, Relaxed);
-        if wake::notify(&hdr.producer) {
+        if wake::notify(&hdr.producer, self.holder.asymmetric) {
             self.holder.count_wake(&hdr.consumer_stats);
         }
     }
@@ -375,22 +430,29 @@ impl Consumer {
         let hdr = ring.header();
         let cfg = self.holder.wait;
         let mut counts = WaitStats::default();
+        let asymmetric = self.holder.asymmetric;
         let r = wake::block(
             &hdr.consumer,
             &hdr.consumer_stats,
             &cfg,
+            asymmetric,
             deadline,
             &mut counts,
-            |check_peer| {
-                match self.available(1) {
+            |poll| {
+                let ready = if poll.thorough {
+                    self.available_thorough()
+                } else {
+                    self.available(1)
+                };
+                match ready {
                     Ok(_) => Some(Ok(())),
                     Err(TryRecvError::Empty) => {
-                        if check_peer {
+                        if poll.check_peer {
                             if let Some((pid, false)) = self.holder.peer_status(&hdr.producer) {
                                 // Everything it committed before dying is
                                 // visible now: drain it first.
-                                return Some(match self.refresh_tail() {
-                                    Ok(0) => Err(RecvError::PeerDied { pid }),
+                                return Some(match self.available_thorough() {
+                                    Err(TryRecvError::Empty) => Err(RecvError::PeerDied { pid }),
                                     Ok(_) => Ok(()),
                                     Err(e) => Err(e.into()),
                                 });

@@ -43,6 +43,7 @@ use crate::layout::{
 use crate::liveness::{self, ProcessWatch};
 use crate::mapping::Mapping;
 use crate::side::Side;
+use crate::sync::barrier;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::wake::{self, WaitConfig, WaitStats};
 
@@ -58,6 +59,9 @@ struct Holder {
     stats: Stats,
     wait: WaitConfig,
     peer: ProcessWatch,
+    /// This process runs the asymmetric barrier protocol
+    /// (`sync::barrier::asymmetric`), as its control line declares.
+    asymmetric: bool,
 }
 
 impl Holder {
@@ -112,6 +116,11 @@ impl Holder {
             }
         }
         ctl.parked.store(0, Relaxed);
+        let asymmetric = barrier::asymmetric();
+        // Relaxed: a mode the peer reads on every publish to us. A publisher
+        // that still sees the previous holder's mode for a moment is covered
+        // by the heartbeat bound on every sleep (design.md §7).
+        ctl.needs_fence.store(u32::from(!asymmetric), Relaxed);
         Ok(Holder {
             stats: Stats::load(counters),
             mapping,
@@ -119,6 +128,7 @@ impl Holder {
             me,
             wait,
             peer: ProcessWatch::default(),
+            asymmetric,
         })
     }
 
@@ -135,7 +145,7 @@ impl Holder {
             .is_ok()
         {
             own.parked.store(0, Relaxed);
-            wake::notify(peer);
+            wake::notify(peer, self.asymmetric);
         }
     }
 
@@ -167,8 +177,10 @@ impl Holder {
             self.stats.spin_rounds = self.stats.spin_rounds.wrapping_add(counts.spins);
             own.spin_rounds.store(self.stats.spin_rounds, Relaxed);
         }
-        // `wake::block` already published each futex wait as it happened.
+        // `wake::block` already published each futex wait and timeout as it
+        // happened.
         self.stats.futex_waits = self.stats.futex_waits.wrapping_add(counts.futex_waits);
+        self.stats.wait_timeouts = self.stats.wait_timeouts.wrapping_add(counts.timeouts);
     }
 
     fn count_stall(&mut self, own: &StatsLine) {

@@ -6,10 +6,10 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{check_indices, deadline_after, Holder};
+use super::{check_indices, deadline_after, Holder, MAX_POSITION};
 use crate::error::{Corruption, Error, Expected, SendError, TrySendError};
 use crate::info::Stats;
-use crate::layout::{Claim, STATE_CLOSED};
+use crate::layout::{commit_value, Claim, STATE_CLOSED};
 use crate::mapping::Mapping;
 use crate::side::Side;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
@@ -80,19 +80,29 @@ impl Producer {
         let tail = hdr.tail.load(Acquire);
         let head = hdr.head.load(Acquire);
         let consumer_at_attach = hdr.consumer.claim.load(Acquire);
-        let p = Producer {
+        let cap = holder.ring.capacity();
+        let mut p = Producer {
             holder,
             tail,
             head_cache: head,
             consumer_at_attach,
         };
-        if !check_indices(head, tail, p.holder.ring.capacity()) {
+        // A previous producer that died between publishing a slot's commit
+        // word and storing `tail` left committed messages past `tail` (the
+        // consumer may even have read them). They are complete messages:
+        // take them into the stream rather than overwrite them.
+        let end = if tail <= MAX_POSITION && head <= MAX_POSITION && tail.abs_diff(head) <= cap {
+            p.committed_end(tail, head.saturating_add(cap))
+        } else {
+            tail
+        };
+        if !check_indices(head, end, cap) {
             let corruption = Corruption {
                 field: "tail",
                 found: tail,
                 expected: Expected::Range {
                     min: head,
-                    max: head.saturating_add(p.holder.ring.capacity()),
+                    max: head.saturating_add(cap),
                 },
             };
             let address = p.holder.mapping.label.clone();
@@ -102,7 +112,28 @@ impl Producer {
                 corruption,
             });
         }
+        if end != tail {
+            p.tail = end;
+            // ORDERING: Release; pairs with the consumer's Acquire `tail`
+            // load, as in `publish` (the dead producer's slot writes were
+            // published by their commit words' Release stores already).
+            p.holder.ring.header().tail.store(end, Release);
+        }
         Ok(p)
+    }
+
+    /// The end of the run of committed slots from `from` on: the first
+    /// position below `limit` whose commit word is not its own. (A slot's
+    /// word from the previous lap differs: `MAX_SLOTS` keeps laps apart.)
+    fn committed_end(&self, from: u64, limit: u64) -> u64 {
+        let ring = self.holder.ring;
+        let mut pos = from;
+        // ORDERING: Acquire; pairs with the Release commit store of the
+        // producer that wrote the slot, so its payload is visible.
+        while pos < limit && ring.commit_word(pos).load(Acquire) == commit_value(pos) {
+            pos += 1;
+        }
+        pos
     }
 
     /// The ring position the next message will take: the number of
@@ -253,9 +284,16 @@ impl Producer {
     pub(super) fn publish(&mut self, n: u64, bytes: u64) {
         let ring = self.holder.ring;
         let hdr = ring.header();
+        for pos in self.tail..self.tail + n {
+            // ORDERING: Release; pairs with the Acquire commit-word load in
+            // `Consumer::slot_committed`, publishing the slot's payload and
+            // length written before. In position order, so that a producer
+            // killed half-way leaves a committed prefix (see `new`).
+            ring.commit_word(pos).store(commit_value(pos), Release);
+        }
         self.tail += n;
         // ORDERING: Release; pairs with the Acquire `tail` load in
-        // `Consumer::available`, publishing the slot writes above.
+        // `Consumer::refresh_tail`, publishing the slot writes above.
         hdr.tail.store(self.tail, Release);
         // Counters started from values in the mapping: wrap, never panic.
         self.holder.stats.messages = self.holder.stats.messages.wrapping_add(n);
@@ -266,7 +304,7 @@ impl Producer {
         hdr.producer_stats
             .bytes
             .store(self.holder.stats.bytes, Relaxed);
-        if wake::notify(&hdr.consumer) {
+        if wake::notify(&hdr.consumer, self.holder.asymmetric) {
             self.holder.count_wake(&hdr.producer_stats);
         }
     }
@@ -362,16 +400,20 @@ impl Producer {
         let hdr = ring.header();
         let cfg = self.holder.wait;
         let mut counts = WaitStats::default();
+        let asymmetric = self.holder.asymmetric;
         let r = wake::block(
             &hdr.producer,
             &hdr.producer_stats,
             &cfg,
+            asymmetric,
             deadline,
             &mut counts,
-            |check_peer| match self.free_slots(want) {
+            // `free_slots` reads `head` whenever its cache says full, so
+            // every poll is as thorough as the re-check must be.
+            |poll| match self.free_slots(want) {
                 Ok(_) => Some(Ok(())),
                 Err(TrySendError::Full(())) => {
-                    if check_peer {
+                    if poll.check_peer {
                         if let Some((pid, false)) = self.holder.peer_status(&hdr.consumer) {
                             return Some(Err(SendError::PeerDied { msg: (), pid }));
                         }

@@ -6,7 +6,7 @@
 //! 0x080   tail                       producer/msg     consumer when its cache says empty
 //! 0x100   head                       consumer/msg     producer when its cache says full
 //! 0x180   producer control           producer, rare   consumer after each release
-//! 0x200   consumer control           consumer, rare   producer on each send
+//! 0x200   consumer control           consumer, rare   producer on each send and publish
 //! 0x280   producer counters          producer/msg     inspect
 //! 0x300   consumer counters          consumer/msg     inspect
 //! 0x380   slot 0, slot 1, ...        (slot_count x slot_size bytes)
@@ -31,7 +31,10 @@ use crate::sync::{AtomicU32, AtomicU64, Futex};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmpipe\0");
 
 /// Bumped on any change to the shared layout or protocol.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+///
+/// 2: slot commit words, the control line's barrier and notification
+/// fields, at most 2^31 slots.
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 /// `meta.init_state`: zero-filled memory, nobody has started.
 pub(crate) const INIT_EMPTY: u32 = 0;
@@ -52,15 +55,20 @@ pub(crate) const KNOWN_FLAGS: u32 = FLAG_REMOVED;
 /// corruption.
 pub(crate) const PID_MAX_LIMIT: u32 = 1 << 22;
 
-/// Bytes at the start of each slot holding the message length (`u32`) and a
-/// reserved word (zero).
+/// Bytes at the start of each slot: the message length (`u32` at +0; its
+/// top two bits are reserved, zero) and the commit word (`u32` at +4,
+/// [`commit_value`] of the slot's position once its message is published).
 pub(crate) const SLOT_HEADER: usize = 8;
+/// Offset of the commit word in a slot.
+pub(crate) const SLOT_COMMIT: usize = 4;
 /// Slot sizes are multiples of this, so slots never share a cache line.
 pub(crate) const SLOT_ALIGN: usize = 64;
 /// Largest slot accepted, 1 GiB.
 pub(crate) const MAX_SLOT_SIZE: usize = 1 << 30;
-/// Largest slot count accepted, 2^32.
-pub(crate) const MAX_SLOTS: u64 = 1 << 32;
+/// Largest slot count accepted, 2^31: the commit word holds a position
+/// modulo 2^32, and a slot's previous commit (one lap back) must differ
+/// from the one a reader waits for.
+pub(crate) const MAX_SLOTS: u64 = 1 << 31;
 /// Largest whole segment accepted, 1 TiB.
 pub(crate) const MAX_TOTAL_LEN: u64 = 1 << 40;
 
@@ -107,11 +115,30 @@ pub(crate) struct Meta {
 pub(crate) struct ControlLine {
     /// Who holds this side: see [`Claim`].
     pub(crate) claim: AtomicU64,
-    /// 1 while this side is (about to be) asleep on `event`; see the wake
-    /// protocol in `docs/design.md`.
+    /// Non-zero while this side is (about to be) asleep: [`PARKED_FUTEX`]
+    /// on `event`; see the wake protocol in `docs/design.md` §7.
     pub(crate) parked: AtomicU32,
     /// The futex word this side sleeps on; the peer bumps it to wake it.
     pub(crate) event: Futex,
+    /// 1 if this side's waits cannot pay the heavy (membarrier) barrier, so
+    /// a publisher must fence after every index store it makes for it; 0 if
+    /// they do (`sync::barrier`).
+    pub(crate) needs_fence: AtomicU32,
+    /// Reserved, zero.
+    pub(crate) reserved: AtomicU32,
+    /// The name of this side's notification socket (0: none), for waits on
+    /// a descriptor (`docs/design.md` §7).
+    pub(crate) notify_id: AtomicU64,
+}
+
+/// `parked` bit: the side sleeps (or is about to) on its futex.
+pub(crate) const PARKED_FUTEX: u32 = 1;
+
+/// The commit word a slot holds once the message at `pos` is published:
+/// the low 32 bits of `pos + 1` (so a zero-filled slot is not committed).
+#[inline]
+pub(crate) fn commit_value(pos: u64) -> u32 {
+    pos.wrapping_add(1) as u32
 }
 
 /// Statistics written by one side only (plain stores of process-local
@@ -131,6 +158,8 @@ pub(crate) struct StatsLine {
     pub(crate) futex_wakes: AtomicU64,
     /// Spin iterations spent waiting before parking.
     pub(crate) spin_rounds: AtomicU64,
+    /// `FUTEX_WAIT` calls that ended by their timeout, not by a wake.
+    pub(crate) wait_timeouts: AtomicU64,
 }
 
 /// The header. See the module docs for the byte layout.
@@ -167,8 +196,8 @@ impl RingHeader {
     /// empty or full ring), never per message.
     pub(crate) fn is_removed(&self) -> bool {
         // Relaxed: nothing is read on the strength of the flag. A waiter
-        // that parked sees it: the remover sets it before the SeqCst fence
-        // F2 in `wake::notify`, the waiter reads it after F1 in `wake::block`.
+        // that parked sees it: the remover sets it before the full barrier
+        // B2 in `wake::notify`, the waiter reads it after B1 in `wake::block`.
         self.meta.flags.load(Relaxed) & FLAG_REMOVED != 0
     }
 }
@@ -177,8 +206,8 @@ impl RingHeader {
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
     assert!(size_of::<Meta>() <= 128);
-    assert!(size_of::<ControlLine>() == 16);
-    assert!(size_of::<StatsLine>() == 48);
+    assert!(size_of::<ControlLine>() == 32);
+    assert!(size_of::<StatsLine>() == 56);
     assert!(HEADER_LEN % SLOT_ALIGN == 0);
     assert!(align_of::<RingHeader>() <= 4096);
     // The index lines and control lines never share a cache line.

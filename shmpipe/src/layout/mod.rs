@@ -21,8 +21,8 @@ mod view;
 
 pub(crate) use claim::{Claim, START_MASK, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT};
 pub(crate) use header::{
-    ControlLine, RingHeader, StatsLine, FLAG_REMOVED, HEADER_LEN, MAGIC, MAX_SLOTS, MAX_SLOT_SIZE,
-    MAX_TOTAL_LEN, SLOT_ALIGN, SLOT_HEADER,
+    commit_value, ControlLine, RingHeader, StatsLine, FLAG_REMOVED, HEADER_LEN, MAGIC, MAX_SLOTS,
+    MAX_SLOT_SIZE, MAX_TOTAL_LEN, PARKED_FUTEX, SLOT_ALIGN, SLOT_COMMIT, SLOT_HEADER,
 };
 pub(crate) use validate::{init_header, read_geometry, wait_ready};
 pub(crate) use view::RingRef;
@@ -45,14 +45,14 @@ impl Geometry {
             return Err(Error::config(
                 "slot count",
                 slot_count,
-                "must be a power of two (1, 2, 4, ... 4294967296)",
+                "must be a power of two (1, 2, 4, ... 2147483648)",
             ));
         }
         if slot_count > MAX_SLOTS {
             return Err(Error::config(
                 "slot count",
                 slot_count,
-                "must be at most 4294967296 (2^32)",
+                "must be at most 2147483648 (2^31)",
             ));
         }
         if slot_size < SLOT_ALIGN as u64 || slot_size % SLOT_ALIGN as u64 != 0 {

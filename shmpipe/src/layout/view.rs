@@ -1,9 +1,13 @@
 //! [`RingRef`]: where this process sees the header and the slots, and the
 //! geometry it validated once.
 
+// `sync::AtomicU32` is the loom switch itself; the lint sees through it.
+#![allow(clippy::disallowed_types)]
+
 use std::ptr::NonNull;
 
-use super::{Geometry, RingHeader, SLOT_HEADER};
+use super::{Geometry, RingHeader, SLOT_COMMIT, SLOT_HEADER};
+use crate::sync::AtomicU32;
 
 /// A process-local, validated view of a ring: where the header and slots
 /// are, and the geometry (copied out of the shared header once, so a peer
@@ -15,6 +19,11 @@ pub(crate) struct RingRef {
     mask: u64,
     slot_size: usize,
     capacity: u64,
+    /// Under loom the commit words cannot live in raw slot memory (loom
+    /// atomics are not layout-compatible): they live in an array the
+    /// mapping owns, one per slot.
+    #[cfg(loom)]
+    commits: NonNull<AtomicU32>,
 }
 
 impl RingRef {
@@ -30,7 +39,21 @@ impl RingRef {
             mask: geom.slot_count - 1,
             slot_size: geom.slot_size,
             capacity: geom.slot_count,
+            #[cfg(loom)]
+            commits: NonNull::dangling(),
         }
+    }
+
+    /// Under loom: where the commit words live.
+    ///
+    /// # Safety
+    ///
+    /// `commits` points to `capacity()` atomics that live as long as every
+    /// copy of this `RingRef` is used.
+    #[cfg(loom)]
+    pub(crate) unsafe fn with_commit_words(mut self, commits: NonNull<AtomicU32>) -> Self {
+        self.commits = commits;
+        self
     }
 
     /// The shared header.
@@ -74,6 +97,29 @@ impl RingRef {
     pub(crate) fn payload_ptr(&self, pos: u64) -> *mut u8 {
         // SAFETY: SLOT_HEADER < slot_size, so this stays inside the slot.
         unsafe { self.slot_ptr(pos).add(SLOT_HEADER) }
+    }
+
+    /// The commit word of the slot for `pos` (see [`commit_value`]).
+    ///
+    /// A hostile process may write any value there: readers compare it with
+    /// the value they expect and treat anything else as "not yet".
+    ///
+    /// [`commit_value`]: super::commit_value
+    #[inline]
+    pub(crate) fn commit_word(&self, pos: u64) -> &AtomicU32 {
+        #[cfg(not(loom))]
+        // SAFETY: the slot start is 64-byte aligned and in bounds, so the
+        // word at +4 is 4-byte aligned and inside the slot header; an
+        // AtomicU32 is valid for any bit pattern and the mapping outlives
+        // `self` (`new`'s contract). Every access to it is atomic.
+        unsafe {
+            &*self.slot_ptr(pos).add(SLOT_COMMIT).cast::<AtomicU32>()
+        }
+        #[cfg(loom)]
+        // SAFETY: `with_commit_words`' contract; the index is below capacity.
+        unsafe {
+            &*self.commits.as_ptr().add(self.slot_index(pos))
+        }
     }
 
     /// Reads the length word of the slot for `pos` exactly once.

@@ -7,7 +7,8 @@
 //! elsewhere in the crate.
 //!
 //! ```text
-//! mod.rs           the switch: atomics, fence, spin_loop, yield_now
+//! mod.rs           the switch: atomics, spin_loop, yield_now
+//! barrier.rs       the wake protocol's two barriers: membarrier or fences
 //! futex.rs         Futex (FUTEX_WAIT/FUTEX_WAKE, shared) and its loom model
 //! slot_tracker.rs  SlotTracker: slot accesses recorded for loom, free otherwise
 //! ```
@@ -23,10 +24,11 @@
 #![allow(clippy::disallowed_types)]
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+pub(crate) mod barrier;
 mod futex;
 mod slot_tracker;
 

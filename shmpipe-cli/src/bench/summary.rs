@@ -1,15 +1,17 @@
-//! Turning repetitions into figures: medians, spread, ratios to the floor
-//! and to shmpipe; and printing them as a table or as JSON. The table is
+//! Turning repetitions into figures: medians, spread, ratios to the bare
+//! ring, to the floor and to shmpipe, each repetition's machine state; and printing them as a table or as JSON. The table is
 //! rendered from the same [`Output`] that `--json` prints, so the two
 //! never disagree. The schema is documented in `docs/benchmarks.md`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use super::config::Config;
-use super::coord::{Cell, Measured, Results};
-use super::spec::{Mechanism, Workload, LATENCY_MSG};
+use super::coord::{Measured, Results, Samples};
+use super::mechanisms::{Group, Mechanism};
+use super::protocol::{Workload, LATENCY_MSG};
 
 /// The machine the run was on.
 #[derive(Debug, Serialize)]
@@ -81,9 +83,6 @@ pub struct ConfigOut {
 #[derive(Debug, Serialize)]
 pub struct FloorSize {
     pub msg_size: usize,
-    pub handoff_msgs_per_sec: Option<f64>,
-    pub handoff_bytes_per_sec: Option<f64>,
-    pub handoff_spread: Option<f64>,
     pub memcpy_bytes_per_sec: Option<f64>,
     pub memcpy_spread: Option<f64>,
 }
@@ -94,9 +93,38 @@ pub struct FloorOut {
     pub cacheline_rtt_ns: Option<f64>,
     pub cacheline_rtt_p99_ns: Option<f64>,
     pub cacheline_rtt_spread: Option<f64>,
+    /// Each repetition's cache-line round trip, and the machine state it
+    /// says.
+    pub cacheline_per_rep: Vec<RepState>,
     pub sizes: Vec<FloorSize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+}
+
+/// The cache-line round trip that opened one repetition.
+#[derive(Debug, Serialize)]
+pub struct RepState {
+    /// 1-based.
+    pub rep: u32,
+    /// `null` where the floor failed in that repetition.
+    pub p50_ns: Option<f64>,
+    /// `"near"` or `"far"` (see [`machine_state`]); `null` with `p50_ns`.
+    pub state: Option<&'static str>,
+}
+
+/// A cache-line round trip (p50, clock reads included) below this is the
+/// near state: the two vCPUs of the machine this was written on measured
+/// 80-130 ns near and 360-410 ns far.
+pub const NEAR_BELOW_NS: f64 = 250.0;
+
+/// `"near"` or `"far"`: where the two processes' CPUs sat in a
+/// repetition, from its cache-line round trip.
+pub fn machine_state(cacheline_p50_ns: f64) -> &'static str {
+    if cacheline_p50_ns < NEAR_BELOW_NS {
+        "near"
+    } else {
+        "far"
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -135,6 +163,8 @@ pub struct ResultOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_floor: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_bare_ring: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shmpipe_gain: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shmpipe_spin_gain: Option<f64>,
@@ -152,6 +182,10 @@ pub struct Output {
     pub config: ConfigOut,
     pub floor: FloorOut,
     pub results: Vec<ResultOut>,
+    /// Mechanisms that could not run at all on this machine, and why:
+    /// their results say `unavailable`, the table leaves them out and
+    /// says why once, in its notes.
+    pub skipped: BTreeMap<&'static str, String>,
     pub notes: Vec<String>,
 }
 
@@ -188,15 +222,15 @@ fn primary(m: &Measured) -> f64 {
     }
 }
 
-fn collect(cell: &Cell, f: impl Fn(&Measured) -> Option<f64>) -> Vec<f64> {
+fn collect(cell: &Samples, f: impl Fn(&Measured) -> Option<f64>) -> Vec<f64> {
     cell.per_rep.iter().flatten().filter_map(f).collect()
 }
 
 /// Median over repetitions of `f(row, reference)` where both were
 /// measured in the same repetition.
 fn paired(
-    row: &Cell,
-    reference: Option<&Cell>,
+    row: &Samples,
+    reference: Option<&Samples>,
     f: impl Fn(&Measured, &Measured) -> Option<f64>,
 ) -> Option<f64> {
     let r = reference?;
@@ -253,28 +287,33 @@ pub fn summarise(cfg: &Config, res: &Results, machine: Machine) -> Output {
 
     let cl = collect(&res.cacheline, p50);
     let mut floor_errors: Vec<String> = res.cacheline.errors.clone();
+    floor_errors.dedup();
     let sizes = res
-        .handoff
+        .memcpy
         .iter()
-        .map(|(&size, cell)| {
-            floor_errors.extend(cell.errors.iter().cloned());
-            let bytes = collect(cell, rate_bytes);
-            let mc: Vec<f64> = res
-                .memcpy
-                .get(&size)
-                .map(|v| v.iter().flatten().copied().collect())
-                .unwrap_or_default();
+        .map(|(&size, per_rep)| {
+            let mc: Vec<f64> = per_rep.iter().flatten().copied().collect();
             FloorSize {
                 msg_size: size,
-                handoff_msgs_per_sec: median(&collect(cell, rate_msgs)),
-                handoff_bytes_per_sec: median(&bytes),
-                handoff_spread: spread(&bytes),
                 memcpy_bytes_per_sec: median(&mc),
                 memcpy_spread: spread(&mc),
             }
         })
         .collect();
-    floor_errors.dedup();
+    let cacheline_per_rep = res
+        .cacheline
+        .per_rep
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let p = m.as_ref().and_then(p50);
+            RepState {
+                rep: i as u32 + 1,
+                p50_ns: p,
+                state: p.map(machine_state),
+            }
+        })
+        .collect();
     let floor = FloorOut {
         cacheline_rtt_ns: median(&cl),
         cacheline_rtt_p99_ns: median(&collect(&res.cacheline, |m| match *m {
@@ -282,12 +321,13 @@ pub fn summarise(cfg: &Config, res: &Results, machine: Machine) -> Output {
             _ => None,
         })),
         cacheline_rtt_spread: spread(&cl),
+        cacheline_per_rep,
         sizes,
         errors: floor_errors,
     };
 
     let mut results = Vec::new();
-    for (&(w, size, mech), cell) in &res.cells {
+    for (&(w, size, mech), cell) in &res.cases {
         results.push(row(res, w, size, mech, cell));
     }
     Output {
@@ -296,11 +336,16 @@ pub fn summarise(cfg: &Config, res: &Results, machine: Machine) -> Output {
         config,
         floor,
         results,
+        skipped: res
+            .skipped
+            .iter()
+            .map(|(m, why)| (m.name(), why.clone()))
+            .collect(),
         notes: res.notes.clone(),
     }
 }
 
-fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Cell) -> ResultOut {
+fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples) -> ResultOut {
     let ok = cell.per_rep.iter().flatten().count();
     let mut out = ResultOut {
         mechanism: mech.name(),
@@ -317,9 +362,10 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Cell) ->
         cpu_fraction: None,
         spread: None,
         vs_floor: None,
+        vs_bare_ring: None,
         shmpipe_gain: None,
         shmpipe_spin_gain: None,
-        geometry: cell.geometry.map(|(g, page)| GeometryOut {
+        geometry: cell.shape.map(|(g, page)| GeometryOut {
             slots: g.slots,
             slot_size: g.slot_size,
             page_size: page,
@@ -345,16 +391,16 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Cell) ->
     }
     let pick = |f: fn(&Measured) -> Option<f64>| median(&collect(cell, f));
     out.spread = spread(&collect(cell, |m| Some(primary(m))));
-    let reference = |m: Mechanism| res.cells.get(&(w, size, m));
+    let reference = |m: Mechanism| res.cases.get(&(w, size, m));
+    let bare = reference(Mechanism::BareRing);
+    let group = mech.entry().group;
     match w {
         Workload::Throughput => {
             out.msgs_per_sec = pick(rate_msgs);
             out.bytes_per_sec = pick(rate_bytes);
-            if mech.is_shmpipe() {
-                out.vs_floor = paired(cell, res.handoff.get(&size), |a, b| {
-                    Some(rate_bytes(a)? / rate_bytes(b)?)
-                });
-            } else {
+            if group == Group::Shmpipe {
+                out.vs_bare_ring = paired(cell, bare, |a, b| Some(rate_msgs(a)? / rate_msgs(b)?));
+            } else if group == Group::Other {
                 let gain = |a: &Measured, b: &Measured| Some(rate_msgs(b)? / rate_msgs(a)?);
                 out.shmpipe_gain = paired(cell, reference(Mechanism::ShmpipeSpinPark), gain);
                 out.shmpipe_spin_gain = paired(cell, reference(Mechanism::ShmpipeSpin), gain);
@@ -374,10 +420,13 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Cell) ->
                 Measured::Latency { max_ns, .. } => Some(max_ns),
                 _ => None,
             });
-            if mech.is_shmpipe() {
+            if group != Group::Other {
                 if w == Workload::Pingpong {
                     out.vs_floor =
                         paired(cell, Some(&res.cacheline), |a, b| Some(p50(a)? / p50(b)?));
+                }
+                if group == Group::Shmpipe && w == Workload::Pingpong {
+                    out.vs_bare_ring = paired(cell, bare, |a, b| Some(p50(a)? / p50(b)?));
                 }
             } else {
                 let gain = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
@@ -492,12 +541,19 @@ pub fn table(o: &Output) -> String {
     );
     let _ = writeln!(
         t,
-        "Figures: medians over repetitions. spread = (max - min) / median. x floor: against the \
-         floor measured in\nthe same repetition. shmpipe gain: how many times better \
-         shmpipe-spin-park did in the same repetition."
+        "Figures: medians over repetitions. spread = (max - min) / median. x bare: shmpipe against \
+         the bare ring\n(msgs/s ratio, higher is better; latency ratio, lower is better), x floor: \
+         against the cache-line\nround trip, shmpipe gain: how many times better \
+         shmpipe-spin-park did; each ratio taken within one\nrepetition, then the median."
     );
 
-    let results = |w: Workload| o.results.iter().filter(move |r| r.workload == w.name());
+    // Rows of the mechanisms that could not run at all are left out; the
+    // notes say why, once.
+    let results = |w: Workload| {
+        o.results
+            .iter()
+            .filter(move |r| r.workload == w.name() && !o.skipped.contains_key(r.mechanism))
+    };
     let runs = |w: Workload| c.workloads.contains(&w.name());
 
     // Floors.
@@ -506,7 +562,7 @@ pub fn table(o: &Output) -> String {
         t,
         "\nPhysical floors (two processes over one shared mapping)"
     );
-    if runs(Workload::Pingpong) {
+    {
         let _ = writeln!(
             t,
             "  cache-line round trip through one atomic: p50 {}, p99 {}  (spread {})",
@@ -515,27 +571,35 @@ pub fn table(o: &Output) -> String {
             opt(f.cacheline_rtt_spread, |x| format!("{x:.2}"))
         );
     }
-    if !f.sizes.is_empty() {
+    let states: Vec<String> = f
+        .cacheline_per_rep
+        .iter()
+        .map(|r| match (r.p50_ns, r.state) {
+            (Some(p), Some(st)) => format!("{}: {} {st}", r.rep, dur(p)),
+            _ => format!("{}: failed", r.rep),
+        })
+        .collect();
+    if !states.is_empty() {
         let _ = writeln!(
             t,
-            "  {:>9}  {:>24}  {:>7}  {:>14}  {:>7}",
-            "msg size", "hand-off, 1 buffer", "spread", "memcpy, 1 core", "spread"
+            "  per repetition (machine state; near below {}): {}",
+            dur(NEAR_BELOW_NS),
+            states.join(", ")
         );
-        for s in &f.sizes {
-            let handoff = match (s.handoff_msgs_per_sec, s.handoff_bytes_per_sec) {
-                (Some(m), Some(b)) => format!("{}msg/s {}", si(m), bytes_rate(b)),
-                _ => "-".to_owned(),
-            };
-            let _ = writeln!(
-                t,
-                "  {:>9}  {:>24}  {:>7}  {:>14}  {:>7}",
-                size(s.msg_size),
-                handoff,
-                opt(s.handoff_spread, |x| format!("{x:.2}")),
-                opt(s.memcpy_bytes_per_sec, bytes_rate),
-                opt(s.memcpy_spread, |x| format!("{x:.2}")),
-            );
-        }
+    }
+    if !f.sizes.is_empty() {
+        let mc: Vec<String> = f
+            .sizes
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    size(s.msg_size),
+                    opt(s.memcpy_bytes_per_sec, bytes_rate)
+                )
+            })
+            .collect();
+        let _ = writeln!(t, "  memcpy, one core, per message size: {}", mc.join(", "));
     }
     for e in &f.errors {
         let _ = writeln!(t, "  floor failed: {e}");
@@ -552,7 +616,7 @@ pub fn table(o: &Output) -> String {
         let _ = writeln!(
             t,
             "  {:>9}  {:<18} {:>10} {:>12} {:>7} {:>8} {:>13}",
-            "msg size", "mechanism", "msgs/s", "bytes/s", "spread", "x floor", "shmpipe gain"
+            "msg size", "mechanism", "msgs/s", "bytes/s", "spread", "x bare", "shmpipe gain"
         );
         let mut last = None;
         for r in results(Workload::Throughput) {
@@ -574,7 +638,7 @@ pub fn table(o: &Output) -> String {
                         opt(r.msgs_per_sec, si),
                         opt(r.bytes_per_sec, bytes_rate),
                         opt(r.spread, |x| format!("{x:.2}")),
-                        ratio(r.vs_floor),
+                        ratio(r.vs_bare_ring),
                         ratio(r.shmpipe_gain),
                     );
                 }
@@ -605,7 +669,7 @@ pub fn table(o: &Output) -> String {
             "mechanism", "p50", "p99", "p99.9", "max", "spread"
         );
         if floor {
-            let _ = write!(t, " {:>8}", "x floor");
+            let _ = write!(t, " {:>8} {:>8}", "x floor", "x bare");
         }
         let _ = writeln!(t, " {:>13}", "shmpipe gain");
         for r in results(w) {
@@ -624,7 +688,7 @@ pub fn table(o: &Output) -> String {
                 opt(r.spread, |x| format!("{x:.2}")),
             );
             if floor {
-                let _ = write!(t, " {:>8}", ratio(r.vs_floor));
+                let _ = write!(t, " {:>8} {:>8}", ratio(r.vs_floor), ratio(r.vs_bare_ring));
             }
             let _ = writeln!(t, " {:>13}", ratio(r.shmpipe_gain));
         }
@@ -675,8 +739,17 @@ pub fn table(o: &Output) -> String {
         }
     }
 
-    let mut notes: Vec<String> = o.notes.clone();
-    for r in &o.results {
+    let mut notes: Vec<String> = o
+        .skipped
+        .iter()
+        .map(|(m, why)| format!("{m} not run: {why}"))
+        .collect();
+    notes.extend(o.notes.iter().cloned());
+    for r in o
+        .results
+        .iter()
+        .filter(|r| !o.skipped.contains_key(r.mechanism))
+    {
         for n in &r.notes {
             notes.push(format!(
                 "{} {} {}: {n}",

@@ -1,6 +1,7 @@
 //! `shmpipe bench-peer`: one side of one benchmark case, in its own
-//! process. It opens its end of the channel, prints `ready`, runs its job
-//! and prints its [`Report`] as one JSON line.
+//! process. The family its link names opens its end of the channel; then
+//! it prints `ready`, runs its job (the same code for every mechanism) and
+//! prints its [`PeerReport`] as one JSON line.
 //!
 //! Every message carries its sequence number in its first 8 bytes (the
 //! rest is filled once), and every receiver checks it, so a mechanism can
@@ -14,9 +15,10 @@ use hdrhistogram::Histogram;
 use rustix::thread::CpuSet;
 use rustix::time::{clock_gettime, ClockId};
 
-use super::endpoint::{Endpoint, FdEnd, PeerError, PosixMqEnd, RingEnd, SysvEnd};
-use super::floor::{CacheLineEnd, HandoffEnd};
-use super::spec::{Job, Link, PeerSpec, Report, END};
+use super::endpoint::{Endpoint, PeerError};
+use super::floor;
+use super::mechanisms::family_of;
+use super::protocol::{Job, PeerReport, PeerSpec, END};
 use super::{MAX_MSG, MIN_MSG};
 use crate::fail::{exit, CmdResult, Failure};
 
@@ -67,27 +69,19 @@ pub fn main(spec_json: &str) -> CmdResult {
             "wake-up messages carry a time: they need at least 16 bytes",
         ));
     }
-    let size = spec.msg_size;
-    let r = spec
-        .cpu
-        .map_or(Ok(()), pin)
-        .and_then(|()| match &spec.link {
-            Link::Ring { tx, rx, wait } => serve(
-                RingEnd::open(tx.as_deref(), rx.as_deref(), *wait, size),
-                &spec,
-            ),
-            Link::Fd { tx, rx, framing } => serve(FdEnd::open(*tx, *rx, *framing, size), &spec),
-            Link::PosixMq { tx, rx } => {
-                serve(PosixMqEnd::open(tx.as_deref(), rx.as_deref(), size), &spec)
+    let kind = spec.link.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    let r = spec.cpu.map_or(Ok(()), pin).and_then(|()| {
+        if kind == floor::KIND {
+            floor::serve(&spec)
+        } else {
+            match family_of(kind) {
+                Some(f) => f.serve(&spec),
+                None => Err(PeerError(format!(
+                    "no mechanism family has links of kind `{kind}` (this command is internal)"
+                ))),
             }
-            Link::SysvMq {
-                id,
-                tx_type,
-                rx_type,
-            } => serve(SysvEnd::open(*id, *tx_type, *rx_type, size), &spec),
-            Link::CacheLine { fd, side } => serve(CacheLineEnd::open(*fd, *side, size), &spec),
-            Link::Handoff { fd, tx } => serve(HandoffEnd::open(*fd, *tx, size), &spec),
-        });
+        }
+    });
     r.map_err(|e| Failure::new(exit::ERROR, e))
 }
 
@@ -99,7 +93,9 @@ fn say(line: &str) -> Result<(), PeerError> {
         .map_err(|e| PeerError(format!("writing to the coordinator: {e}")))
 }
 
-fn serve<E: Endpoint>(ep: Result<E, PeerError>, spec: &PeerSpec) -> Result<(), PeerError> {
+/// Runs `spec`'s job on the end a family opened: says `ready`, runs the
+/// job, prints the report.
+pub fn serve<E: Endpoint>(ep: Result<E, PeerError>, spec: &PeerSpec) -> Result<(), PeerError> {
     let mut ep = ep.map_err(PeerError::context("opening the channel"))?;
     say("ready")?;
     let report = run_job(&mut ep, &spec.job, spec.msg_size)?;
@@ -107,7 +103,7 @@ fn serve<E: Endpoint>(ep: Result<E, PeerError>, spec: &PeerSpec) -> Result<(), P
     say(&line)
 }
 
-fn run_job<E: Endpoint>(ep: &mut E, job: &Job, size: usize) -> Result<Report, PeerError> {
+fn run_job<E: Endpoint>(ep: &mut E, job: &Job, size: usize) -> Result<PeerReport, PeerError> {
     match *job {
         Job::Stream { duration_ns } => stream(ep, size, duration_ns),
         Job::Drain { warmup_ns } => drain(ep, size, warmup_ns),
@@ -125,7 +121,7 @@ fn run_job<E: Endpoint>(ep: &mut E, job: &Job, size: usize) -> Result<Report, Pe
         Job::IdleSend { idle_ns } => {
             std::thread::sleep(Duration::from_nanos(idle_ns));
             finish(ep, size)?;
-            Ok(Report::Sent {
+            Ok(PeerReport::Sent {
                 messages: 0,
                 unparked: 0,
             })
@@ -166,8 +162,8 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
 }
 
-fn latency(h: &Histogram<u64>) -> Report {
-    Report::Latency {
+fn latency(h: &Histogram<u64>) -> PeerReport {
+    PeerReport::Latency {
         samples: h.len(),
         p50_ns: h.value_at_quantile(0.5),
         p99_ns: h.value_at_quantile(0.99),
@@ -177,7 +173,7 @@ fn latency(h: &Histogram<u64>) -> Report {
 }
 
 /// Throughput sender: numbered messages as fast as the channel takes them.
-fn stream<E: Endpoint>(ep: &mut E, size: usize, duration_ns: u64) -> Result<Report, PeerError> {
+fn stream<E: Endpoint>(ep: &mut E, size: usize, duration_ns: u64) -> Result<PeerReport, PeerError> {
     let end = now_ns().saturating_add(duration_ns);
     let mut seq = 0u64;
     loop {
@@ -189,7 +185,7 @@ fn stream<E: Endpoint>(ep: &mut E, size: usize, duration_ns: u64) -> Result<Repo
         }
     }
     finish(ep, size)?;
-    Ok(Report::Sent {
+    Ok(PeerReport::Sent {
         messages: seq,
         unparked: 0,
     })
@@ -197,7 +193,7 @@ fn stream<E: Endpoint>(ep: &mut E, size: usize, duration_ns: u64) -> Result<Repo
 
 /// Throughput receiver: checks every message's number and length, and
 /// times the messages after `warmup_ns` up to the end marker.
-fn drain<E: Endpoint>(ep: &mut E, size: usize, warmup_ns: u64) -> Result<Report, PeerError> {
+fn drain<E: Endpoint>(ep: &mut E, size: usize, warmup_ns: u64) -> Result<PeerReport, PeerError> {
     let mut expected = 0u64;
     let mut first_at = 0u64;
     // (messages received, time) when the measured window opened.
@@ -236,7 +232,7 @@ fn drain<E: Endpoint>(ep: &mut E, size: usize, warmup_ns: u64) -> Result<Report,
         Some((n0, t0)) if expected - n0 >= (expected - 1) / 2 => (n0, t0),
         _ => (1, first_at),
     };
-    Ok(Report::Rate {
+    Ok(PeerReport::Rate {
         messages: expected - n0,
         elapsed_ns: end.saturating_sub(t0).max(1),
     })
@@ -248,7 +244,7 @@ fn ping<E: Endpoint>(
     size: usize,
     duration_ns: u64,
     warmup_ns: u64,
-) -> Result<Report, PeerError> {
+) -> Result<PeerReport, PeerError> {
     let mut hist = histogram();
     let warm_until = now_ns().saturating_add(warmup_ns);
     let end = warm_until.saturating_add(duration_ns);
@@ -276,14 +272,14 @@ fn ping<E: Endpoint>(
 
 /// Ping-pong responder: sends each message's number straight back in a
 /// message of the same length.
-fn echo<E: Endpoint>(ep: &mut E) -> Result<Report, PeerError> {
+fn echo<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
     let mut n = 0u64;
     loop {
         let msg = ep.recv()?;
         let len = msg.len();
         let seq = get_u64(msg, 0)?;
         if seq == END {
-            return Ok(Report::Sent {
+            return Ok(PeerReport::Sent {
                 messages: n,
                 unparked: 0,
             });
@@ -301,7 +297,7 @@ fn wake<E: Endpoint>(
     samples: u64,
     gap_ns: u64,
     await_parked: bool,
-) -> Result<Report, PeerError> {
+) -> Result<PeerReport, PeerError> {
     let mut unparked = 0;
     for seq in 0..samples + WAKE_WARMUP {
         std::thread::sleep(Duration::from_nanos(gap_ns));
@@ -321,14 +317,14 @@ fn wake<E: Endpoint>(
         ep.send(size)?;
     }
     finish(ep, size)?;
-    Ok(Report::Sent {
+    Ok(PeerReport::Sent {
         messages: samples + WAKE_WARMUP,
         unparked,
     })
 }
 
 /// Wake-up receiver: how long after its sending each message is in hand.
-fn woken<E: Endpoint>(ep: &mut E) -> Result<Report, PeerError> {
+fn woken<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
     let mut hist = histogram();
     let mut expected = 0;
     loop {
@@ -354,7 +350,7 @@ fn woken<E: Endpoint>(ep: &mut E) -> Result<Report, PeerError> {
 }
 
 /// Idle receiver: CPU time used while blocked until the end marker.
-fn idle_recv<E: Endpoint>(ep: &mut E) -> Result<Report, PeerError> {
+fn idle_recv<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
     let cpu0 = ts_ns(clock_gettime(ClockId::ProcessCPUTime));
     let wall0 = now_ns();
     let msg = ep.recv()?;
@@ -366,7 +362,7 @@ fn idle_recv<E: Endpoint>(ep: &mut E) -> Result<Report, PeerError> {
             "expected only the end marker, got message {seq}"
         )));
     }
-    Ok(Report::Cpu {
+    Ok(PeerReport::Cpu {
         cpu_ns: cpu1.saturating_sub(cpu0),
         wall_ns: wall1.saturating_sub(wall0).max(1),
     })

@@ -1,0 +1,308 @@
+//! shmpipe itself: `Producer::send` (a copy into the slot) and
+//! `Consumer::recv` (a copy out of it) over `shm:` rings the coordinator
+//! creates (pre-faulted, removed on drop), in four variants: three ways of
+//! waiting, and the default one on huge pages.
+
+use serde::{Deserialize, Serialize};
+use shmpipe::{Consumer, HugePages, Producer, Ring, RingBuilder, WaitStrategy};
+
+use super::{parse_link, Channel, Entry, Family, Group, Mechanism, Setup};
+use crate::bench::config::{ring_shape, RingShape};
+use crate::bench::endpoint::{not_open, out_buffer, Endpoint, PeerError};
+use crate::bench::jobs;
+use crate::bench::protocol::{PeerSpec, Workload, LATENCY_MSG};
+
+pub const SPIN: Entry = Entry {
+    mechanism: Mechanism::ShmpipeSpin,
+    name: "shmpipe-spin",
+    about: "shmpipe, both sides busy-spinning (WaitStrategy::Spin)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: true,
+};
+pub const SPIN_PARK: Entry = Entry {
+    mechanism: Mechanism::ShmpipeSpinPark,
+    name: "shmpipe-spin-park",
+    about: "shmpipe's default: spin for 50 µs, then sleep on a futex",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: true,
+};
+pub const PARK: Entry = Entry {
+    mechanism: Mechanism::ShmpipePark,
+    name: "shmpipe-park",
+    about: "shmpipe, sleeping on the futex at once (WaitStrategy::Park)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: true,
+};
+pub const HUGE: Entry = Entry {
+    mechanism: Mechanism::ShmpipeHuge,
+    name: "shmpipe-huge",
+    about: "shmpipe (default waiting) on a ring of huge pages (HugePages::Require)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: true,
+};
+
+/// How a shmpipe peer's blocking calls wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitMode {
+    /// `WaitStrategy::Spin`.
+    Spin,
+    /// `WaitStrategy::DEFAULT`.
+    SpinPark,
+    /// `WaitStrategy::Park`.
+    Park,
+}
+
+impl WaitMode {
+    fn of(m: Mechanism) -> WaitMode {
+        match m {
+            Mechanism::ShmpipeSpin => WaitMode::Spin,
+            Mechanism::ShmpipePark => WaitMode::Park,
+            _ => WaitMode::SpinPark,
+        }
+    }
+}
+
+/// A peer's rings, by address: the one it sends on, the one it receives
+/// from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingLink {
+    pub tx: Option<String>,
+    pub rx: Option<String>,
+    pub wait: WaitMode,
+}
+
+/// The shmpipe family.
+pub struct Shmpipe;
+
+/// Removes a shm ring's name when dropped (after the handle's own
+/// unlink-on-drop, in case that did not happen).
+struct RingGuard {
+    ring: Option<Ring>,
+    addr: String,
+}
+
+impl Drop for RingGuard {
+    fn drop(&mut self) {
+        drop(self.ring.take());
+        let _ = Ring::remove(self.addr.as_str(), true);
+    }
+}
+
+/// Creates a shm ring for a case and holds it in `ch`; returns its
+/// address.
+fn ring(
+    setup: &mut Setup<'_>,
+    ch: &mut Channel,
+    g: RingShape,
+    huge: bool,
+) -> Result<String, String> {
+    let addr = format!("shm:{}", setup.name());
+    // Guard first, so that even a half-made ring is removed.
+    let mut guard = RingGuard {
+        ring: None,
+        addr: addr.clone(),
+    };
+    let mut b = RingBuilder::new();
+    b.slots(g.slots)
+        .slot_size(g.slot_size)
+        .populate(true)
+        .unlink_on_drop(true);
+    if huge {
+        b.huge_pages(HugePages::Require);
+    }
+    let ring = b.create(addr.as_str()).map_err(|e| e.to_string())?;
+    let page = ring.info().page_size;
+    if huge && page <= 4096 {
+        return Err(format!(
+            "huge pages not obtained: the ring got {page}-byte pages"
+        ));
+    }
+    ch.shape = Some((g, page));
+    guard.ring = Some(ring);
+    ch.hold(guard);
+    Ok(addr)
+}
+
+impl Family for Shmpipe {
+    fn kind(&self) -> &'static str {
+        "ring"
+    }
+
+    fn unavailable(&self, m: Mechanism, setup: &mut Setup<'_>) -> Option<String> {
+        if m != Mechanism::ShmpipeHuge {
+            return None;
+        }
+        let addr = format!("shm:{}", setup.name());
+        let g = ring_shape(LATENCY_MSG);
+        let _guard = RingGuard {
+            ring: None,
+            addr: addr.clone(),
+        };
+        let made = RingBuilder::new()
+            .slots(g.slots)
+            .slot_size(g.slot_size)
+            .huge_pages(HugePages::Require)
+            .unlink_on_drop(true)
+            .create(addr.as_str());
+        match made {
+            Err(e) => Some(e.to_string()),
+            Ok(ring) => {
+                let page = ring.info().page_size;
+                drop(ring);
+                (page <= 4096).then(|| {
+                    let pool = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
+                        .map(|s| format!("vm.nr_hugepages = {}", s.trim()))
+                        .unwrap_or_else(|_| "no huge page pool".to_owned());
+                    format!("huge pages not obtained: the ring got {page}-byte pages ({pool})")
+                })
+            }
+        }
+    }
+
+    fn channel(
+        &self,
+        m: Mechanism,
+        setup: &mut Setup<'_>,
+        two_way: bool,
+        size: usize,
+    ) -> Result<Channel, String> {
+        let mut ch = Channel::default();
+        let wait = WaitMode::of(m);
+        let huge = m == Mechanism::ShmpipeHuge;
+        let g = ring_shape(size);
+        let a = ring(setup, &mut ch, g, huge)?;
+        let b = if two_way {
+            Some(ring(setup, &mut ch, g, huge)?)
+        } else {
+            None
+        };
+        let producer = RingLink {
+            tx: Some(a.clone()),
+            rx: b.clone(),
+            wait,
+        };
+        let consumer = RingLink {
+            tx: b,
+            rx: Some(a),
+            wait,
+        };
+        ch.links(self.kind(), &producer, &consumer);
+        Ok(ch)
+    }
+
+    fn reports_parked(&self, m: Mechanism) -> bool {
+        WaitMode::of(m) != WaitMode::Spin
+    }
+
+    fn notes(&self, m: Mechanism, w: Workload) -> Vec<String> {
+        if WaitMode::of(m) != WaitMode::Spin {
+            return Vec::new();
+        }
+        match w {
+            Workload::Wakeup => vec![
+                "busy-spin never sleeps: this is how soon a spinning consumer sees a message"
+                    .to_owned(),
+            ],
+            Workload::IdleCpu => {
+                vec!["busy-spin keeps a core busy while idle, by design".to_owned()]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn serve(&self, spec: &PeerSpec) -> Result<(), PeerError> {
+        let l: RingLink = parse_link(&spec.link)?;
+        jobs::serve(
+            RingEnd::open(l.tx.as_deref(), l.rx.as_deref(), l.wait, spec.msg_size),
+            spec,
+        )
+    }
+}
+
+/// shmpipe rings opened by name: `Producer::send` and `Consumer::recv`.
+pub struct RingEnd {
+    /// The ring sent on, kept for `info()` (is the consumer parked?).
+    tx_ring: Option<Ring>,
+    tx: Option<Producer>,
+    rx: Option<Consumer>,
+    out: Vec<u8>,
+    inb: Vec<u8>,
+}
+
+impl RingEnd {
+    pub fn open(
+        tx: Option<&str>,
+        rx: Option<&str>,
+        wait: WaitMode,
+        size: usize,
+    ) -> Result<RingEnd, PeerError> {
+        let strategy = match wait {
+            WaitMode::Spin => WaitStrategy::Spin,
+            WaitMode::SpinPark => WaitStrategy::DEFAULT,
+            WaitMode::Park => WaitStrategy::Park,
+        };
+        let check = |max: usize| {
+            if max < size {
+                Err(PeerError(format!(
+                    "the ring carries at most {max}-byte messages, not {size}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let (tx_ring, tx) = match tx {
+            Some(addr) => {
+                let ring = Ring::open(addr)?;
+                let mut p = ring.producer()?;
+                p.set_wait_strategy(strategy);
+                check(p.max_message())?;
+                (Some(ring), Some(p))
+            }
+            None => (None, None),
+        };
+        let rx = match rx {
+            Some(addr) => {
+                let mut c = Ring::open(addr)?.consumer()?;
+                c.set_wait_strategy(strategy);
+                check(c.max_message())?;
+                Some(c)
+            }
+            None => None,
+        };
+        Ok(RingEnd {
+            tx_ring,
+            tx,
+            rx,
+            out: out_buffer(size),
+            inb: vec![0; size],
+        })
+    }
+}
+
+impl Endpoint for RingEnd {
+    fn out(&mut self) -> &mut [u8] {
+        &mut self.out
+    }
+
+    #[inline]
+    fn send(&mut self, len: usize) -> Result<(), PeerError> {
+        let tx = self.tx.as_mut().ok_or_else(|| not_open("sending"))?;
+        tx.send(&self.out[..len]).map_err(|e| e.map(drop).into())
+    }
+
+    #[inline]
+    fn recv(&mut self) -> Result<&[u8], PeerError> {
+        let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+        let n = rx.recv(&mut self.inb)?;
+        Ok(&self.inb[..n])
+    }
+
+    fn peer_parked(&self) -> Option<bool> {
+        self.tx_ring.as_ref().map(|r| r.info().consumer.parked)
+    }
+}
