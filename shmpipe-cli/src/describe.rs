@@ -397,10 +397,10 @@ pub fn info_text(info: &RingInfo) -> String {
     line(
         "size",
         format!(
-            "{} used, {} mapped ({} pages)",
+            "{} used, {} mapped ({})",
             bytes(info.total_len),
             bytes(info.mapped_len),
-            info.mapped_len / info.page_size.max(1)
+            plural(info.mapped_len / info.page_size.max(1), "page", "pages")
         ),
     );
     let fill = match info.len() {
