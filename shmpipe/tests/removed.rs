@@ -47,6 +47,7 @@ fn a_blocked_receive_returns_removed() {
         let (r, returned_at) = waiter.join().unwrap();
         assert_eq!(r, Err(RecvError::Removed), "{strategy:?}");
         let took = returned_at - removed_at;
+        eprintln!("{strategy:?}: returned {took:?} after the removal");
         assert!(
             took < PROMPT,
             "{strategy:?}: returned {took:?} after removal"
@@ -84,6 +85,7 @@ fn a_blocked_send_on_a_full_ring_returns_removed() {
             other => panic!("{strategy:?}: {other:?}"),
         }
         let took = returned_at - removed_at;
+        eprintln!("{strategy:?}: returned {took:?} after the removal");
         assert!(
             took < PROMPT,
             "{strategy:?}: returned {took:?} after removal"
