@@ -387,8 +387,7 @@ fn a_stream_with_no_end_mark_is_not_complete() {
     let o = shmpipe(&["recv", "--raw", &addr]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(o.stdout, b"raw bytes");
-    // Its creator (this test) lives: the ring stays.
-    assert!(shm_path(&addr).exists());
+    assert!(!shm_path(&addr).exists(), "the stream is over: removed");
 }
 
 #[test]
@@ -808,4 +807,27 @@ fn counters_read_in_good_english() {
         t.contains("sent           1 message (1 B), 0 times found full"),
         "{t}"
     );
+}
+
+#[test]
+fn send_and_recv_started_together_leave_nothing_behind() {
+    // Whichever creates the ring, recv removes it at the end of the stream,
+    // also while the sender that created it is still exiting.
+    let input = data(200_000, 11);
+    for round in 0..10 {
+        let addr = unique("together");
+        let _c = Cleanup(addr.clone());
+        let recv = Command::new(BIN)
+            .args(["recv", &addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = shmpipe_with_input(&["send", &addr], &input);
+        assert!(o.status.success(), "round {round}: {}", text(&o.stderr));
+        let o = recv.wait_with_output().unwrap();
+        assert!(o.status.success(), "round {round}: {}", text(&o.stderr));
+        assert_eq!(o.stdout, input);
+        assert!(!shm_path(&addr).exists(), "round {round}: ring left behind");
+    }
 }

@@ -237,9 +237,10 @@ fn snapshot(address: &Address) -> Option<RingInfo> {
 }
 
 /// After this process closed its `role` side: removes the ring if nothing
-/// can use it any more. That is when no other live process created it or
-/// holds a side, and either nothing waits in it, or `drop_unread` (this
-/// process created it, or the peer closed its side, so its stream is over).
+/// can use it any more. That is when no live process holds a side, and
+/// either nothing waits in it, or this process created it, or the peer
+/// closed its side (its stream is over). Whether the creator still runs
+/// does not count: it is often the peer `shmpipe send`, just exiting.
 fn leave(address: &Address, role: Side, created: bool, keep: bool) {
     if keep {
         return;
@@ -247,11 +248,7 @@ fn leave(address: &Address, role: Side, created: bool, keep: bool) {
     let Some(info) = snapshot(address) else {
         return;
     };
-    let me = std::process::id();
-    if live(&info.producer.state)
-        || live(&info.consumer.state)
-        || (info.creator_alive && info.creator_pid != me)
-    {
+    if live(&info.producer.state) || live(&info.consumer.state) {
         return;
     }
     let peer = match role {
