@@ -475,14 +475,10 @@ pub fn recv(a: RecvArgs) -> CmdResult {
         }
         Err(stop) => {
             drop(rx);
-            match stop {
-                Stop::Disconnected | Stop::PeerDied(_) => {
-                    leave(addr, Side::Consumer, created, a.keep)
-                }
-                Stop::Signal(_) | Stop::BrokenPipe | Stop::Timeout => {
-                    leave(addr, Side::Consumer, created, a.keep)
-                }
-                Stop::Failed(_) | Stop::Removed => {}
+            // A corrupt ring stays for `inspect`; a removed one's name may
+            // already belong to a new ring.
+            if !matches!(stop, Stop::Failed(_) | Stop::Removed) {
+                leave(addr, Side::Consumer, created, a.keep);
             }
             Err(match stop {
                 Stop::Signal(sig) => Failure::signal(sig),
