@@ -201,6 +201,9 @@ class InUse(Error):
 class HugePagesUnavailable(Error): ...
 class Unsupported(Error): ...
 
+class Removed(Disconnected):
+    """The ring was removed while this handle used it; open or create it anew."""
+
 class Io(Error, OSError):
     op: str
     target: str

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use shmpipe::{Corruption, Error, RecvError, Side, SendError, TryRecvError, TrySendError};
+use shmpipe::{Corruption, Error, RecvError, SendError, Side, TryRecvError, TrySendError};
 
 /// Name, bases (shmpipe classes defined above it, or builtins) and
 /// docstring of every exception class, base first.
@@ -135,6 +135,12 @@ const CLASSES: &[(&str, &[&str], &str)] = &[
         "Unsupported",
         &["Error"],
         "The operation does not apply to this ring or handle.",
+    ),
+    (
+        "Removed",
+        &["Disconnected"],
+        "The ring was removed (Ring.remove, `shmpipe rm`) while this handle used it; open or \
+         create it anew.",
     ),
     (
         "Io",
@@ -261,7 +267,7 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
         Error::NotFound { address } => {
             with_attrs(py, "NotFound", msg, attrs!(py; "address" => address))
         }
-        Error::PermissionDenied { address, op } => with_attrs(
+        Error::PermissionDenied { address, op, .. } => with_attrs(
             py,
             "PermissionDenied",
             msg,
@@ -317,6 +323,9 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
         Error::Unsupported { address, .. } => {
             with_attrs(py, "Unsupported", msg, attrs!(py; "address" => address))
         }
+        Error::Removed { address } => {
+            with_attrs(py, "Removed", msg, attrs!(py; "address" => address))
+        }
         Error::Io { op, target, source } => {
             let errno = source.raw_os_error();
             match attrs!(py; "op" => op, "target" => target) {
@@ -342,6 +351,7 @@ pub(crate) fn try_send<T>(py: Python<'_>, e: TrySendError<T>) -> PyErr {
             with_attrs(py, "TooLarge", msg, attrs!(py; "max" => max))
         }
         TrySendError::Corrupt { corruption, .. } => corrupt(py, msg, &corruption, None),
+        TrySendError::Removed(()) => simple(py, "Removed", msg),
     }
 }
 
@@ -359,6 +369,7 @@ pub(crate) fn send<T>(py: Python<'_>, e: SendError<T>) -> PyErr {
             with_attrs(py, "TooLarge", msg, attrs!(py; "max" => max))
         }
         SendError::Corrupt { corruption, .. } => corrupt(py, msg, &corruption, None),
+        SendError::Removed(()) => simple(py, "Removed", msg),
     }
 }
 
@@ -386,6 +397,7 @@ pub(crate) fn try_recv(py: Python<'_>, e: TryRecvError) -> PyErr {
             with_attrs(py, "BufferTooSmall", msg, attrs!(py; "needed" => needed))
         }
         TryRecvError::Corrupt(c) => corrupt(py, msg, &c, None),
+        TryRecvError::Removed => simple(py, "Removed", msg),
     }
 }
 
@@ -400,6 +412,7 @@ pub(crate) fn recv(py: Python<'_>, e: RecvError) -> PyErr {
             with_attrs(py, "BufferTooSmall", msg, attrs!(py; "needed" => needed))
         }
         RecvError::Corrupt(c) => corrupt(py, msg, &c, None),
+        RecvError::Removed => simple(py, "Removed", msg),
     }
 }
 

@@ -24,6 +24,79 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A user's name from `/etc/passwd`, or the number for one without a name.
+pub fn user(uid: u32) -> String {
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            f.next()?;
+            (f.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+        })
+    });
+    name.unwrap_or_else(|| uid.to_string())
+}
+
+/// `1 message`, `2 messages`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Whether a ring is used, or what is left in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Its creator or a side's holder is alive.
+    InUse,
+    /// Nobody alive holds it, its producer closed, and messages wait for a
+    /// reader.
+    Finished { waiting: u64 },
+    /// Nobody alive holds it, its producer died or never came, and messages
+    /// wait for a reader.
+    Abandoned { waiting: u64 },
+    /// Nothing is left that anyone could want: nobody alive created or
+    /// holds it, and no message waits.
+    Stale,
+}
+
+impl Status {
+    /// The JSON `status` word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::InUse => "ok",
+            Status::Finished { .. } => "finished",
+            Status::Abandoned { .. } => "abandoned",
+            Status::Stale => "stale",
+        }
+    }
+
+    /// The status in words, for `list`: `finished, 1 message waiting`.
+    pub fn text(self) -> String {
+        match self {
+            Status::InUse | Status::Stale => self.word().to_owned(),
+            Status::Finished { waiting } | Status::Abandoned { waiting } => format!(
+                "{}, {} waiting",
+                self.word(),
+                plural(waiting, "message", "messages")
+            ),
+        }
+    }
+}
+
+/// The ring's [`Status`].
+pub fn status(info: &RingInfo) -> Status {
+    let live = |s: &SideInfo| matches!(s.state, SideState::Attached { alive: true, .. });
+    if info.creator_alive || live(&info.producer) || live(&info.consumer) {
+        return Status::InUse;
+    }
+    // Inconsistent indices: what waits is unknown, so not stale either.
+    let waiting = info.len().unwrap_or(u64::MAX);
+    match (waiting, info.producer.state) {
+        (0, _) => Status::Stale,
+        (waiting, SideState::Closed { .. }) => Status::Finished { waiting },
+        (waiting, _) => Status::Abandoned { waiting },
+    }
+}
+
 /// JSON form of a side.
 #[derive(Serialize)]
 pub struct SideJson {
@@ -86,11 +159,20 @@ impl From<&SideInfo> for SideJson {
 #[derive(Serialize)]
 pub struct RingJson {
     pub address: String,
-    /// `ok`, `stale` (creator and holders dead), `corrupt`, `incompatible`
-    /// (another layout version), `uninitialized` or `unreadable`.
+    /// `ok` (in use), `finished` or `abandoned` (nobody holds it, messages
+    /// wait), `stale` (nothing left anyone could want), `corrupt`,
+    /// `incompatible` (another layout version), `uninitialized`, `missing`,
+    /// `denied`, `exists`, `invalid` or `unreadable`.
     pub status: &'static str,
-    /// For any status but `ok` and `stale`: what is wrong.
+    /// For an error status: what is wrong, and what to do.
     pub error: Option<String>,
+    /// For an error status: the command's exit code.
+    pub exit_code: Option<u8>,
+    /// The segment's owner: a user name (`root`), or the uid for a user
+    /// without one.
+    pub owner: Option<String>,
+    /// The owner's user id.
+    pub uid: Option<u32>,
     /// For `corrupt`: the field, the value found and the rule.
     pub corrupt_field: Option<CorruptJson>,
     pub backend: Option<String>,
@@ -124,18 +206,24 @@ pub struct CorruptJson {
     pub expected: String,
 }
 
-/// Whether nobody alive created or holds the ring.
+/// Whether nothing is left in the ring that anyone could want: nobody
+/// alive created or holds it, and no message waits.
 pub fn is_stale(info: &RingInfo) -> bool {
-    let live = |s: &SideInfo| matches!(s.state, SideState::Attached { alive: true, .. });
-    !info.creator_alive && !live(&info.producer) && !live(&info.consumer)
+    status(info) == Status::Stale
 }
 
-/// The status word and message for a ring that could not be opened.
+/// The status word for a ring that could not be opened (or created).
 pub fn error_status(e: &Error) -> &'static str {
     match e {
         Error::Corrupt { .. } | Error::BadMagic { .. } => "corrupt",
         Error::VersionMismatch { .. } => "incompatible",
         Error::NotInitialized { .. } => "uninitialized",
+        Error::NotFound { .. } => "missing",
+        Error::PermissionDenied { .. } => "denied",
+        Error::AlreadyExists { .. } | Error::AlreadyClaimed { .. } | Error::InUse { .. } => {
+            "exists"
+        }
+        Error::InvalidAddress { .. } | Error::InvalidConfig { .. } => "invalid",
         _ => "unreadable",
     }
 }
@@ -145,8 +233,11 @@ impl RingJson {
         let len = info.len();
         RingJson {
             address: info.address.clone(),
-            status: if is_stale(info) { "stale" } else { "ok" },
+            status: status(info).word(),
             error: None,
+            exit_code: None,
+            owner: info.owner.map(user),
+            uid: info.owner,
             corrupt_field: None,
             backend: Some(info.backend.to_string()),
             path: info.path.as_ref().map(|p| p.display().to_string()),
@@ -171,6 +262,25 @@ impl RingJson {
         }
     }
 
+    /// A failed command as JSON: `status` from the error, its message and
+    /// exit code.
+    pub fn from_failure(
+        address: String,
+        status: &'static str,
+        f: &crate::fail::Failure,
+    ) -> RingJson {
+        let mut j = RingJson::from_error(
+            address,
+            &Error::NotFound {
+                address: String::new(),
+            },
+        );
+        j.status = status;
+        j.error = Some(f.message.clone());
+        j.exit_code = Some(f.code);
+        j
+    }
+
     pub fn from_error(address: String, e: &Error) -> RingJson {
         let corrupt_field = match e {
             Error::Corrupt { corruption, .. } => Some(CorruptJson {
@@ -180,16 +290,23 @@ impl RingJson {
             }),
             _ => None,
         };
+        let (uid, mode) = match e {
+            Error::PermissionDenied { owner, mode, .. } => (*owner, *mode),
+            _ => (None, None),
+        };
         RingJson {
             address,
             status: error_status(e),
             error: Some(e.to_string()),
+            exit_code: Some(crate::fail::Failure::from_ref(e).code),
+            owner: uid.map(user),
+            uid,
             corrupt_field,
             backend: None,
             path: None,
             sysv_id: None,
             attach_count: None,
-            mode: None,
+            mode: mode.map(|m| format!("{m:04o}")),
             page_size: None,
             huge_page_fallback: None,
             slots: None,
@@ -234,15 +351,15 @@ pub fn side_text(s: &SideInfo) -> String {
 }
 
 /// Counters in words.
-pub fn stats_text(s: &Stats, verb: &str, stall: &str) -> String {
+pub fn stats_text(s: &Stats, stall: &str) -> String {
     format!(
-        "{} {verb} ({}), {} times found {stall}, {} futex waits, {} wakes sent, {} spins",
-        s.messages,
+        "{} ({}), {} found {stall}, {}, {} sent, {}",
+        plural(s.messages, "message", "messages"),
         bytes(s.bytes),
-        s.stalls,
-        s.futex_waits,
-        s.futex_wakes,
-        s.spin_rounds
+        plural(s.stalls, "time", "times"),
+        plural(s.futex_waits, "futex wait", "futex waits"),
+        plural(s.futex_wakes, "wake", "wakes"),
+        plural(s.spin_rounds, "spin", "spins")
     )
 }
 
@@ -280,10 +397,10 @@ pub fn info_text(info: &RingInfo) -> String {
     line(
         "size",
         format!(
-            "{} used, {} mapped ({} pages)",
+            "{} used, {} mapped ({})",
             bytes(info.total_len),
             bytes(info.mapped_len),
-            info.mapped_len / info.page_size.max(1)
+            plural(info.mapped_len / info.page_size.max(1), "page", "pages")
         ),
     );
     let fill = match info.len() {
@@ -311,18 +428,30 @@ pub fn info_text(info: &RingInfo) -> String {
     );
     line("producer", side_text(&info.producer));
     line("consumer", side_text(&info.consumer));
-    line("sent", stats_text(&info.producer.stats, "messages", "full"));
-    line(
-        "received",
-        stats_text(&info.consumer.stats, "messages", "empty"),
-    );
-    if is_stale(info) {
-        line(
+    line("sent", stats_text(&info.producer.stats, "full"));
+    line("received", stats_text(&info.consumer.stats, "empty"));
+    match status(info) {
+        Status::InUse => {}
+        Status::Stale => line(
             "status",
-            "stale: its creator and holders are gone (remove it with `shmpipe rm`, or \
-             create over it with --reclaim)"
+            "stale: its creator and holders are gone and no message waits (remove it with \
+             `shmpipe rm`, or create over it with --reclaim)"
                 .to_owned(),
-        );
+        ),
+        st @ (Status::Finished { .. } | Status::Abandoned { .. }) => line(
+            "status",
+            format!(
+                "{}: nobody holds it; `shmpipe recv {}` reads {} (`shmpipe rm` keeps it \
+                 unless --force)",
+                st.text(),
+                info.address,
+                if st.word() == "finished" {
+                    "them"
+                } else {
+                    "them (its producer died or never came: use --resume)"
+                }
+            ),
+        ),
     }
     out
 }
@@ -337,5 +466,23 @@ mod tests {
         assert_eq!(bytes(4096), "4 KiB");
         assert_eq!(bytes(2 << 20), "2 MiB");
         assert_eq!(bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn plurals() {
+        let mut s = Stats::default();
+        assert_eq!(
+            stats_text(&s, "full"),
+            "0 messages (0 B), 0 times found full, 0 futex waits, 0 wakes sent, 0 spins"
+        );
+        s.messages = 1;
+        s.stalls = 1;
+        s.futex_waits = 1;
+        s.futex_wakes = 1;
+        s.spin_rounds = 1;
+        assert_eq!(
+            stats_text(&s, "full"),
+            "1 message (0 B), 1 time found full, 1 futex wait, 1 wake sent, 1 spin"
+        );
     }
 }

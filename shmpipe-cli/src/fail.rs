@@ -17,9 +17,16 @@ pub mod exit {
     pub const CORRUPT: u8 = 5;
     /// The ring does not exist.
     pub const NOT_FOUND: u8 = 6;
-    /// The ring is in use (`rm` without `--force`) or already exists
-    /// (`create`), or its side is held by another live process.
+    /// The ring is in use (`rm` without `--force`), holds unread messages
+    /// (`rm` without `--force`), already exists (`create`), exists with
+    /// another geometry than the options ask for, or its side is held by
+    /// another live process.
     pub const IN_USE: u8 = 7;
+    /// `recv`: the stream is incomplete (its start or its end mark is
+    /// missing) or was not written by `shmpipe send`.
+    pub const INCOMPLETE: u8 = 8;
+    /// The ring was removed (`shmpipe rm --force`) while in use.
+    pub const REMOVED: u8 = 9;
 }
 
 pub const EXIT_CODES_HELP: &str = "\
@@ -29,15 +36,26 @@ Exit codes:
   2  bad arguments
   3  the peer process died
   4  timed out (--timeout)
-  5  the ring is corrupt or not a shmpipe ring
+  5  the ring is corrupt or not a shmpipe ring (also a FIFO, socket,
+     directory, device or symlink where the ring should be)
   6  no such ring
-  7  the ring exists, is in use, or its side is held by another process";
+  7  the ring exists, is in use, holds unread messages (rm), or its side is
+     held by another process
+  8  recv: the stream is incomplete (its start or end is missing; see
+     --resume) or not from `shmpipe send`
+  9  the ring was removed while in use
+  129, 130, 143  send/recv ended by SIGHUP, SIGINT, SIGTERM (after closing
+     its side and removing a ring nothing can use any more)
+  141  recv: standard output was closed (as `cat` ends by SIGPIPE)";
 
 /// A failed command: what to print and how to exit.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// End the process by this signal instead of exiting with `code`
+    /// (`128 + signal`).
+    pub signal: Option<i32>,
 }
 
 pub type CmdResult = Result<(), Failure>;
@@ -47,6 +65,17 @@ impl Failure {
         Failure {
             code,
             message: message.to_string(),
+            signal: None,
+        }
+    }
+
+    /// End by `sig` (after clean-up), silently: the shell reports
+    /// `128 + sig`.
+    pub fn signal(sig: i32) -> Failure {
+        Failure {
+            code: (128 + sig).clamp(0, 255) as u8,
+            message: String::new(),
+            signal: Some(sig),
         }
     }
 
@@ -58,15 +87,25 @@ impl Failure {
 
 impl From<shmpipe::Error> for Failure {
     fn from(e: shmpipe::Error) -> Failure {
+        Failure::from_ref(&e)
+    }
+}
+
+impl Failure {
+    /// The failure for a library error: its exit code and message.
+    pub fn from_ref(e: &shmpipe::Error) -> Failure {
         use shmpipe::Error as E;
-        let code = match &e {
+        let code = match e {
             E::InvalidAddress { .. } | E::InvalidConfig { .. } => exit::USAGE,
             E::NotFound { .. } => exit::NOT_FOUND,
             E::AlreadyExists { .. } | E::AlreadyClaimed { .. } | E::InUse { .. } => exit::IN_USE,
+            E::Removed { .. } => exit::REMOVED,
             E::BadMagic { .. }
             | E::VersionMismatch { .. }
             | E::Corrupt { .. }
-            | E::NotInitialized { .. } => exit::CORRUPT,
+            | E::NotInitialized { .. }
+            | E::NotARegularFile { .. }
+            | E::Symlink { .. } => exit::CORRUPT,
             _ => exit::ERROR,
         };
         Failure::new(code, e)

@@ -7,6 +7,7 @@
 //! describe   a RingInfo as inspect's text and JSON; status words
 //! bench/     `shmpipe bench`: mechanisms, coordination, floors, report
 //! fail       exit codes and the Failure every command returns
+//! interrupt  SIGINT, SIGTERM, SIGHUP during send and recv; dying by a signal
 //! ```
 //!
 //! This is not a stable API: depend on the `shmpipe` library crate for
@@ -16,3 +17,4 @@ pub mod bench;
 pub mod cmd;
 pub mod describe;
 pub mod fail;
+pub mod interrupt;

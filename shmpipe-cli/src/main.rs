@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
-use shmpipe_cli::{bench, cmd, fail};
+use shmpipe_cli::{bench, cmd, fail, interrupt};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,6 +66,9 @@ fn main() -> ExitCode {
         Err(f) => {
             if !f.message.is_empty() {
                 eprintln!("shmpipe: {}", f.message);
+            }
+            if let Some(sig) = f.signal {
+                interrupt::die(sig);
             }
             ExitCode::from(f.code)
         }

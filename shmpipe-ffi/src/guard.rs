@@ -191,6 +191,7 @@ fn status_name(status: c_int) -> &'static CStr {
         SHMPIPE_IO => c"SHMPIPE_IO",
         SHMPIPE_PANIC => c"SHMPIPE_PANIC",
         SHMPIPE_ERROR => c"SHMPIPE_ERROR",
+        SHMPIPE_REMOVED => c"SHMPIPE_REMOVED",
         _ => c"SHMPIPE_UNKNOWN",
     };
     name
@@ -228,6 +229,7 @@ impl From<Error> for Fail {
             Error::HugePagesUnavailable { .. } => SHMPIPE_HUGE_PAGES_UNAVAILABLE,
             Error::Unsupported { .. } => SHMPIPE_UNSUPPORTED,
             Error::Io { .. } => SHMPIPE_IO,
+            Error::Removed { .. } => SHMPIPE_REMOVED,
             _ => SHMPIPE_ERROR,
         };
         Fail::new(status, e.to_string())
@@ -248,6 +250,7 @@ pub(crate) fn try_send_fail<T>(e: TrySendError<T>) -> Fail {
         TrySendError::Disconnected(_) => Fail::fixed(SHMPIPE_DISCONNECTED, MSG_SEND_DISCONNECTED),
         e @ TrySendError::TooLarge { .. } => Fail::new(SHMPIPE_TOO_LARGE, e.to_string()),
         e @ TrySendError::Corrupt { .. } => Fail::new(SHMPIPE_CORRUPT, e.to_string()),
+        e @ TrySendError::Removed(_) => Fail::new(SHMPIPE_REMOVED, e.to_string()),
     }
 }
 
@@ -259,6 +262,7 @@ pub(crate) fn send_fail<T>(e: SendError<T>) -> Fail {
         e @ SendError::PeerDied { .. } => Fail::new(SHMPIPE_PEER_DIED, e.to_string()),
         e @ SendError::TooLarge { .. } => Fail::new(SHMPIPE_TOO_LARGE, e.to_string()),
         e @ SendError::Corrupt { .. } => Fail::new(SHMPIPE_CORRUPT, e.to_string()),
+        e @ SendError::Removed(_) => Fail::new(SHMPIPE_REMOVED, e.to_string()),
     }
 }
 
@@ -271,6 +275,7 @@ pub(crate) fn try_recv_fail(e: TryRecvError) -> Fail {
             Fail::new(SHMPIPE_BUFFER_TOO_SMALL, e.to_string())
         }
         e @ TryRecvError::Corrupt(_) => Fail::new(SHMPIPE_CORRUPT, e.to_string()),
+        e @ TryRecvError::Removed => Fail::new(SHMPIPE_REMOVED, e.to_string()),
     }
 }
 
@@ -282,6 +287,7 @@ pub(crate) fn recv_fail(e: RecvError) -> Fail {
         e @ RecvError::PeerDied { .. } => Fail::new(SHMPIPE_PEER_DIED, e.to_string()),
         e @ RecvError::BufferTooSmall { .. } => Fail::new(SHMPIPE_BUFFER_TOO_SMALL, e.to_string()),
         e @ RecvError::Corrupt(_) => Fail::new(SHMPIPE_CORRUPT, e.to_string()),
+        e @ RecvError::Removed => Fail::new(SHMPIPE_REMOVED, e.to_string()),
     }
 }
 
@@ -377,7 +383,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_name() {
-        for status in SHMPIPE_ERROR..=SHMPIPE_OK {
+        for status in SHMPIPE_REMOVED..=SHMPIPE_OK {
             // SAFETY: static NUL-terminated strings.
             let name = unsafe { CStr::from_ptr(shmpipe_status_name(status)) };
             assert_ne!(name.to_str().unwrap(), "SHMPIPE_UNKNOWN", "status {status}");

@@ -131,6 +131,9 @@ pub const SHMPIPE_IO: c_int = -20;
 pub const SHMPIPE_PANIC: c_int = -21;
 /// An error this version of the header has no code for.
 pub const SHMPIPE_ERROR: c_int = -22;
+/// The ring was removed (`shmpipe_ring_remove`, `shmpipe rm`) while this
+/// handle used it: no peer can reach it any more; open or create it anew.
+pub const SHMPIPE_REMOVED: c_int = -23;
 
 // ---------------------------------------------------------------------------
 // Option values

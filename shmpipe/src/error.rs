@@ -112,8 +112,12 @@ pub enum Error {
     PermissionDenied {
         /// The ring's address.
         address: String,
-        /// What was attempted (`open`, `create`, `remove`, ...).
+        /// What was attempted (`open`, `create`, `remove`, `read`, ...).
         op: &'static str,
+        /// The segment's owner (user id), where known ([`Ring::list`](crate::Ring::list)).
+        owner: Option<u32>,
+        /// The segment's permission bits, where known.
+        mode: Option<u32>,
     },
     /// The address names a symbolic link; shmpipe never follows one at the
     /// final path component.
@@ -165,6 +169,12 @@ pub enum Error {
         /// The process holding it.
         pid: u32,
     },
+    /// The ring was removed ([`Ring::remove`](crate::Ring::remove)): its
+    /// sides can no longer be claimed.
+    Removed {
+        /// The ring's address.
+        address: String,
+    },
     /// The ring still has a live producer or consumer and removal was not
     /// forced.
     InUse {
@@ -208,8 +218,16 @@ impl Error {
         match e {
             Errno::EXIST => Error::AlreadyExists { address },
             Errno::NOENT => Error::NotFound { address },
-            Errno::ACCESS | Errno::PERM => Error::PermissionDenied { address, op },
+            Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
+                address,
+                op,
+                owner: None,
+                mode: None,
+            },
             Errno::LOOP => Error::Symlink { address },
+            // A directory opened for writing, a UNIX socket, a device node
+            // without a driver.
+            Errno::ISDIR | Errno::NXIO | Errno::NODEV => Error::NotARegularFile { address },
             _ => Error::Io {
                 op,
                 target: address,
@@ -258,11 +276,31 @@ impl fmt::Display for Error {
                 "no ring at `{address}`: create it first (`shmpipe create {address}`), \
                  or check the name with `shmpipe list`"
             ),
-            Error::PermissionDenied { address, op } => write!(
-                f,
-                "permission denied to {op} `{address}`: it belongs to another user or its \
-                 mode forbids access; its creator can widen it with `--mode` (for example 0660)"
-            ),
+            Error::PermissionDenied {
+                address,
+                op,
+                owner,
+                mode,
+            } => {
+                write!(f, "permission denied to {op} `{address}`")?;
+                match (owner, mode) {
+                    (Some(u), Some(m)) => write!(f, " (owner uid {u}, mode {m:04o})")?,
+                    (Some(u), None) => write!(f, " (owner uid {u})")?,
+                    _ => {}
+                }
+                if *op == "remove" {
+                    f.write_str(
+                        ": only its owner or root can remove it (in /dev/shm, which is \
+                         sticky, also for a ring others may read and write)",
+                    )
+                } else {
+                    f.write_str(
+                        ": it belongs to another user or its mode forbids access; to share a \
+                         ring, create it with a wider `--mode` (for example 0660), or have \
+                         its owner `chmod` it",
+                    )
+                }
+            }
             Error::Symlink { address } => write!(
                 f,
                 "`{address}` is a symbolic link: shmpipe never follows a symlink at the final \
@@ -306,6 +344,11 @@ impl fmt::Display for Error {
                 "the {side} side of ring `{address}` is held by live process {pid}: a ring has \
                  one producer and one consumer; stop that process or use another ring"
             ),
+            Error::Removed { address } => write!(
+                f,
+                "ring `{address}` was removed (`shmpipe rm --force`): open or create it \
+                 again by name"
+            ),
             Error::InUse { address, side, pid } => write!(
                 f,
                 "ring `{address}` is in use by its {side} (live process {pid}): stop it first, \
@@ -340,6 +383,9 @@ pub enum TrySendError<T> {
     Full(T),
     /// The consumer has dropped its handle; nothing more will be read.
     Disconnected(T),
+    /// The ring is full and was removed ([`Ring::remove`](crate::Ring::remove)):
+    /// nothing will make room.
+    Removed(T),
     /// The message is larger than a slot's payload capacity.
     TooLarge {
         /// The message.
@@ -365,6 +411,9 @@ pub enum SendError<T> {
     Timeout(T),
     /// The consumer has dropped its handle; nothing more will be read.
     Disconnected(T),
+    /// The ring was removed ([`Ring::remove`](crate::Ring::remove)) while
+    /// this call waited for room.
+    Removed(T),
     /// The consumer process died without dropping its handle.
     PeerDied {
         /// The message.
@@ -392,7 +441,7 @@ impl<T> TrySendError<T> {
     /// The message that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            TrySendError::Full(m) | TrySendError::Disconnected(m) => m,
+            TrySendError::Full(m) | TrySendError::Disconnected(m) | TrySendError::Removed(m) => m,
             TrySendError::TooLarge { msg, .. } | TrySendError::Corrupt { msg, .. } => msg,
         }
     }
@@ -413,6 +462,7 @@ impl<T> TrySendError<T> {
         match self {
             TrySendError::Full(m) => TrySendError::Full(f(m)),
             TrySendError::Disconnected(m) => TrySendError::Disconnected(f(m)),
+            TrySendError::Removed(m) => TrySendError::Removed(f(m)),
             TrySendError::TooLarge { msg, max } => TrySendError::TooLarge { msg: f(msg), max },
             TrySendError::Corrupt { msg, corruption } => TrySendError::Corrupt {
                 msg: f(msg),
@@ -426,7 +476,7 @@ impl<T> SendError<T> {
     /// The message that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            SendError::Timeout(m) | SendError::Disconnected(m) => m,
+            SendError::Timeout(m) | SendError::Disconnected(m) | SendError::Removed(m) => m,
             SendError::PeerDied { msg, .. }
             | SendError::TooLarge { msg, .. }
             | SendError::Corrupt { msg, .. } => msg,
@@ -452,6 +502,7 @@ impl<T> SendError<T> {
         match self {
             SendError::Timeout(m) => SendError::Timeout(f(m)),
             SendError::Disconnected(m) => SendError::Disconnected(f(m)),
+            SendError::Removed(m) => SendError::Removed(f(m)),
             SendError::PeerDied { msg, pid } => SendError::PeerDied { msg: f(msg), pid },
             SendError::TooLarge { msg, max } => SendError::TooLarge { msg: f(msg), max },
             SendError::Corrupt { msg, corruption } => SendError::Corrupt {
@@ -468,6 +519,7 @@ impl<T> From<TrySendError<T>> for SendError<T> {
         match e {
             TrySendError::Full(m) => SendError::Timeout(m),
             TrySendError::Disconnected(m) => SendError::Disconnected(m),
+            TrySendError::Removed(m) => SendError::Removed(m),
             TrySendError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
             TrySendError::Corrupt { msg, corruption } => SendError::Corrupt { msg, corruption },
         }
@@ -479,6 +531,7 @@ impl<T> fmt::Debug for TrySendError<T> {
         match self {
             TrySendError::Full(_) => f.write_str("Full(..)"),
             TrySendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            TrySendError::Removed(_) => f.write_str("Removed(..)"),
             TrySendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
             TrySendError::Corrupt { corruption, .. } => {
                 write!(f, "Corrupt {{ corruption: {corruption:?}, .. }}")
@@ -492,6 +545,7 @@ impl<T> fmt::Debug for SendError<T> {
         match self {
             SendError::Timeout(_) => f.write_str("Timeout(..)"),
             SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            SendError::Removed(_) => f.write_str("Removed(..)"),
             SendError::PeerDied { pid, .. } => write!(f, "PeerDied {{ pid: {pid}, .. }}"),
             SendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
             SendError::Corrupt { corruption, .. } => {
@@ -508,6 +562,9 @@ impl<T> fmt::Display for TrySendError<T> {
             TrySendError::Disconnected(_) => {
                 f.write_str("sending on a ring whose consumer has disconnected")
             }
+            TrySendError::Removed(_) => f.write_str(
+                "the ring was removed (`shmpipe rm --force`) while full: nothing will read it",
+            ),
             TrySendError::TooLarge { max, .. } => write!(
                 f,
                 "message larger than the ring's payload capacity of {max} bytes: \
@@ -527,6 +584,9 @@ impl<T> fmt::Display for SendError<T> {
             SendError::Disconnected(_) => {
                 f.write_str("sending on a ring whose consumer has disconnected")
             }
+            SendError::Removed(_) => f.write_str(
+                "the ring was removed (`shmpipe rm --force`) while full: nothing will read it",
+            ),
             SendError::PeerDied { pid, .. } => write!(
                 f,
                 "the consumer (process {pid}) died: a new consumer can claim the ring"
@@ -554,6 +614,9 @@ pub enum TryRecvError {
     /// The producer dropped its handle and every message it committed has
     /// been received.
     Disconnected,
+    /// The ring is empty and was removed ([`Ring::remove`](crate::Ring::remove)):
+    /// nothing will arrive.
+    Removed,
     /// The next message does not fit the buffer given. It stays in the ring:
     /// receive it again with a buffer of at least `needed` bytes.
     BufferTooSmall {
@@ -574,6 +637,9 @@ pub enum RecvError {
     /// The producer dropped its handle and every message it committed has
     /// been received.
     Disconnected,
+    /// The ring was removed ([`Ring::remove`](crate::Ring::remove)) while
+    /// this call waited for a message.
+    Removed,
     /// The producer process died without dropping its handle; every message
     /// it committed has been received.
     PeerDied {
@@ -595,6 +661,7 @@ impl From<TryRecvError> for RecvError {
         match e {
             TryRecvError::Empty => RecvError::Timeout,
             TryRecvError::Disconnected => RecvError::Disconnected,
+            TryRecvError::Removed => RecvError::Removed,
             TryRecvError::BufferTooSmall { needed } => RecvError::BufferTooSmall { needed },
             TryRecvError::Corrupt(c) => RecvError::Corrupt(c),
         }
@@ -633,6 +700,9 @@ impl fmt::Display for TryRecvError {
             TryRecvError::Disconnected => {
                 f.write_str("receiving on an empty ring whose producer has disconnected")
             }
+            TryRecvError::Removed => f.write_str(
+                "the ring was removed (`shmpipe rm --force`) while empty: nothing will arrive",
+            ),
             TryRecvError::BufferTooSmall { needed } => write!(
                 f,
                 "the next message is {needed} bytes, larger than the buffer given; it stays \
@@ -650,6 +720,9 @@ impl fmt::Display for RecvError {
             RecvError::Disconnected => {
                 f.write_str("receiving on an empty ring whose producer has disconnected")
             }
+            RecvError::Removed => f.write_str(
+                "the ring was removed (`shmpipe rm --force`) while empty: nothing will arrive",
+            ),
             RecvError::PeerDied { pid } => write!(
                 f,
                 "the producer (process {pid}) died; every message it committed was received"

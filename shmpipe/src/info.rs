@@ -128,6 +128,8 @@ pub struct RingInfo {
     pub attach_count: Option<u64>,
     /// Permission bits of the segment (`0o600`, ...), when known.
     pub mode: Option<u32>,
+    /// The segment's owner (user id), when known.
+    pub owner: Option<u32>,
     /// The page size of the mapping in bytes: the huge page size for
     /// hugetlbfs files, hugetlb memfds and `SHM_HUGETLB` segments, the base
     /// page size otherwise (`KernelPageSize` in `/proc/self/smaps` agrees;
@@ -206,6 +208,7 @@ impl RingInfo {
             sysv_id: s.segment.sysv_id(),
             attach_count: s.segment.attach_count(),
             mode: s.segment.mode(),
+            owner: s.segment.owner(),
             page_size: s.page_size,
             huge_page_fallback: s.segment.huge_fallback().map(str::to_owned),
             mapped_len: s.segment.len() as u64,

@@ -10,12 +10,14 @@ use crate::address::{Address, AsAddress};
 use crate::error::Error;
 use crate::handles::{Consumer, Producer};
 use crate::info::{RingInfo, SideState};
-use crate::layout::{Geometry, HEADER_LEN, MAGIC};
+use crate::layout::{Geometry, FLAG_REMOVED, HEADER_LEN, MAGIC, PARKED_NOTIFY};
 use crate::mapping::{self, Mapping};
+use crate::notify::Notifier;
 use crate::reclaim::{staleness, Staleness};
 use crate::segment::{self, Backend, HugePages, Segment, SegmentOptions};
 use crate::side::Side;
-use crate::wake::{WaitConfig, WaitStrategy};
+use crate::sync::Ordering::{Acquire, Relaxed};
+use crate::wake::{self, WaitConfig, WaitStrategy};
 
 /// Default number of slots.
 pub const DEFAULT_SLOTS: u64 = 1024;
@@ -403,6 +405,11 @@ impl Ring {
     }
 
     fn check_writable(&self) -> Result<(), Error> {
+        if self.mapping.view.header().is_removed() {
+            return Err(Error::Removed {
+                address: self.mapping.label.clone(),
+            });
+        }
         if self.mapping.segment_read_only() {
             return Err(Error::Unsupported {
                 address: self.mapping.label.clone(),
@@ -473,17 +480,30 @@ impl Ring {
     /// Every shmpipe ring this process can see on the host: POSIX shm
     /// names (in `/dev/shm` and on hugetlbfs mounts) and keyed System V
     /// segments whose first bytes are shmpipe's magic, each with its
-    /// [`RingInfo`] or the error opening it (corruption, permissions).
-    /// Anything else is ignored, never opened for writing.
+    /// [`RingInfo`] or the error opening it (corruption). Like `ipcs`, it
+    /// also shows the candidates it may not read (large enough to be a
+    /// ring), as [`Error::PermissionDenied`] with their owner and mode,
+    /// since whether they are rings cannot be told. Anything else is
+    /// ignored, never opened for writing.
     pub fn list() -> Vec<(Address, Result<RingInfo, Error>)> {
         let mut b = RingBuilder::new();
         b.open_timeout(Duration::from_millis(50));
-        segment::candidates(HEADER_LEN as u64)
+        let min = HEADER_LEN as u64;
+        segment::candidates(min)
             .into_iter()
-            .filter(|a| segment::peek_magic(a, HEADER_LEN as u64) == Some(MAGIC))
-            .map(|a| {
-                let info = b.open_read_only(&a).map(|r| r.info());
-                (a, info)
+            .filter_map(|a| {
+                if segment::peek_magic(&a, min) == Some(MAGIC) {
+                    let info = b.open_read_only(&a).map(|r| r.info());
+                    return Some((a, info));
+                }
+                let (owner, mode) = segment::denied(&a, min)?;
+                let e = Error::PermissionDenied {
+                    address: a.to_string(),
+                    op: "read",
+                    owner: Some(owner),
+                    mode: Some(mode),
+                };
+                Some((a, Err(e)))
             })
             .collect()
     }
@@ -508,14 +528,38 @@ impl Ring {
     /// Removes the ring at `address`. Refuses while a producer or consumer
     /// process holding it is alive, or while the ring is corrupt, unless
     /// `force`. Never removes a segment that is not a shmpipe ring (one
-    /// whose first bytes are another magic), forced or not.
+    /// whose first bytes are another magic, or a symbolic link, FIFO,
+    /// socket, directory or device node), forced or not.
+    ///
+    /// Once the name is gone the ring is marked removed in its header and
+    /// both sides are woken: every blocked call on it returns `Removed`
+    /// ([`RecvError::Removed`](crate::RecvError::Removed),
+    /// [`SendError::Removed`](crate::SendError::Removed)) within one
+    /// wake-up, and claiming a side of it [`Error::Removed`].
+    ///
+    /// ```
+    /// use shmpipe::{RecvError, Ring, RingBuilder};
+    ///
+    /// # let name = format!("shm:doc-remove-{}", std::process::id());
+    /// let ring = RingBuilder::new().slots(8).create(&name)?;
+    /// let mut rx = ring.consumer()?;
+    /// let mut tx = ring.producer()?;
+    /// Ring::remove(&name, true)?; // forced: both sides are alive
+    /// let mut buf = [0u8; 64];
+    /// assert_eq!(rx.recv(&mut buf), Err(RecvError::Removed));
+    /// # drop(tx);
+    /// # Ok::<(), shmpipe::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`Error::BadMagic`], [`Error::NotFound`], and without `force`
+    /// [`Error::BadMagic`], [`Error::Symlink`], [`Error::NotARegularFile`],
+    /// [`Error::NotFound`], and without `force`
     /// [`Error::InUse`] and the other errors of [`Ring::open`].
     pub fn remove(address: impl AsAddress, force: bool) -> Result<(), Error> {
         let address = address.to_address()?;
+        // Never unlink a planted FIFO, socket, directory, device or symlink.
+        segment::check_regular(&address)?;
         match segment::peek_magic(&address, HEADER_LEN as u64) {
             Some(0) | Some(MAGIC) | None => {}
             Some(found) => {
@@ -525,11 +569,18 @@ impl Ring {
                 })
             }
         }
+        // Mapped for writing, to mark it removed once the name is gone;
+        // best effort (a corrupt ring or one this user may only remove
+        // cannot be marked).
+        let mut b = RingBuilder::new();
+        b.open_timeout(Duration::from_millis(100));
+        let writable = b.open(&address).ok();
         if !force {
-            let mut b = RingBuilder::new();
-            b.open_timeout(Duration::from_millis(100));
-            let ring = b.open_read_only(&address)?;
-            let info = ring.info();
+            let ring = match &writable {
+                Some(r) => r.info(),
+                None => b.open_read_only(&address)?.info(),
+            };
+            let info = ring;
             for (side, side_info) in [
                 (Side::Producer, &info.producer),
                 (Side::Consumer, &info.consumer),
@@ -543,7 +594,25 @@ impl Ring {
                 }
             }
         }
-        segment::unlink(&address)
+        segment::unlink(&address)?;
+        if let Some(ring) = writable {
+            // Both sides' blocked calls return `Removed` within one wake-up.
+            let hdr = ring.mapping.view.header();
+            // Relaxed: the barrier B2 in each `notify` below (a full
+            // `fence(SeqCst)`: `asymmetric` false, this process runs neither
+            // side) orders it before the `parked` loads (see
+            // `RingHeader::is_removed`).
+            hdr.meta.flags.fetch_or(FLAG_REMOVED, Relaxed);
+            let mut notifier = Notifier::default();
+            for line in [&hdr.producer, &hdr.consumer] {
+                if wake::notify(line, false) & PARKED_NOTIFY != 0 {
+                    // ORDERING: Acquire; pairs with the waiter's Release
+                    // publication of its socket name (`Holder::announce`).
+                    notifier.send(line.notify_id.load(Acquire));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A snapshot of the ring's geometry, indices, sides and counters.

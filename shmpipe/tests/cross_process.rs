@@ -358,10 +358,24 @@ fn receive_fd() -> Result<(), String> {
 }
 
 /// Child, running as another user: tries to open and claim each ring in
-/// `SHMPIPE_ADDRS`; prints `open` or the error kind for each.
+/// `SHMPIPE_ADDRS`; prints `open` or the error kind for each; then, on a
+/// second line, how `Ring::list` shows each (`ok`, `denied:UID:MODE`).
 fn open_as_other_user() -> Result<(), String> {
     let mut out = Vec::new();
+    let listed = Ring::list();
+    let mut shown = Vec::new();
     for addr in var("SHMPIPE_ADDRS").split(',') {
+        let a: shmpipe::Address = addr.parse().map_err(|e: Error| e.to_string())?;
+        shown.push(match listed.iter().find(|(l, _)| *l == a) {
+            None => "missing".to_owned(),
+            Some((_, Ok(_))) => "ok".to_owned(),
+            Some((_, Err(Error::PermissionDenied { owner, mode, .. }))) => format!(
+                "denied:{}:{:o}",
+                owner.unwrap_or(u32::MAX),
+                mode.unwrap_or(0)
+            ),
+            Some((_, Err(e))) => format!("error:{e}"),
+        });
         out.push(
             match Ring::open(addr).and_then(|r| r.consumer().map(|_| ())) {
                 Ok(()) => "open".to_owned(),
@@ -371,6 +385,7 @@ fn open_as_other_user() -> Result<(), String> {
         );
     }
     println!("{}", out.join(","));
+    println!("{}", shown.join(","));
     Ok(())
 }
 
@@ -414,9 +429,11 @@ fn permissions() -> Result<(), Failed> {
         .output()?;
     std::fs::remove_dir_all(&dir)?;
     let report = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || report != "denied,open,denied" {
+    // Ring::list shows the rings it cannot read, with owner and mode.
+    let expected = "denied,open,denied\ndenied:0:600,ok,denied:0:600";
+    if !out.status.success() || report != expected {
         return Err(format!(
-            "as uid {uid}: expected denied,open,denied; got {report:?} ({}; {})",
+            "as uid {uid}: expected {expected:?}; got {report:?} ({}; {})",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         )

@@ -23,6 +23,8 @@ const SLOT_SIZE: u64 = 32;
 const PAYLOAD: u64 = 40;
 const TOTAL_LEN: u64 = 48;
 const PAGE_SIZE: u64 = 56;
+const CREATOR_PID: u64 = 64;
+const FLAGS: u64 = 68;
 const TAIL: u64 = 128;
 const HEAD: u64 = 256;
 const PRODUCER_CLAIM: u64 = 384;
@@ -97,6 +99,34 @@ fn layout_offsets_match_the_design_doc() {
     assert_eq!(f.get_u64(PAYLOAD), 120);
     assert_eq!(f.get_u64(TOTAL_LEN), SLOTS + 8 * 128);
     assert_eq!(f.get_u64(PAGE_SIZE), 4096);
+    f.open().unwrap();
+}
+
+#[test]
+fn reserved_flag_bits_are_corruption() {
+    let f = Fixture::new();
+    f.put_u32(FLAGS, 0x7fff_ffff);
+    let c = f.expect_corrupt("flags");
+    assert_eq!(c.found, 0x7fff_ffff);
+    f.put_u32(FLAGS, 0);
+    f.open().unwrap();
+}
+
+#[test]
+fn a_creator_pid_beyond_any_pid_max_is_corruption() {
+    let f = Fixture::new();
+    f.put_u32(CREATOR_PID, u32::MAX);
+    let c = f.expect_corrupt("creator_pid");
+    assert_eq!(c.found, u64::from(u32::MAX));
+    assert_eq!(
+        c.expected,
+        Expected::Range {
+            min: 0,
+            max: (1 << 22) - 1
+        }
+    );
+    // The largest pid Linux can hand out is fine.
+    f.put_u32(CREATOR_PID, (1 << 22) - 1);
     f.open().unwrap();
 }
 

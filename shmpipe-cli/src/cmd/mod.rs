@@ -1,12 +1,16 @@
 //! The ring commands: create, send, recv, inspect, list, rm.
 
 mod admin;
+pub mod frame;
 mod parse;
 mod pipe;
+mod whose;
 
 use std::time::Duration;
 
-use shmpipe::{Address, HugePages, RingBuilder};
+use shmpipe::{Address, Error, HugePages, Ring, RingBuilder};
+
+use crate::fail::{exit, Failure};
 
 pub use admin::{create, inspect, list, rm};
 pub use pipe::{recv, send};
@@ -81,6 +85,40 @@ impl CreateOptions {
     }
 }
 
+/// Creates the ring, with hints that are true for this user when the
+/// address is taken.
+fn create_ring(options: &CreateOptions, address: &Address) -> Result<Ring, Failure> {
+    options.builder().create(address).map_err(|e| match e {
+        Error::AlreadyExists { .. } => match whose::other_owner(address) {
+            Some(owner) => Failure::new(
+                exit::IN_USE,
+                format!(
+                    "ring {address} already exists and belongs to {owner}: only that user \
+                     or root can remove it; choose another name"
+                ),
+            ),
+            None => e.into(),
+        },
+        e => open_failure(e, address),
+    })
+}
+
+/// The failure for an error opening, claiming or creating a ring, with a
+/// permission hint that names the owner.
+fn open_failure(e: Error, address: &Address) -> Failure {
+    match e {
+        Error::PermissionDenied { op, .. } => Failure::new(
+            exit::ERROR,
+            format!(
+                "permission denied to {op} {address}{}: run as its owner, or have the ring \
+                 created with a wider --mode (for example 0666)",
+                whose::owned_by(address)
+            ),
+        ),
+        e => e.into(),
+    }
+}
+
 /// Options of `shmpipe create`.
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
@@ -110,12 +148,20 @@ pub struct CreatePolicy {
 #[command(
     after_help = "The ring is opened if it exists, created otherwise (with the \
     creation options), so `send` and `recv` can start in either order. Each read from \
-    standard input becomes one message of up to a slot's payload."
+    standard input becomes one message of up to a slot's payload less one byte, between a \
+    start mark and an end mark that counts the bytes (docs/cli.md, \"Stream framing\"). \
+    SIGINT, SIGTERM or SIGHUP close the producer side, remove the ring if this process \
+    created it and no live consumer holds it, and end `send` by that signal (exit status \
+    130, 143, 129)."
 )]
 pub struct SendArgs {
     /// The ring's address.
     #[arg(value_parser = parse::address)]
     pub address: Address,
+    /// Send each read as it is, without the start and end marks (for a
+    /// receiver that is not `shmpipe recv`).
+    #[arg(long)]
+    pub raw: bool,
     #[command(flatten)]
     pub policy: CreatePolicy,
     #[command(flatten)]
@@ -127,12 +173,26 @@ pub struct SendArgs {
 #[command(
     after_help = "The ring is opened if it exists, created otherwise, so `send` and \
     `recv` can start in either order. At the end of the stream the ring is removed, \
-    unless --keep."
+    unless --keep. recv exits 0 only for a stream it received whole, from its start mark to \
+    its end mark; a stream whose end never came exits 8 (after writing what arrived), one \
+    whose start an earlier receiver took exits 8 at once, writing nothing, unless --resume. \
+    SIGINT, SIGTERM and SIGHUP end recv by that signal (exit status 130, 143, 129), a closed \
+    standard output by SIGPIPE (141, silently, as `cat`); before that it closes the \
+    consumer side and removes the ring if nothing can use it any more."
 )]
 pub struct RecvArgs {
     /// The ring's address.
     #[arg(value_parser = parse::address)]
     pub address: Address,
+    /// Accept a stream whose start an earlier receiver took: write the rest
+    /// and exit 0 at its end mark.
+    #[arg(long, conflicts_with = "raw")]
+    pub resume: bool,
+    /// Write every message as it is, without looking for start and end
+    /// marks (for a producer that is not `shmpipe send`); exit 0 when the
+    /// producer closes.
+    #[arg(long)]
+    pub raw: bool,
     /// Give up if no message arrives within this long (500ms, 2s, 1m).
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub timeout: Option<Duration>,

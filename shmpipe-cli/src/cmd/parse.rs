@@ -5,7 +5,24 @@ use std::time::Duration;
 
 /// A ring address, checked by the library's parser.
 pub fn address(s: &str) -> Result<shmpipe::Address, String> {
-    shmpipe::Address::parse(s).map_err(|e| e.to_string())
+    shmpipe::Address::parse(s).map_err(|e| match path_hint(s) {
+        Some(hint) => format!("{e}; did you mean `{hint}`?"),
+        None => e.to_string(),
+    })
+}
+
+/// The address a path was probably meant as: `/dev/shm/NAME` (as `inspect`
+/// shows it) is `shm:NAME`, another path `file:PATH`.
+fn path_hint(s: &str) -> Option<String> {
+    if let Some(name) = s.strip_prefix("/dev/shm/") {
+        if !name.is_empty() && !name.contains('/') {
+            return Some(format!("shm:{name}"));
+        }
+    }
+    if s.contains('/') && !s.contains(':') {
+        return Some(format!("file:{s}"));
+    }
+    None
 }
 
 /// A byte count with an optional binary suffix: `4096`, `64K`, `2M`, `1G`
@@ -73,6 +90,15 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_get_a_hint() {
+        let e = address("/dev/shm/orders").unwrap_err();
+        assert!(e.ends_with("did you mean `shm:orders`?"), "{e}");
+        let e = address("./rings/x").unwrap_err();
+        assert!(e.ends_with("did you mean `file:./rings/x`?"), "{e}");
+        assert!(!address("shm:a/b").unwrap_err().contains("did you mean"));
+    }
 
     #[test]
     fn sizes() {

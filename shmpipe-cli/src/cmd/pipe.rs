@@ -1,37 +1,106 @@
 //! `shmpipe send` and `shmpipe recv`: a ring used as a pipe from the shell.
+//!
+//! Both frame the stream ([`super::frame`]) so that `recv` exits 0 only for
+//! a stream it received whole, and both stop within
+//! [`POLL`](crate::interrupt::POLL) of a signal or a closed standard
+//! output, close their side and remove a ring nothing can use any more
+//! ([`leave`]).
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use shmpipe::{Address, Error, RecvError, Ring, SendError};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use shmpipe::{
+    Address, Consumer, Error, Producer, ReadSlot, RecvError, Ring, RingBuilder, RingInfo,
+    SendError, Side, SideState, WriteSlot,
+};
 
+use super::frame::{self, Frame};
 use super::{CreateOptions, CreatePolicy, RecvArgs, SendArgs};
+use crate::describe;
 use crate::fail::{exit, CmdResult, Failure};
+use crate::interrupt::{self, HEARTBEAT, POLL};
+
+/// How long `recv` waits, after the end mark, for the producer to close
+/// before it leaves the ring alone.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Why `send` or `recv` stopped before the end of its stream.
+enum Stop {
+    /// SIGINT, SIGTERM or SIGHUP.
+    Signal(i32),
+    /// `recv`: standard output was closed.
+    BrokenPipe,
+    /// The peer closed its side.
+    Disconnected,
+    /// The peer process died holding its side.
+    PeerDied(u32),
+    /// `recv --timeout` elapsed.
+    Timeout,
+    /// The ring was removed (`shmpipe rm --force`).
+    Removed,
+    /// Anything else, with its message and exit code.
+    Failed(Failure),
+}
 
 /// Opens the ring, or creates it (as the policy allows); tolerates the
-/// peer creating it at the same moment.
+/// peer creating it at the same moment. Says whether this process created
+/// it.
 fn open_or_create(
     address: &Address,
     policy: CreatePolicy,
     options: &CreateOptions,
-) -> Result<Ring, Failure> {
+) -> Result<(Ring, bool), Failure> {
     if policy.create {
-        return Ok(options.builder().create(address)?);
+        if options.reclaim {
+            super::admin::refuse_unread(address, "--reclaim would drop")?;
+        }
+        return Ok((super::create_ring(options, address)?, true));
     }
-    match Ring::open(address) {
-        Ok(r) => Ok(r),
+    let ring = match Ring::open(address) {
+        Ok(r) => r,
         Err(Error::NotFound { .. }) if !policy.no_create => {
-            match options.builder().create(address) {
-                Ok(r) => Ok(r),
+            match super::create_ring(options, address) {
+                Ok(r) => return Ok((r, true)),
                 // The other side created it first.
-                Err(Error::AlreadyExists { .. }) => Ok(Ring::open(address)?),
-                Err(e) => Err(e.into()),
+                Err(Failure {
+                    code: exit::IN_USE, ..
+                }) => Ring::open(address).map_err(|e| super::open_failure(e, address))?,
+                Err(f) => return Err(f),
             }
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(super::open_failure(e, address)),
+    };
+    check_geometry(&ring, address, options)?;
+    Ok((ring, false))
+}
+
+/// Refuses an existing ring whose geometry differs from the one the
+/// creation options ask for (they would otherwise be ignored silently).
+fn check_geometry(ring: &Ring, address: &Address, options: &CreateOptions) -> Result<(), Failure> {
+    if options.slots.is_none() && options.slot_size.is_none() {
+        return Ok(());
     }
+    let info = ring.info();
+    let slots = options.slots.unwrap_or(info.slots);
+    let slot_size = options.slot_size.unwrap_or(info.slot_size);
+    if slots == info.slots && slot_size == info.slot_size {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit::IN_USE,
+        format!(
+            "ring {address} exists with {} slots x {}, not the {} slots x {} asked for: \
+             drop --slots/--slot-size to use it as it is, or remove it first \
+             (`shmpipe rm {address}`)",
+            info.slots,
+            describe::bytes(info.slot_size),
+            slots,
+            describe::bytes(slot_size)
+        ),
+    ))
 }
 
 /// Standard input or output as an unbuffered `File` (std's stdout is
@@ -40,112 +109,495 @@ fn std_file(fd: std::os::fd::BorrowedFd<'_>) -> Result<File, Failure> {
     Ok(File::from(fd.try_clone_to_owned()?))
 }
 
-pub fn send(a: SendArgs) -> CmdResult {
-    let ring = open_or_create(&a.address, a.policy, &a.options)?;
-    let mut tx = ring.producer()?;
-    let mut input = std_file(std::io::stdin().as_fd())?;
+fn signal_check() -> Result<(), Stop> {
+    match interrupt::caught() {
+        Some(sig) => Err(Stop::Signal(sig)),
+        None => Ok(()),
+    }
+}
+
+/// Waits up to [`POLL`] until `file` is ready for `flags`; `Ok(false)` if
+/// it is not yet.
+fn ready(file: &File, flags: PollFlags) -> Result<bool, Stop> {
+    let mut fds = [PollFd::new(file, flags)];
+    let t = Timespec {
+        tv_sec: 0,
+        tv_nsec: POLL.as_nanos() as _,
+    };
+    match poll(&mut fds, Some(&t)) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(Stop::Failed(Failure::new(
+            exit::ERROR,
+            format!("waiting for standard input or output: {e}"),
+        ))),
+    }
+}
+
+/// One read from standard input, interruptible by a signal.
+fn read_input(input: &mut File, buf: &mut [u8]) -> Result<usize, Stop> {
     loop {
-        let mut slot = match tx.reserve() {
-            Ok(slot) => slot,
-            Err(SendError::Disconnected(())) => {
-                return Err(Failure::new(
+        signal_check()?;
+        if !ready(input, PollFlags::IN)? {
+            continue;
+        }
+        match input.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Stop::Failed(Failure::new(
+                    exit::ERROR,
+                    format!("reading standard input: {e}"),
+                )))
+            }
+        }
+    }
+}
+
+/// Writes all of `data` to standard output, interruptible by a signal.
+fn write_output(output: &mut File, mut data: &[u8]) -> Result<(), Stop> {
+    while !data.is_empty() {
+        signal_check()?;
+        if !ready(output, PollFlags::OUT)? {
+            continue;
+        }
+        match output.write(data) {
+            Ok(0) => {
+                return Err(Stop::Failed(Failure::new(
+                    exit::ERROR,
+                    "writing standard output: it accepts no more bytes",
+                )))
+            }
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return Err(Stop::BrokenPipe),
+            Err(e) => {
+                return Err(Stop::Failed(Failure::new(
+                    exit::ERROR,
+                    format!("writing standard output: {e}"),
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reserves a slot, checking for signals every [`POLL`], and hands it to
+/// `f`.
+fn with_slot<R>(tx: &mut Producer, f: impl FnOnce(WriteSlot<'_>) -> R) -> Result<R, Stop> {
+    loop {
+        signal_check()?;
+        match tx.reserve_deadline(Instant::now() + POLL) {
+            Ok(slot) => return Ok(f(slot)),
+            Err(SendError::Timeout(())) => continue,
+            Err(SendError::Disconnected(())) => return Err(Stop::Disconnected),
+            Err(SendError::PeerDied { pid, .. }) => return Err(Stop::PeerDied(pid)),
+            Err(SendError::Removed(())) => return Err(Stop::Removed),
+            Err(e) => return Err(Stop::Failed(Failure::new(exit::CORRUPT, e))),
+        }
+    }
+}
+
+/// Borrows the next message, checking for signals every [`POLL`], and
+/// hands it to `f`.
+fn with_msg<R>(
+    rx: &mut Consumer,
+    deadline: Option<Instant>,
+    f: impl FnOnce(ReadSlot<'_>) -> R,
+) -> Result<R, Stop> {
+    loop {
+        signal_check()?;
+        let now = Instant::now();
+        let mut until = now + POLL;
+        if let Some(d) = deadline {
+            if now >= d {
+                return Err(Stop::Timeout);
+            }
+            until = until.min(d);
+        }
+        match rx.borrow_deadline(until) {
+            Ok(msg) => return Ok(f(msg)),
+            Err(RecvError::Timeout) => continue,
+            Err(RecvError::Disconnected) => return Err(Stop::Disconnected),
+            Err(RecvError::PeerDied { pid }) => return Err(Stop::PeerDied(pid)),
+            Err(RecvError::Removed) => return Err(Stop::Removed),
+            Err(e) => return Err(Stop::Failed(Failure::new(exit::CORRUPT, e))),
+        }
+    }
+}
+
+fn live(s: &SideState) -> bool {
+    matches!(s, SideState::Attached { alive: true, .. })
+}
+
+fn snapshot(address: &Address) -> Option<RingInfo> {
+    let mut b = RingBuilder::new();
+    b.open_timeout(Duration::from_millis(100));
+    b.open_read_only(address).ok().map(|r| r.info())
+}
+
+/// After this process closed its `role` side: removes the ring if nothing
+/// can use it any more. That is when no live process holds a side, and
+/// either nothing waits in it, or this process created it, or the peer
+/// closed its side (its stream is over). Whether the creator still runs
+/// does not count: it is often the peer `shmpipe send`, just exiting.
+fn leave(address: &Address, role: Side, created: bool, keep: bool) {
+    if keep {
+        return;
+    }
+    let Some(info) = snapshot(address) else {
+        return;
+    };
+    if live(&info.producer.state) || live(&info.consumer.state) {
+        return;
+    }
+    let peer = match role {
+        Side::Producer => &info.consumer.state,
+        Side::Consumer => &info.producer.state,
+    };
+    let drop_unread = created || matches!(peer, SideState::Closed { .. });
+    if !drop_unread && !info.is_empty() {
+        return;
+    }
+    match Ring::remove(address, false) {
+        Ok(()) | Err(Error::NotFound { .. }) | Err(Error::InUse { .. }) => {}
+        Err(e) => eprintln!("shmpipe: could not remove {address}: {e}"),
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+pub fn send(a: SendArgs) -> CmdResult {
+    interrupt::install()?;
+    let (ring, created) = open_or_create(&a.address, a.policy, &a.options)?;
+    let mut tx = ring
+        .producer()
+        .map_err(|e| super::open_failure(e, &a.address))?;
+    tx.set_heartbeat(HEARTBEAT);
+    drop(ring);
+    let mut input = std_file(std::io::stdin().as_fd())?;
+    let result = stream_out(&mut tx, &mut input, a.raw);
+    drop(tx);
+    match result {
+        Ok(()) => Ok(()),
+        Err(stop) => {
+            // A removed ring's name may already belong to a new ring.
+            if !matches!(stop, Stop::PeerDied(_) | Stop::Failed(_) | Stop::Removed) {
+                leave(&a.address, Side::Producer, created, false);
+            }
+            Err(match stop {
+                Stop::Signal(sig) => Failure::signal(sig),
+                Stop::Disconnected => Failure::new(
                     exit::ERROR,
                     format!(
                         "the consumer of {} disconnected before the end of input",
                         a.address
                     ),
-                ))
-            }
-            Err(SendError::PeerDied { pid, .. }) => {
-                return Err(Failure::new(
+                ),
+                Stop::PeerDied(pid) => Failure::new(
                     exit::PEER_DIED,
                     format!(
-                        "the consumer of {} (process {pid}) died; a new `shmpipe recv` can \
-                         take over and receive what was not yet read",
-                        a.address
+                        "the consumer of {addr} (process {pid}) died; \
+                         `shmpipe recv --resume {addr}` can take over and receive what was \
+                         not yet read",
+                        addr = a.address
                     ),
-                ))
-            }
-            Err(e) => return Err(Failure::new(exit::CORRUPT, e)),
-        };
-        let n = loop {
-            match input.read(&mut slot) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Failure::new(
-                        exit::ERROR,
-                        format!("reading standard input: {e}"),
-                    ))
+                ),
+                Stop::Failed(f) => f,
+                Stop::Removed => removed(&a.address),
+                Stop::BrokenPipe | Stop::Timeout => {
+                    Failure::new(exit::ERROR, "send stopped unexpectedly")
                 }
-            }
-        };
-        if n == 0 {
-            // End of input: the slot is dropped unpublished, and dropping
-            // the producer closes the ring, which the receiver sees as the
-            // end of the stream.
-            return Ok(());
+            })
         }
-        slot.commit(n);
     }
 }
 
-pub fn recv(a: RecvArgs) -> CmdResult {
-    let ring = open_or_create(&a.address, a.policy, &a.options)?;
-    let mut rx = ring.consumer()?;
-    let mut output = std_file(std::io::stdout().as_fd())?;
-    loop {
-        let next = match a.timeout {
-            Some(t) => match Instant::now().checked_add(t) {
-                Some(deadline) => rx.borrow_deadline(deadline),
-                None => rx.borrow(),
-            },
-            None => rx.borrow(),
-        };
-        match next {
-            Ok(msg) => {
-                if let Err(e) = output.write_all(&msg) {
-                    // The message stays unreleased: a new receiver would get
-                    // it again.
-                    std::mem::forget(msg);
-                    return Err(Failure::new(
-                        exit::ERROR,
-                        format!("writing standard output: {e}"),
-                    ));
-                }
-            }
-            Err(RecvError::Disconnected) => break,
-            Err(RecvError::PeerDied { pid }) => {
-                return Err(Failure::new(
-                    exit::PEER_DIED,
-                    format!(
-                        "the producer of {} (process {pid}) died; everything it committed was \
-                         written; a new `shmpipe send` can take over the ring",
-                        a.address
-                    ),
-                ))
-            }
-            Err(RecvError::Timeout) => {
-                return Err(Failure::new(
-                    exit::TIMEOUT,
-                    format!(
-                        "no message on {} within {}",
-                        a.address,
-                        humantime::format_duration(a.timeout.unwrap_or_default())
-                    ),
-                ))
-            }
-            Err(e) => return Err(Failure::new(exit::CORRUPT, e)),
-        }
+/// Sends standard input: the start mark, one data message per read, the
+/// end mark (only the reads with `raw`).
+fn stream_out(tx: &mut Producer, input: &mut File, raw: bool) -> Result<(), Stop> {
+    let id = frame::new_id();
+    if !raw {
+        with_slot(tx, |mut slot| {
+            let n = frame::start(&mut slot, id, std::process::id());
+            slot.commit(n);
+        })?;
     }
-    drop(rx);
-    if !a.keep {
-        match Ring::remove(&a.address, false) {
-            Ok(()) | Err(Error::NotFound { .. }) => {}
-            // A new producer already attached: leave the ring to it.
-            Err(Error::InUse { .. }) => {}
-            Err(e) => eprintln!("shmpipe: could not remove {}: {e}", a.address),
+    let skip = usize::from(!raw);
+    let (mut bytes, mut messages) = (0u64, 0u64);
+    loop {
+        let n = with_slot(tx, |mut slot| -> Result<usize, Stop> {
+            let n = read_input(input, &mut slot[skip..])?;
+            if n > 0 {
+                if !raw {
+                    slot[0] = frame::DATA;
+                }
+                slot.commit(skip + n);
+            }
+            // At end of input the slot is dropped unpublished.
+            Ok(n)
+        })??;
+        if n == 0 {
+            break;
         }
+        bytes += n as u64;
+        messages += 1;
+    }
+    if !raw {
+        with_slot(tx, |mut slot| {
+            let n = frame::end(&mut slot, id, bytes, messages);
+            slot.commit(n);
+        })?;
     }
     Ok(())
+}
+
+/// Exits without closing the consumer side, for a receiver that refuses
+/// what it found and leaves it to another: closing would tell a live
+/// sender that its reader went away (it would stop), whereas a claim left
+/// by an exited process is a dead one, which the next receiver takes over
+/// and a blocked sender waits on, as before this receiver came.
+fn leave_untouched(rx: Consumer) {
+    std::mem::forget(rx);
+}
+
+/// What `recv` has seen of the stream.
+#[derive(Default)]
+struct Progress {
+    /// The start mark's stream id, once seen.
+    id: Option<u64>,
+    /// Whether any message arrived.
+    any: bool,
+    /// Data bytes and messages written to standard output.
+    bytes: u64,
+    messages: u64,
+}
+
+/// How the receive loop ended without a [`Stop`].
+enum Received {
+    /// The end mark arrived (or, with `--raw`, the producer closed).
+    Complete,
+    /// The first message is not a start mark and `--resume` was not given.
+    MissingStart,
+    /// A start mark in the middle of a stream.
+    NewStream,
+    /// A message that is not a frame.
+    Foreign(frame::FrameError),
+    /// The end mark disagrees with what arrived.
+    Mismatch { bytes: u64, messages: u64 },
+}
+
+pub fn recv(a: RecvArgs) -> CmdResult {
+    interrupt::install()?;
+    let (ring, created) = open_or_create(&a.address, a.policy, &a.options)?;
+    let mut rx = ring
+        .consumer()
+        .map_err(|e| super::open_failure(e, &a.address))?;
+    rx.set_heartbeat(HEARTBEAT);
+    drop(ring);
+    let mut output = std_file(std::io::stdout().as_fd())?;
+    let mut p = Progress::default();
+    let result = stream_in(&mut rx, &mut output, &a, &mut p);
+    let addr = &a.address;
+    let stream = || {
+        format!(
+            "{} in {}",
+            plural(p.bytes, "byte", "bytes"),
+            plural(p.messages, "message", "messages")
+        )
+    };
+    match result {
+        Ok(Received::Complete) => {
+            // Wait for the producer to close, so the ring can go.
+            // A message instead means a new stream: it stays for the next
+            // receiver.
+            let deadline = Some(Instant::now() + CLOSE_WAIT);
+            let closed = a.raw
+                || matches!(
+                    with_msg(&mut rx, deadline, |m| std::mem::forget(m)),
+                    Err(Stop::Disconnected)
+                );
+            drop(rx);
+            if closed {
+                leave(addr, Side::Consumer, created, a.keep);
+            }
+            Ok(())
+        }
+        Ok(Received::MissingStart) => {
+            let position = rx.position();
+            leave_untouched(rx);
+            Err(Failure::new(
+                exit::INCOMPLETE,
+                format!(
+                    "the stream on {addr} is missing its start: an earlier receiver took \
+                     the first messages ({} already read from this ring); nothing was \
+                     written; `shmpipe recv --resume {addr}` receives the rest",
+                    plural(position, "message was", "messages were")
+                ),
+            ))
+        }
+        Ok(Received::NewStream) => {
+            leave_untouched(rx);
+            Err(Failure::new(
+                exit::INCOMPLETE,
+                format!(
+                    "the stream on {addr} ended without its end mark after {}: a new \
+                     stream began (its sender was replaced); the new stream stays in the ring",
+                    stream()
+                ),
+            ))
+        }
+        Ok(Received::Foreign(e)) => {
+            leave_untouched(rx);
+            Err(Failure::new(
+                exit::INCOMPLETE,
+                format!(
+                    "message {} on {addr} is not part of a `shmpipe send` stream ({e}); it \
+                     stays in the ring; `shmpipe recv --raw {addr}` receives messages as they are",
+                    p.messages + u64::from(p.id.is_some()) + 1
+                ),
+            ))
+        }
+        Ok(Received::Mismatch { bytes, messages }) => {
+            drop(rx);
+            Err(Failure::new(
+                exit::INCOMPLETE,
+                format!(
+                    "the stream on {addr} is damaged: its end mark counts {} in {}, but {} \
+                     arrived",
+                    plural(bytes, "byte", "bytes"),
+                    plural(messages, "message", "messages"),
+                    stream()
+                ),
+            ))
+        }
+        Err(stop) => {
+            drop(rx);
+            // A corrupt ring stays for `inspect`; a removed one's name may
+            // already belong to a new ring.
+            if !matches!(stop, Stop::Failed(_) | Stop::Removed) {
+                leave(addr, Side::Consumer, created, a.keep);
+            }
+            Err(match stop {
+                Stop::Signal(sig) => Failure::signal(sig),
+                Stop::BrokenPipe => Failure::signal(libc::SIGPIPE),
+                Stop::Disconnected if !p.any => Failure::new(
+                    exit::INCOMPLETE,
+                    format!("the producer of {addr} closed without sending a stream"),
+                ),
+                Stop::Disconnected => Failure::new(
+                    exit::INCOMPLETE,
+                    format!(
+                        "the stream on {addr} ended without its end mark after {}: its \
+                         sender stopped before the end of its input; everything that arrived \
+                         was written",
+                        stream()
+                    ),
+                ),
+                Stop::PeerDied(pid) => Failure::new(
+                    exit::PEER_DIED,
+                    format!(
+                        "the producer of {addr} (process {pid}) died after {}; everything it \
+                         committed was written, but the stream is incomplete",
+                        stream()
+                    ),
+                ),
+                Stop::Timeout => Failure::new(
+                    exit::TIMEOUT,
+                    format!(
+                        "no message on {addr} within {}",
+                        humantime::format_duration(a.timeout.unwrap_or_default())
+                    ),
+                ),
+                Stop::Failed(f) => f,
+                Stop::Removed => removed(addr),
+            })
+        }
+    }
+}
+
+fn removed(address: &Address) -> Failure {
+    Failure::new(
+        exit::REMOVED,
+        format!(
+            "ring {address} was removed (`shmpipe rm --force`) while in use; the stream \
+             is incomplete"
+        ),
+    )
+}
+
+/// Receives messages and writes their data to standard output until the
+/// end mark (with `--raw`: until the producer closes).
+fn stream_in(
+    rx: &mut Consumer,
+    output: &mut File,
+    a: &RecvArgs,
+    p: &mut Progress,
+) -> Result<Received, Stop> {
+    loop {
+        let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
+        let step = with_msg(rx, deadline, |msg| -> Result<Option<Received>, Stop> {
+            let first = !p.any;
+            let frame = if a.raw {
+                Frame::Data(&msg)
+            } else {
+                match frame::decode(&msg) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Left in the ring for a receiver that wants it.
+                        std::mem::forget(msg);
+                        return Ok(Some(Received::Foreign(e)));
+                    }
+                }
+            };
+            let done = match frame {
+                Frame::Start { id, .. } if first => {
+                    p.id = Some(id);
+                    None
+                }
+                Frame::Start { .. } => Some(Received::NewStream),
+                Frame::Data(_) | Frame::End { .. } if first && !a.resume && !a.raw => {
+                    Some(Received::MissingStart)
+                }
+                Frame::Data(d) => {
+                    if let Err(stop) = write_output(output, d) {
+                        // The message stays unreleased: a new receiver
+                        // gets it again.
+                        std::mem::forget(msg);
+                        return Err(stop);
+                    }
+                    p.bytes += d.len() as u64;
+                    p.messages += 1;
+                    None
+                }
+                Frame::End {
+                    id,
+                    bytes,
+                    messages,
+                } => match p.id {
+                    Some(start) if start != id || bytes != p.bytes || messages != p.messages => {
+                        Some(Received::Mismatch { bytes, messages })
+                    }
+                    _ => Some(Received::Complete),
+                },
+            };
+            if matches!(done, Some(Received::NewStream | Received::MissingStart)) {
+                std::mem::forget(msg);
+            }
+            p.any = true;
+            Ok(done)
+        });
+        match step {
+            Ok(Ok(None)) => continue,
+            Ok(Ok(Some(r))) => return Ok(r),
+            Ok(Err(stop)) | Err(stop) => {
+                if a.raw && matches!(stop, Stop::Disconnected) {
+                    return Ok(Received::Complete);
+                }
+                return Err(stop);
+            }
+        }
+    }
 }

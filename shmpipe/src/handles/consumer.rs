@@ -224,6 +224,9 @@ impl Consumer {
         // `Holder::close`, so the commit words and `tail` read below are
         // the producer's last.
         if Claim(hdr.producer.claim.load(Acquire)).state() != STATE_CLOSED {
+            if hdr.is_removed() {
+                return Err(TryRecvError::Removed);
+            }
             return Err(TryRecvError::Empty);
         }
         if self.refresh_tail()? > 0 || self.slot_committed(self.head) {

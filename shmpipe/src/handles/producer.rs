@@ -246,6 +246,9 @@ impl Producer {
         self.head_cache = head;
         let free = cap - (self.tail - head);
         if free == 0 {
+            if hdr.is_removed() {
+                return Err(TrySendError::Removed(()));
+            }
             return Err(TrySendError::Full(()));
         }
         Ok(free)

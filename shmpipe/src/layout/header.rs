@@ -24,6 +24,7 @@
 
 use crossbeam_utils::CachePadded;
 
+use crate::sync::Ordering::Relaxed;
 use crate::sync::{AtomicU32, AtomicU64, Futex};
 
 /// `b"shmpipe\0"` read as a little-endian `u64`.
@@ -41,6 +42,18 @@ pub(crate) const INIT_EMPTY: u32 = 0;
 pub(crate) const INIT_BUSY: u32 = 1;
 /// `meta.init_state`: the header is complete; openers may read it.
 pub(crate) const INIT_READY: u32 = 2;
+
+/// `meta.flags`: the ring was removed (`Ring::remove`); both sides' waits
+/// end with a `Removed` error. Set once, after the name is gone, and
+/// never cleared.
+pub(crate) const FLAG_REMOVED: u32 = 1;
+/// The flag bits this version knows; any other set bit is corruption.
+pub(crate) const KNOWN_FLAGS: u32 = FLAG_REMOVED;
+
+/// Linux pids stay below this (`PID_MAX_LIMIT`, 2^22 on 64-bit kernels,
+/// the largest `kernel.pid_max` accepts); a larger pid in the header is
+/// corruption.
+pub(crate) const PID_MAX_LIMIT: u32 = 1 << 22;
 
 /// Bytes at the start of each slot: the message length (`u32` at +0; its
 /// top two bits are reserved, zero) and the commit word (`u32` at +4,
@@ -60,7 +73,8 @@ pub(crate) const MAX_SLOTS: u64 = 1 << 31;
 pub(crate) const MAX_TOTAL_LEN: u64 = 1 << 40;
 
 /// Geometry and identity, written once by the creator before
-/// `init_state = INIT_READY` and read-only afterwards.
+/// `init_state = INIT_READY` and read-only afterwards, but for
+/// [`FLAG_REMOVED`] in `flags`.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct Meta {
@@ -83,9 +97,10 @@ pub(crate) struct Meta {
     pub(crate) total_len: AtomicU64,
     /// Page size of the mapping as created (4 KiB, 2 MiB, 1 GiB).
     pub(crate) page_size: AtomicU64,
-    /// Process that created the ring.
+    /// Process that created the ring, below [`PID_MAX_LIMIT`].
     pub(crate) creator_pid: AtomicU32,
-    /// Reserved, zero.
+    /// Flag bits; only [`KNOWN_FLAGS`] may be set, the rest are reserved
+    /// (zero).
     pub(crate) flags: AtomicU32,
     /// Start time of the creator (see [`Claim`]), so that a stale ring can
     /// be told from one whose creator is still setting it up.
@@ -179,6 +194,17 @@ pub(crate) struct RingHeader {
 
 /// Byte offset of slot 0.
 pub(crate) const HEADER_LEN: usize = core::mem::size_of::<RingHeader>();
+
+impl RingHeader {
+    /// Whether [`FLAG_REMOVED`] is set. Read on the wait paths only (an
+    /// empty or full ring), never per message.
+    pub(crate) fn is_removed(&self) -> bool {
+        // Relaxed: nothing is read on the strength of the flag. A waiter
+        // that parked sees it: the remover sets it before the full barrier
+        // B2 in `wake::notify`, the waiter reads it after B1 in `wake::block`.
+        self.meta.flags.load(Relaxed) & FLAG_REMOVED != 0
+    }
+}
 
 #[cfg(not(loom))]
 const _: () = {

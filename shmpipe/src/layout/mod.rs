@@ -21,8 +21,9 @@ mod view;
 
 pub(crate) use claim::{Claim, START_MASK, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT};
 pub(crate) use header::{
-    commit_value, ControlLine, RingHeader, StatsLine, HEADER_LEN, MAGIC, MAX_SLOTS, MAX_SLOT_SIZE,
-    MAX_TOTAL_LEN, PARKED_FUTEX, PARKED_NOTIFY, SLOT_ALIGN, SLOT_COMMIT, SLOT_HEADER,
+    commit_value, ControlLine, RingHeader, StatsLine, FLAG_REMOVED, HEADER_LEN, MAGIC, MAX_SLOTS,
+    MAX_SLOT_SIZE, MAX_TOTAL_LEN, PARKED_FUTEX, PARKED_NOTIFY, SLOT_ALIGN, SLOT_COMMIT,
+    SLOT_HEADER,
 };
 pub(crate) use validate::{init_header, read_geometry, wait_ready};
 pub(crate) use view::RingRef;

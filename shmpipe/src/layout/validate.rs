@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::header::{INIT_BUSY, INIT_EMPTY, INIT_READY, LAYOUT_VERSION};
+use super::header::{
+    INIT_BUSY, INIT_EMPTY, INIT_READY, KNOWN_FLAGS, LAYOUT_VERSION, PID_MAX_LIMIT,
+};
 use super::{Geometry, RingHeader, HEADER_LEN, MAGIC, MAX_SLOTS, MAX_SLOT_SIZE, SLOT_ALIGN};
 use crate::error::{Corruption, Error, Expected};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
@@ -150,6 +152,25 @@ pub(crate) fn read_geometry(
     let page_size = m.page_size.load(Relaxed);
     if !page_size.is_power_of_two() {
         return Err(corrupt("page_size", page_size, Expected::PowerOfTwo));
+    }
+    let flags = m.flags.load(Relaxed);
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(corrupt(
+            "flags",
+            u64::from(flags),
+            Expected::Rule("no bits but the known flags (reserved bits are zero)"),
+        ));
+    }
+    let creator = m.creator_pid.load(Relaxed);
+    if creator >= PID_MAX_LIMIT {
+        return Err(corrupt(
+            "creator_pid",
+            u64::from(creator),
+            Expected::Range {
+                min: 0,
+                max: u64::from(PID_MAX_LIMIT - 1),
+            },
+        ));
     }
     Ok((geom, page_size))
 }

@@ -2,7 +2,8 @@
 //! file lives on a hugetlbfs mount.
 //!
 //! The final path component is never followed if it is a symbolic link
-//! (`O_NOFOLLOW`; `O_CREAT | O_EXCL` refuses one as well).
+//! (`O_NOFOLLOW`; `O_CREAT | O_EXCL` refuses one as well), and no open
+//! waits on a FIFO or device node (`O_NONBLOCK`, then `fstat`).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -30,7 +31,11 @@ pub(super) fn create(path: &Path, mode: u32) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-/// `open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)` (or `O_RDONLY`).
+/// `open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)` (or
+/// `O_RDONLY`). `O_NONBLOCK` keeps a FIFO or device node at the path from
+/// making the open wait; the caller refuses anything but a regular file by
+/// `fstat` before using the fd, and on a regular file the flag changes
+/// nothing.
 pub(super) fn open(path: &Path, read_only: bool) -> Result<OwnedFd, Errno> {
     let access = if read_only {
         OFlags::RDONLY
@@ -40,7 +45,7 @@ pub(super) fn open(path: &Path, read_only: bool) -> Result<OwnedFd, Errno> {
     rfs::openat(
         CWD,
         path,
-        access | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )
 }

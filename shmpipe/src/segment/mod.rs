@@ -415,6 +415,14 @@ impl Segment {
         Some(st.st_mode & 0o777)
     }
 
+    /// The owner's user id.
+    pub(crate) fn owner(&self) -> Option<u32> {
+        if let Some(id) = self.sysv_id {
+            return sysv::stat(id).ok().map(|s| s.uid);
+        }
+        Some(rfs::fstat(self.fd()?).ok()?.st_uid)
+    }
+
     /// Processes attached to a System V segment (`shm_nattch`).
     pub(crate) fn attach_count(&self) -> Option<u64> {
         self.sysv_id
@@ -504,6 +512,66 @@ pub(crate) fn candidates(min_len: u64) -> Vec<Address> {
         }
     }
     out
+}
+
+/// Refuses an address whose file is a symbolic link or not a regular file
+/// (a FIFO, socket, directory or device planted where a ring should be),
+/// without opening it. A missing file passes (the caller reports it).
+pub(crate) fn check_regular(address: &Address) -> Result<(), Error> {
+    let path = match address {
+        Address::Shm(name) => match posix_shm::find(name) {
+            Some(p) => p,
+            None => return Ok(()),
+        },
+        Address::File(p) => p.clone(),
+        Address::SysV(_) => return Ok(()),
+    };
+    let label = address.to_string();
+    match rfs::lstat(&path) {
+        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => Ok(()),
+            FileType::Symlink => Err(Error::Symlink { address: label }),
+            _ => Err(Error::NotARegularFile { address: label }),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// The owner and permission bits of a candidate this process may not read
+/// (its `open` or `shmctl(IPC_STAT)` is refused), so that a listing can show
+/// it as `ipcs` does; `None` for one that is readable, missing, shorter than
+/// `min_len` or not a regular file.
+pub(crate) fn denied(address: &Address, min_len: u64) -> Option<(u32, u32)> {
+    let refused = |e: Errno| matches!(e, Errno::ACCESS | Errno::PERM);
+    match address {
+        Address::Shm(_) | Address::File(_) => {
+            let path = match address {
+                Address::Shm(name) => posix_shm::find(name)?,
+                Address::File(p) => p.clone(),
+                Address::SysV(_) => unreachable!(),
+            };
+            let st = rfs::lstat(&path).ok()?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+                || (st.st_size as u64) < min_len
+            {
+                return None;
+            }
+            match file::open(&path, true) {
+                Err(e) if refused(e) => Some((st.st_uid, st.st_mode & 0o7777)),
+                _ => None,
+            }
+        }
+        Address::SysV(key) => {
+            let k = sysv::key_of(key).ok()?;
+            match sysv::open(k).and_then(sysv::stat) {
+                Err(e) if refused(e) => sysv::list()
+                    .into_iter()
+                    .find(|s| s.key == k && s.size >= min_len)
+                    .map(|s| (s.uid, s.mode)),
+                _ => None,
+            }
+        }
+    }
 }
 
 /// Reads the first bytes of a candidate without mapping it (a file another

@@ -47,14 +47,23 @@ pub(super) fn create(name: &str, mode: u32) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-/// `shm_open(name, O_RDWR | O_NOFOLLOW)` (or `O_RDONLY`).
+/// `O_NONBLOCK`, passed the same way: `/dev/shm` is world-writable, so a
+/// FIFO or device node planted there must not make the open wait (a
+/// read-only open of a FIFO blocks until a writer comes). The caller
+/// refuses anything but a regular file by `fstat` before using the fd;
+/// on a regular file the flag changes nothing.
+fn nonblock() -> shm::OFlags {
+    shm::OFlags::from_bits_retain(rfs::OFlags::NONBLOCK.bits())
+}
+
+/// `shm_open(name, O_RDWR | O_NOFOLLOW | O_NONBLOCK)` (or `O_RDONLY`).
 pub(super) fn open(name: &str, read_only: bool) -> Result<OwnedFd, Errno> {
     let access = if read_only {
         shm::OFlags::RDONLY
     } else {
         shm::OFlags::RDWR
     };
-    shm::open(name, access | nofollow(), Mode::empty())
+    shm::open(name, access | nofollow() | nonblock(), Mode::empty())
 }
 
 /// `shm_unlink(name)`.

@@ -83,6 +83,8 @@ pub(crate) struct Stat {
     pub(crate) nattch: u64,
     /// Permission bits.
     pub(crate) mode: u32,
+    /// The owner's user id.
+    pub(crate) uid: u32,
 }
 
 /// `shmctl(id, IPC_STAT)`.
@@ -97,6 +99,7 @@ pub(crate) fn stat(id: i32) -> Result<Stat, Errno> {
         size: ds.shm_segsz as u64,
         nattch: ds.shm_nattch as u64,
         mode: u32::from(ds.shm_perm.mode) & 0o777,
+        uid: ds.shm_perm.uid,
     })
 }
 
@@ -159,6 +162,10 @@ impl Drop for Attach {
 pub(crate) struct Listed {
     pub(crate) key: i32,
     pub(crate) size: u64,
+    /// Permission bits.
+    pub(crate) mode: u32,
+    /// The owner's user id.
+    pub(crate) uid: u32,
 }
 
 /// Every System V segment this process can see.
@@ -169,10 +176,17 @@ pub(crate) fn list() -> Vec<Listed> {
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let key = f.next()?.parse::<i64>().ok()? as i32;
+            // key shmid perms size cpid lpid nattch uid gid ...
             let _id = f.next()?;
-            let _perms = f.next()?;
+            let mode = u32::from_str_radix(f.next()?, 8).ok()? & 0o777;
             let size = f.next()?.parse().ok()?;
-            Some(Listed { key, size })
+            let uid = f.nth(3)?.parse().ok()?;
+            Some(Listed {
+                key,
+                size,
+                mode,
+                uid,
+            })
         })
         .collect()
 }
