@@ -52,7 +52,17 @@
 //! | read a batch | [`try_recv_batch`](Consumer::try_recv_batch) | | [`recv_batch_deadline`](Consumer::recv_batch_deadline) |
 //!
 //! Blocking calls wait according to a [`WaitStrategy`] and notice a dead
-//! peer within the heartbeat interval (100 ms by default).
+//! peer at once (a per-process watcher sleeps on the peers' pidfds; where
+//! pidfds are missing, within the heartbeat interval, 100 ms by default).
+//!
+//! # Event loops
+//!
+//! | to wait on ... | use |
+//! |---|---|
+//! | many rings from one thread | [`WaitSet`] |
+//! | a ring in your own epoll, poll or mio loop | [`Consumer::readiness_fd`] and [`Consumer::arm`] (the same on [`Producer`]) |
+//! | a ring from async code on tokio (feature `tokio`) | `AsyncConsumer`, `AsyncProducer` |
+//! | a peer to (re)appear | [`Consumer::wait_for_producer`], [`Producer::wait_for_consumer`] |
 //!
 //! # Layers
 //!

@@ -363,6 +363,9 @@ fn producer_crashes() -> Result<(), Failed> {
     // A final producer continues the sequence and ends it cleanly.
     let resume = rx.position();
     let mut last = spawn(&f, "crash-producer", "copy", 500);
+    // Until it claims, the last dead producer's PeerDied stands.
+    rx.wait_for_producer(Some(Instant::now() + Duration::from_secs(20)))
+        .map_err(|e| format!("waiting for the final producer: {e}"))?;
     loop {
         let seq = rx.position();
         match rx.recv(&mut buf) {
