@@ -145,6 +145,10 @@
 // An error this version of the header has no code for.
 #define SHMPIPE_ERROR -22
 
+// The ring was removed (`shmpipe_ring_remove`, `shmpipe rm`) while this
+// handle used it: no peer can reach it any more; open or create it anew.
+#define SHMPIPE_REMOVED -23
+
 // `shmpipe_options.huge_pages`: base pages only (the default; a `file:`
 // path on hugetlbfs still gets huge pages: the path decides).
 #define SHMPIPE_HUGE_PAGES_NEVER 0

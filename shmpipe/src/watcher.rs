@@ -129,6 +129,15 @@ fn run(epoll_fd: OwnedFd) {
     }
 }
 
+/// Starts the watcher thread if it is not running yet, so that the first
+/// sleep of a handle does not pay for a thread's creation (a process that
+/// claims a side of a shared ring will likely wait on it). Does nothing
+/// under loom.
+pub(crate) fn start() {
+    #[cfg(not(loom))]
+    let _ = watcher();
+}
+
 /// Under loom there is no watcher: sleeps keep their heartbeat.
 #[cfg(loom)]
 pub(crate) fn watch(_: BorrowedFd<'_>, _: &Arc<Mapping>, _: Side) -> Option<Watch> {

@@ -134,6 +134,9 @@ impl Holder {
         }
         ctl.parked.store(0, Relaxed);
         let asymmetric = barrier::asymmetric();
+        if !mapping.process_local {
+            watcher::start();
+        }
         // Relaxed: a mode the peer reads on every publish to us. A publisher
         // that still sees the previous holder's mode for a moment is covered
         // by the heartbeat bound on every sleep (design.md §7).
