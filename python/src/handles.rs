@@ -190,6 +190,26 @@ impl Producer {
         })
     }
 
+    /// The readiness descriptor (an int), for `select`, `selectors` or
+    /// asyncio's `loop.add_reader`: it becomes readable when a send should
+    /// be tried again (a slot was freed, the consumer left or died), after
+    /// `arm()` returned `True`. It belongs to the producer: do not close it.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        self.with(py, |tx| {
+            tx.readiness_fd()
+                .map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd))
+                .map_err(|e| errors::setup(py, e))
+        })
+    }
+
+    /// Prepares a wait on `fileno()`: `True` means wait until it is
+    /// readable, then try again; `False` means a send may succeed now.
+    /// Any later call on the producer disarms it. Raises `PeerDied` if the
+    /// consumer's process died.
+    fn arm(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |tx| tx.arm().map_err(|e| errors::send(py, e)))
+    }
+
     /// Sends one message if a slot is free now; raises `Full` otherwise.
     fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let msg = Message::get(data)?;
@@ -472,6 +492,28 @@ impl Consumer {
         self.with(py, |rx| {
             recv_bytes(py, rx, deadline)?.ok_or_else(|| disconnected(py))
         })
+    }
+
+    /// The readiness descriptor (an int), for `select`, `selectors` or
+    /// asyncio's `loop.add_reader`: it becomes readable when a receive
+    /// should be tried again (a message arrived, the producer closed or
+    /// died), after `arm()` returned `True`. It belongs to the consumer:
+    /// do not close it.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        self.with(py, |rx| {
+            rx.readiness_fd()
+                .map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd))
+                .map_err(|e| errors::setup(py, e))
+        })
+    }
+
+    /// Prepares a wait on `fileno()`: `True` means wait until it is
+    /// readable, then call `try_recv` until `Empty`; `False` means a
+    /// message (or the end of the stream) is there now. Any later call on
+    /// the consumer disarms it. Raises `PeerDied` if the producer's process
+    /// died and every message it committed was received.
+    fn arm(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |rx| rx.arm().map_err(|e| errors::recv(py, e)))
     }
 
     /// Receives the next message as `bytes` if one is waiting; raises

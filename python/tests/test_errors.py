@@ -49,10 +49,10 @@ def test_claims(address):
     rx = ring.consumer()
     with pytest.raises(shmpipe.AlreadyClaimed, match="one producer and one consumer") as e:
         shmpipe.Ring.open(address).consumer()
-    assert (e.value.role, e.value.pid) == ("consumer", os.getpid())
+    assert (e.value.side, e.value.pid) == ("consumer", os.getpid())
     with pytest.raises(shmpipe.InUse, match="force") as e:
         shmpipe.Ring.remove(address)
-    assert (e.value.role, e.value.pid) == ("consumer", os.getpid())
+    assert (e.value.side, e.value.pid) == ("consumer", os.getpid())
     rx.close()
 
 

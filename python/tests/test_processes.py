@@ -84,9 +84,11 @@ def test_multiprocessing_round_trip(address):
 
 
 def test_python_to_the_command_line(address, cli):
+    # Raw messages: `shmpipe send`/`recv` frame their own streams unless
+    # `--raw` (docs/cli.md).
     ring = shmpipe.Ring.create(address, slots=16, max_message=4096)
     tx = ring.producer()
-    reader = subprocess.Popen([cli, "recv", "--no-create", address], stdout=subprocess.PIPE)
+    reader = subprocess.Popen([cli, "recv", "--raw", "--no-create", address], stdout=subprocess.PIPE)
     out = []
     # Drain its standard output meanwhile, or a full pipe would stop it.
     drain = threading.Thread(target=lambda: out.append(reader.stdout.read()))
@@ -105,7 +107,7 @@ def test_the_command_line_to_python(address, cli):
     ring = shmpipe.Ring.create(address, slots=16, max_message=65536)
     rx = ring.consumer()
     data = random.Random(2).randbytes(3 << 20)
-    writer = subprocess.Popen([cli, "send", "--no-create", address], stdin=subprocess.PIPE)
+    writer = subprocess.Popen([cli, "send", "--raw", "--no-create", address], stdin=subprocess.PIPE)
     feeder = threading.Thread(target=lambda: (writer.stdin.write(data), writer.stdin.close()))
     feeder.start()
     got = b"".join(rx)

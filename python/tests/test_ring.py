@@ -190,7 +190,7 @@ def test_closed_handles_and_claims(address):
         tx = ring.producer()
         with pytest.raises(shmpipe.AlreadyClaimed) as e:
             ring.producer()
-        assert e.value.role == "producer"
+        assert e.value.side == "producer"
         with ring.consumer() as rx:
             assert rx.peer_alive() and tx.peer_alive()
         assert not tx.peer_alive()
@@ -224,7 +224,7 @@ def test_list_and_remove(address):
     tx = ring.producer()
     with pytest.raises(shmpipe.InUse) as e:
         shmpipe.Ring.remove(address)
-    assert e.value.role == "producer"
+    assert e.value.side == "producer"
     tx.close()
     shmpipe.Ring.remove(address)
     with pytest.raises(shmpipe.NotFound):

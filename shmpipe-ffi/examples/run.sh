@@ -89,10 +89,12 @@ expect fr.out "holds: hello mmap!"
 ok file_ring
 
 # A C producer feeding `shmpipe recv`, and `shmpipe send` feeding a C
-# consumer: 20 MB of random bytes, byte-identical.
+# consumer: 20 MB of random bytes, byte-identical. The C programs move raw
+# messages, so the command line runs with `--raw` (no stream framing: see
+# docs/cli.md).
 head -c 20000000 /dev/urandom > in.bin
 a="shm:shmpipe-ffi-ex-$$-a"
-"$SHMPIPE_CLI" recv "$a" > out1.bin &
+"$SHMPIPE_CLI" recv --raw "$a" > out1.bin &
 recv=$!
 "$EXAMPLES/c_producer" "$a" < in.bin
 wait "$recv"
@@ -103,7 +105,7 @@ ok "c_producer -> shmpipe recv (20 MB identical)"
 b="shm:shmpipe-ffi-ex-$$-b"
 "$EXAMPLES/c_consumer" "$b" > out2.bin &
 consumer=$!
-"$SHMPIPE_CLI" send "$b" < in.bin
+"$SHMPIPE_CLI" send --raw "$b" < in.bin
 wait "$consumer"
 cmp in.bin out2.bin || fail "shmpipe send -> c_consumer: output differs"
 [ ! -e "/dev/shm/${b#shm:}" ] || fail "c_consumer left $b"

@@ -447,6 +447,37 @@ size_t shmpipe_consumer_max_message(const struct shmpipe_consumer *c);
 // `c` is NULL or a live consumer handle, not used again after this call.
 void shmpipe_consumer_close(struct shmpipe_consumer *c);
 
+// The consumer's readiness descriptor, for epoll, poll or any event loop:
+// it becomes readable when the consumer should try again (a message is waiting, the
+// producer closed or died, the ring was removed), after
+// `shmpipe_consumer_arm` returned `*armed == 1`. Stores it in `*fd`. The
+// descriptor belongs to the consumer: do not close or read it; it stays
+// the same until `shmpipe_consumer_close`.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_IO` (no descriptor could be made),
+// `SHMPIPE_BUSY` or `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `h` is NULL or a live consumer handle; `fd` is NULL or valid for a write.
+int shmpipe_consumer_readiness_fd(struct shmpipe_consumer *h, int *fd);
+
+// Prepares a wait on the readiness descriptor: announces it to the
+// producer, then re-checks. `*armed = 1`: wait until the descriptor is
+// readable, then call the non-blocking calls until `SHMPIPE_EMPTY`;
+// `*armed = 0`: do not wait, try now. Any later call on the consumer
+// disarms it. A busy pair never arms, so the producer makes no system call.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_PEER_DIED` (the producer's process died, and every message it committed was received;
+// again at once until a new producer attaches), `SHMPIPE_BUSY` or
+// `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `h` is NULL or a live consumer handle; `armed` is NULL or valid for a
+// write.
+int shmpipe_consumer_arm(struct shmpipe_consumer *h, int *armed);
+
 // The last failure on the calling thread, in words that say what to do:
 // a NUL-terminated UTF-8 string, never NULL (empty if nothing failed yet).
 //
@@ -575,6 +606,37 @@ size_t shmpipe_producer_max_message(const struct shmpipe_producer *p);
 //
 // `p` is NULL or a live producer handle, not used again after this call.
 void shmpipe_producer_close(struct shmpipe_producer *p);
+
+// The producer's readiness descriptor, for epoll, poll or any event loop:
+// it becomes readable when the producer should try again (a slot is free, the
+// consumer closed or died, the ring was removed), after
+// `shmpipe_producer_arm` returned `*armed == 1`. Stores it in `*fd`. The
+// descriptor belongs to the producer: do not close or read it; it stays
+// the same until `shmpipe_producer_close`.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_IO` (no descriptor could be made),
+// `SHMPIPE_BUSY` or `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `h` is NULL or a live producer handle; `fd` is NULL or valid for a write.
+int shmpipe_producer_readiness_fd(struct shmpipe_producer *h, int *fd);
+
+// Prepares a wait on the readiness descriptor: announces it to the
+// consumer, then re-checks. `*armed = 1`: wait until the descriptor is
+// readable, then call the non-blocking calls until `SHMPIPE_FULL`;
+// `*armed = 0`: do not wait, try now. Any later call on the producer
+// disarms it. A busy pair never arms, so the consumer makes no system call.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_PEER_DIED` (the consumer's process died;
+// again at once until a new consumer attaches), `SHMPIPE_BUSY` or
+// `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `h` is NULL or a live producer handle; `armed` is NULL or valid for a
+// write.
+int shmpipe_producer_arm(struct shmpipe_producer *h, int *armed);
 
 // The default options (1024 slots of 256 bytes, base pages, mode 0600,
 // spin 50 µs then park, 100 ms heartbeat, 1 s open timeout).

@@ -378,3 +378,66 @@ pub unsafe extern "C" fn shmpipe_consumer_close(c: *mut shmpipe_consumer) {
         Ok(())
     });
 }
+
+/// The consumer's readiness descriptor, for epoll, poll or any event loop:
+/// it becomes readable when the consumer should try again (a message is waiting, the
+/// producer closed or died, the ring was removed), after
+/// `shmpipe_consumer_arm` returned `*armed == 1`. Stores it in `*fd`. The
+/// descriptor belongs to the consumer: do not close or read it; it stays
+/// the same until `shmpipe_consumer_close`.
+///
+/// Returns `SHMPIPE_OK`, `SHMPIPE_IO` (no descriptor could be made),
+/// `SHMPIPE_BUSY` or `SHMPIPE_INVALID_ARGUMENT`.
+///
+/// # Safety
+///
+/// `h` is NULL or a live consumer handle; `fd` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_consumer_readiness_fd(
+    h: *mut shmpipe_consumer,
+    fd: *mut c_int,
+) -> c_int {
+    guard(|| {
+        if fd.is_null() {
+            return Err(Fail::null("fd"));
+        }
+        // SAFETY: forwarded contract.
+        let inner = unsafe { handle(h) }?.idle()?;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&inner.readiness_fd().map_err(Fail::from)?);
+        // SAFETY: non-NULL, writable by the contract.
+        unsafe { fd.write(raw) };
+        Ok(())
+    })
+}
+
+/// Prepares a wait on the readiness descriptor: announces it to the
+/// producer, then re-checks. `*armed = 1`: wait until the descriptor is
+/// readable, then call the non-blocking calls until `SHMPIPE_EMPTY`;
+/// `*armed = 0`: do not wait, try now. Any later call on the consumer
+/// disarms it. A busy pair never arms, so the producer makes no system call.
+///
+/// Returns `SHMPIPE_OK`, `SHMPIPE_PEER_DIED` (the producer's process died, and every message it committed was received;
+/// again at once until a new producer attaches), `SHMPIPE_BUSY` or
+/// `SHMPIPE_INVALID_ARGUMENT`.
+///
+/// # Safety
+///
+/// `h` is NULL or a live consumer handle; `armed` is NULL or valid for a
+/// write.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_consumer_arm(
+    h: *mut shmpipe_consumer,
+    armed: *mut c_int,
+) -> c_int {
+    guard(|| {
+        if armed.is_null() {
+            return Err(Fail::null("armed"));
+        }
+        // SAFETY: forwarded contract.
+        let inner = unsafe { handle(h) }?.idle()?;
+        let a = inner.arm().map_err(recv_fail)?;
+        // SAFETY: non-NULL, writable by the contract.
+        unsafe { armed.write(c_int::from(a)) };
+        Ok(())
+    })
+}

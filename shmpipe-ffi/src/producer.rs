@@ -520,3 +520,66 @@ pub unsafe extern "C" fn shmpipe_producer_close(p: *mut shmpipe_producer) {
         Ok(())
     });
 }
+
+/// The producer's readiness descriptor, for epoll, poll or any event loop:
+/// it becomes readable when the producer should try again (a slot is free, the
+/// consumer closed or died, the ring was removed), after
+/// `shmpipe_producer_arm` returned `*armed == 1`. Stores it in `*fd`. The
+/// descriptor belongs to the producer: do not close or read it; it stays
+/// the same until `shmpipe_producer_close`.
+///
+/// Returns `SHMPIPE_OK`, `SHMPIPE_IO` (no descriptor could be made),
+/// `SHMPIPE_BUSY` or `SHMPIPE_INVALID_ARGUMENT`.
+///
+/// # Safety
+///
+/// `h` is NULL or a live producer handle; `fd` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_producer_readiness_fd(
+    h: *mut shmpipe_producer,
+    fd: *mut c_int,
+) -> c_int {
+    guard(|| {
+        if fd.is_null() {
+            return Err(Fail::null("fd"));
+        }
+        // SAFETY: forwarded contract.
+        let inner = unsafe { handle(h) }?.idle()?;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&inner.readiness_fd().map_err(Fail::from)?);
+        // SAFETY: non-NULL, writable by the contract.
+        unsafe { fd.write(raw) };
+        Ok(())
+    })
+}
+
+/// Prepares a wait on the readiness descriptor: announces it to the
+/// consumer, then re-checks. `*armed = 1`: wait until the descriptor is
+/// readable, then call the non-blocking calls until `SHMPIPE_FULL`;
+/// `*armed = 0`: do not wait, try now. Any later call on the producer
+/// disarms it. A busy pair never arms, so the consumer makes no system call.
+///
+/// Returns `SHMPIPE_OK`, `SHMPIPE_PEER_DIED` (the consumer's process died;
+/// again at once until a new consumer attaches), `SHMPIPE_BUSY` or
+/// `SHMPIPE_INVALID_ARGUMENT`.
+///
+/// # Safety
+///
+/// `h` is NULL or a live producer handle; `armed` is NULL or valid for a
+/// write.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_producer_arm(
+    h: *mut shmpipe_producer,
+    armed: *mut c_int,
+) -> c_int {
+    guard(|| {
+        if armed.is_null() {
+            return Err(Fail::null("armed"));
+        }
+        // SAFETY: forwarded contract.
+        let inner = unsafe { handle(h) }?.idle()?;
+        let a = inner.arm().map_err(send_fail)?;
+        // SAFETY: non-NULL, writable by the contract.
+        unsafe { armed.write(c_int::from(a)) };
+        Ok(())
+    })
+}

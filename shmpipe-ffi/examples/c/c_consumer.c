@@ -10,7 +10,7 @@
  * closed and everything was read) the ring is removed, as `shmpipe recv`
  * does. A producer that dies is reported after everything it committed.
  *
- *   shmpipe send shm:NAME < input     with     ./c_consumer shm:NAME > output
+ *   shmpipe send --raw shm:NAME < input     with     ./c_consumer shm:NAME > output
  */
 #include <errno.h>
 #include <unistd.h>

@@ -9,7 +9,7 @@
  * the ring (shmpipe_producer_reserve / _commit); closing the producer at
  * the end of input ends the stream. Either side may start first.
  *
- *   ./c_producer shm:NAME < input     with     shmpipe recv shm:NAME > output
+ *   ./c_producer shm:NAME < input     with     shmpipe recv --raw shm:NAME > output
  */
 #include <errno.h>
 #include <unistd.h>

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -720,6 +721,40 @@ static void test_threads(void) {
     drop_pair(&p);
 }
 
+static int readable(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+static void test_readiness_fd(void) {
+    pair p = make_pair("readiness", 2, 32);
+    char buf[64];
+    size_t len;
+    int fd = -1, armed = -1, fd_tx = -1;
+    CHECK_RC(shmpipe_consumer_readiness_fd(NULL, &fd), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_consumer_arm(p.rx, NULL), SHMPIPE_INVALID_ARGUMENT);
+    OK(shmpipe_consumer_readiness_fd(p.rx, &fd));
+    CHECK(fd >= 0);
+    OK(shmpipe_consumer_arm(p.rx, &armed));
+    CHECK(armed == 1); /* empty: wait for the descriptor */
+    CHECK(!readable(fd, 20));
+    OK(shmpipe_producer_send(p.tx, "ping", 4, 0));
+    CHECK(readable(fd, 1000)); /* the send signalled it */
+    OK(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len));
+    CHECK(len == 4 && memcmp(buf, "ping", 4) == 0);
+    OK(shmpipe_producer_send(p.tx, "x", 1, 0));
+    OK(shmpipe_consumer_arm(p.rx, &armed));
+    CHECK(armed == 0); /* a message is waiting: do not wait */
+    /* The producer side: full ring, arm, a receive frees a slot. */
+    OK(shmpipe_producer_send(p.tx, "y", 1, 0));
+    OK(shmpipe_producer_readiness_fd(p.tx, &fd_tx));
+    OK(shmpipe_producer_arm(p.tx, &armed));
+    CHECK(armed == 1);
+    OK(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len));
+    CHECK(readable(fd_tx, 1000));
+    drop_pair(&p);
+}
+
 int main(void) {
     struct {
         const char *name;
@@ -740,6 +775,7 @@ int main(void) {
         {"fd_passing", test_fd_passing},
         {"sysv_and_file", test_sysv_and_file},
         {"threads", test_threads},
+        {"readiness_fd", test_readiness_fd},
     };
     size_t n = sizeof tests / sizeof tests[0];
     for (size_t i = 0; i < n; i++) {
