@@ -215,6 +215,10 @@ typedef struct shmpipe_producer shmpipe_producer;
 // `shmpipe_ring_open*`, freed by `shmpipe_ring_close`.
 typedef struct shmpipe_ring shmpipe_ring;
 
+// A set of handles one thread waits on. Opaque; from
+// `shmpipe_waitset_create`, freed by `shmpipe_waitset_close`.
+typedef struct shmpipe_waitset shmpipe_waitset;
+
 // Reads one message of a batch in place: `len` bytes at `msg`, valid only
 // during the call. Called by `shmpipe_consumer_recv_batch`.
 typedef void (*shmpipe_read_fn)(void *ctx, const void *msg, size_t len);
@@ -788,6 +792,66 @@ int shmpipe_ring_remove(const char *address, int force);
 //
 // `ring` is NULL or a live ring handle, not used again after this call.
 void shmpipe_ring_close(struct shmpipe_ring *ring);
+
+// Makes an empty set and stores it in `*out`.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_IO` or `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `out` is NULL or valid for a write.
+int shmpipe_waitset_create(struct shmpipe_waitset **out);
+
+// Adds a consumer, named by `token` in `shmpipe_waitset_wait`'s results:
+// ready when a receive would not return `SHMPIPE_EMPTY`. The consumer
+// stays yours; keep it open while it is in the set.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_IO`, `SHMPIPE_BUSY` or
+// `SHMPIPE_INVALID_ARGUMENT` (NULL, or `token` already used).
+//
+// # Safety
+//
+// `ws` and `c` are NULL or live handles; `c` outlives its membership.
+int shmpipe_waitset_add_consumer(struct shmpipe_waitset *ws, struct shmpipe_consumer *c, uint64_t token);
+
+// Adds a producer, named by `token`: ready when a send would not return
+// `SHMPIPE_FULL`. As `shmpipe_waitset_add_consumer` otherwise.
+//
+// # Safety
+//
+// `ws` and `p` are NULL or live handles; `p` outlives its membership.
+int shmpipe_waitset_add_producer(struct shmpipe_waitset *ws, struct shmpipe_producer *p, uint64_t token);
+
+// Takes the member named `token` out of the set (the handle is not
+// closed). Returns `SHMPIPE_OK` or `SHMPIPE_INVALID_ARGUMENT` (no such
+// token).
+//
+// # Safety
+//
+// `ws` is NULL or a live wait set whose members are live.
+int shmpipe_waitset_remove(struct shmpipe_waitset *ws, uint64_t token);
+
+// Waits until at least one member is ready or `timeout_ns` passes (`< 0`:
+// as long as it takes, `0`: only check), and stores up to `cap` ready
+// tokens in `tokens` and their number in `*n` (0 after a timeout, with
+// `SHMPIPE_OK`). Then receive or send with the non-blocking calls until
+// `SHMPIPE_EMPTY` / `SHMPIPE_FULL`.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_IO` or `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `ws` is NULL or a live wait set whose members are live and not used by
+// another thread during the call; `tokens` is NULL or writable for `cap`
+// values; `n` is NULL or valid for a write.
+int shmpipe_waitset_wait(struct shmpipe_waitset *ws, int64_t timeout_ns, uint64_t *tokens, size_t cap, size_t *n);
+
+// Frees the set (its members are not closed). NULL is ignored.
+//
+// # Safety
+//
+// `ws` is NULL or a live wait set, not used again after this call.
+void shmpipe_waitset_close(struct shmpipe_waitset *ws);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -441,3 +441,15 @@ pub unsafe extern "C" fn shmpipe_consumer_arm(
         Ok(())
     })
 }
+
+/// For the wait set: undoes `shmpipe_consumer_arm` (nothing if the handle is busy).
+///
+/// # Safety
+///
+/// `h` is NULL or a live consumer handle.
+pub(crate) unsafe fn consumer_disarm(h: *mut shmpipe_consumer) {
+    // SAFETY: forwarded contract.
+    if let Ok(inner) = unsafe { handle(h) }.and_then(|h| h.idle()) {
+        inner.disarm();
+    }
+}

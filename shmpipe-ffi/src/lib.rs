@@ -62,11 +62,13 @@ mod producer;
 mod ring;
 #[cfg(test)]
 mod tests;
+mod waitset;
 
 pub use consumer::*;
 pub use guard::{guard, shmpipe_last_error, shmpipe_status_name, shmpipe_version, Fail};
 pub use producer::*;
 pub use ring::*;
+pub use waitset::*;
 
 // ---------------------------------------------------------------------------
 // Status codes

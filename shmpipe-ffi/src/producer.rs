@@ -583,3 +583,15 @@ pub unsafe extern "C" fn shmpipe_producer_arm(
         Ok(())
     })
 }
+
+/// For the wait set: undoes `shmpipe_producer_arm` (nothing if the handle is busy).
+///
+/// # Safety
+///
+/// `h` is NULL or a live producer handle.
+pub(crate) unsafe fn producer_disarm(h: *mut shmpipe_producer) {
+    // SAFETY: forwarded contract.
+    if let Ok(inner) = unsafe { handle(h) }.and_then(|h| h.idle()) {
+        inner.disarm();
+    }
+}

@@ -755,6 +755,37 @@ static void test_readiness_fd(void) {
     drop_pair(&p);
 }
 
+static void test_waitset(void) {
+    pair a = make_pair("ws-a", 4, 32), b = make_pair("ws-b", 4, 32);
+    shmpipe_waitset *ws = NULL;
+    uint64_t tokens[8];
+    size_t n = 99, len;
+    char buf[64];
+    OK(shmpipe_waitset_create(&ws));
+    OK(shmpipe_waitset_add_consumer(ws, a.rx, 10));
+    OK(shmpipe_waitset_add_consumer(ws, b.rx, 20));
+    CHECK_RC(shmpipe_waitset_add_consumer(ws, b.rx, 20), SHMPIPE_INVALID_ARGUMENT);
+    OK(shmpipe_waitset_wait(ws, 20 * 1000 * 1000, tokens, 8, &n)); /* nothing: timeout */
+    CHECK(n == 0);
+    OK(shmpipe_producer_send(b.tx, "to b", 4, 0));
+    OK(shmpipe_waitset_wait(ws, -1, tokens, 8, &n));
+    CHECK(n == 1 && tokens[0] == 20);
+    OK(shmpipe_consumer_try_recv(b.rx, buf, sizeof buf, &len));
+    CHECK(len == 4 && memcmp(buf, "to b", 4) == 0);
+    OK(shmpipe_waitset_remove(ws, 20));
+    CHECK_RC(shmpipe_waitset_remove(ws, 20), SHMPIPE_INVALID_ARGUMENT);
+    OK(shmpipe_producer_send(b.tx, "unseen", 6, 0));
+    OK(shmpipe_waitset_wait(ws, 10 * 1000 * 1000, tokens, 8, &n));
+    CHECK(n == 0); /* b is no longer a member */
+    OK(shmpipe_producer_send(a.tx, "to a", 4, 0));
+    OK(shmpipe_waitset_wait(ws, -1, tokens, 8, &n));
+    CHECK(n == 1 && tokens[0] == 10);
+    shmpipe_waitset_close(ws);
+    shmpipe_waitset_close(NULL);
+    drop_pair(&a);
+    drop_pair(&b);
+}
+
 int main(void) {
     struct {
         const char *name;
@@ -776,6 +807,7 @@ int main(void) {
         {"sysv_and_file", test_sysv_and_file},
         {"threads", test_threads},
         {"readiness_fd", test_readiness_fd},
+        {"waitset", test_waitset},
     };
     size_t n = sizeof tests / sizeof tests[0];
     for (size_t i = 0; i < n; i++) {

@@ -528,6 +528,14 @@ impl Producer {
         self.holder.disarm();
     }
 
+    /// Undoes [`arm`](Self::arm) without another call: the peer stops
+    /// signalling the readiness descriptor. Every other call on the
+    /// producer does this by itself; an event loop that armed many handles
+    /// and woke for one disarms the others with this.
+    pub fn disarm(&mut self) {
+        self.holder.disarm();
+    }
+
     /// The re-check after announcing (and the barrier): `true` if there is
     /// still nothing to do but wait.
     pub(crate) fn check_armed(&mut self) -> Result<bool, SendError<()>> {
