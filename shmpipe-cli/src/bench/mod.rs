@@ -10,7 +10,7 @@
 //! mod.rs          the commands' options; run() and peer()
 //! mechanisms/     the registry, and one file per family of mechanisms:
 //!   mod.rs          Mechanism, REGISTRY, the Family trait, Channel
-//!   shmpipe.rs      shmpipe-spin, -spin-park, -park, -huge
+//!   shmpipe.rs      shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset
 //!   fd.rs           pipe, unix-stream, unix-seqpacket, unix-dgram
 //!   queues.rs       posix-mq, sysv-mq
 //!   bare_ring.rs    bare-ring, the reference shmpipe's rows are divided by

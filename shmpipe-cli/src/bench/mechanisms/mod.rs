@@ -10,7 +10,8 @@
 //! in [`FAMILIES`].
 //!
 //! ```text
-//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge: rings by address
+//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset: rings
+//!               by address
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
 //! queues.rs     posix-mq, sysv-mq
 //! bare_ring.rs  bare-ring: the reference shmpipe's rows are divided by
@@ -48,6 +49,8 @@ pub enum Mechanism {
     ShmpipeSpinPark,
     ShmpipePark,
     ShmpipeHuge,
+    ShmpipeFd,
+    ShmpipeWaitset,
     Pipe,
     UnixStream,
     UnixSeqpacket,
@@ -92,6 +95,8 @@ pub const REGISTRY: &[Entry] = &[
     shmpipe::SPIN_PARK,
     shmpipe::PARK,
     shmpipe::HUGE,
+    shmpipe::FD,
+    shmpipe::WAITSET,
     fd::PIPE,
     fd::UNIX_STREAM,
     fd::UNIX_SEQPACKET,
