@@ -104,13 +104,17 @@ impl Family for Tokio {
     }
 }
 
+/// A ring pair's end: the ring sent on (for `info()`), its producer, the
+/// awaited consumer.
+struct RingSide {
+    tx_ring: Option<Ring>,
+    tx: Option<Producer>,
+    rx: Option<AsyncConsumer>,
+}
+
 /// What a tokio end moves messages over.
 enum Over {
-    Ring {
-        tx_ring: Option<Ring>,
-        tx: Option<Producer>,
-        rx: Option<AsyncConsumer>,
-    },
+    Ring(Box<RingSide>),
     Socket(tokio::net::UnixStream),
 }
 
@@ -149,7 +153,7 @@ impl TokioEnd {
                     None => None,
                 };
                 debug_assert!(r.wait == WaitMode::Park);
-                Over::Ring { tx_ring, tx, rx }
+                Over::Ring(Box::new(RingSide { tx_ring, tx, rx }))
             }
             (None, Some(fd)) => {
                 let owned: OwnedFd = adopt_fd(fd, &[FileType::Socket])?;
@@ -176,8 +180,8 @@ impl Endpoint for TokioEnd {
 
     fn send(&mut self, len: usize) -> Result<(), PeerError> {
         match &mut self.over {
-            Over::Ring { tx, .. } => {
-                let tx = tx.as_mut().ok_or_else(|| not_open("sending"))?;
+            Over::Ring(r) => {
+                let tx = r.tx.as_mut().ok_or_else(|| not_open("sending"))?;
                 tx.send(&self.out[..len]).map_err(|e| e.map(drop).into())
             }
             Over::Socket(s) => Ok(self.rt.block_on(s.write_all(&self.out[..len]))?),
@@ -186,8 +190,8 @@ impl Endpoint for TokioEnd {
 
     fn recv(&mut self) -> Result<&[u8], PeerError> {
         match &mut self.over {
-            Over::Ring { rx, .. } => {
-                let rx = rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+            Over::Ring(r) => {
+                let rx = r.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
                 let n = self.rt.block_on(rx.recv(&mut self.inb))?;
                 Ok(&self.inb[..n])
             }
@@ -203,7 +207,7 @@ impl Endpoint for TokioEnd {
 
     fn peer_parked(&self) -> Option<bool> {
         match &self.over {
-            Over::Ring { tx_ring, .. } => tx_ring.as_ref().map(|r| r.info().consumer.parked),
+            Over::Ring(r) => r.tx_ring.as_ref().map(|r| r.info().consumer.parked),
             Over::Socket(_) => None,
         }
     }
