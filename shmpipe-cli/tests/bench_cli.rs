@@ -18,11 +18,15 @@ const EXE: &str = env!("CARGO_BIN_EXE_shmpipe");
 /// One benchmark run at a time (they raise and restore shared limits).
 static RUNS: Mutex<()> = Mutex::new(());
 
-const MECHANISMS: [&str; 10] = [
+const MECHANISMS: [&str; 14] = [
     "shmpipe-spin",
     "shmpipe-spin-park",
     "shmpipe-park",
     "shmpipe-huge",
+    "shmpipe-fd",
+    "shmpipe-waitset",
+    "shmpipe-tokio",
+    "tokio-unix",
     "pipe",
     "unix-stream",
     "unix-seqpacket",

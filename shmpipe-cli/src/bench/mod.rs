@@ -10,9 +10,10 @@
 //! mod.rs          the commands' options; run() and peer()
 //! mechanisms/     the registry, and one file per family of mechanisms:
 //!   mod.rs          Mechanism, REGISTRY, the Family trait, Channel
-//!   shmpipe.rs      shmpipe-spin, -spin-park, -park, -huge
+//!   shmpipe.rs      shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset
 //!   fd.rs           pipe, unix-stream, unix-seqpacket, unix-dgram
 //!   queues.rs       posix-mq, sysv-mq
+//!   tokio_rt.rs     shmpipe-tokio, tokio-unix (current_thread runtimes)
 //!   bare_ring.rs    bare-ring, the reference shmpipe's rows are divided by
 //!   iceoryx2.rs     iceoryx2-0.10 (feature `peers`)
 //!   ipmpsc.rs       ipmpsc-0.5 (feature `peers`)

@@ -10,9 +10,11 @@
 //! in [`FAMILIES`].
 //!
 //! ```text
-//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge: rings by address
+//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset: rings
+//!               by address
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
 //! queues.rs     posix-mq, sysv-mq
+//! tokio_rt.rs   shmpipe-tokio, tokio-unix: the receiver awaits on tokio
 //! bare_ring.rs  bare-ring: the reference shmpipe's rows are divided by
 //! iceoryx2.rs   iceoryx2-0.10 (feature `peers`)
 //! ipmpsc.rs     ipmpsc-0.5 (feature `peers`)
@@ -38,6 +40,7 @@ mod iceoryx2;
 mod ipmpsc;
 mod queues;
 mod shmpipe;
+mod tokio_rt;
 
 /// A way to move messages between two processes: one row family of the
 /// table.
@@ -48,12 +51,16 @@ pub enum Mechanism {
     ShmpipeSpinPark,
     ShmpipePark,
     ShmpipeHuge,
+    ShmpipeFd,
+    ShmpipeWaitset,
+    ShmpipeTokio,
     Pipe,
     UnixStream,
     UnixSeqpacket,
     UnixDgram,
     PosixMq,
     SysvMq,
+    TokioUnix,
     #[cfg(feature = "peers")]
     Iceoryx2,
     #[cfg(feature = "peers")]
@@ -92,12 +99,16 @@ pub const REGISTRY: &[Entry] = &[
     shmpipe::SPIN_PARK,
     shmpipe::PARK,
     shmpipe::HUGE,
+    shmpipe::FD,
+    shmpipe::WAITSET,
+    tokio_rt::SHMPIPE_TOKIO,
     fd::PIPE,
     fd::UNIX_STREAM,
     fd::UNIX_SEQPACKET,
     fd::UNIX_DGRAM,
     queues::POSIX_MQ,
     queues::SYSV_MQ,
+    tokio_rt::TOKIO_UNIX,
     #[cfg(feature = "peers")]
     iceoryx2::ICEORYX2,
     #[cfg(feature = "peers")]
@@ -110,6 +121,7 @@ const FAMILIES: &[&dyn Family] = &[
     &fd::Fds,
     &queues::Queues,
     &bare_ring::BareRings,
+    &tokio_rt::Tokio,
     #[cfg(feature = "peers")]
     &iceoryx2::Iceoryx2,
     #[cfg(feature = "peers")]

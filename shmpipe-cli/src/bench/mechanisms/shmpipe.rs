@@ -1,16 +1,28 @@
 //! shmpipe itself: `Producer::send` (a copy into the slot) and
 //! `Consumer::recv` (a copy out of it) over `shm:` rings the coordinator
-//! creates (pre-faulted, removed on drop), in four variants: three ways of
-//! waiting, and the default one on huge pages.
+//! creates (pre-faulted, removed on drop), in six variants: three ways of
+//! blocking, the default one on huge pages, and two event-loop ways of
+//! waiting (`shmpipe-fd`: `arm` and `poll(2)` on the readiness
+//! descriptor, then `try_recv`; `shmpipe-waitset`: the ring is one of
+//! [`WAITSET_RINGS`] in a `WaitSet`, the others idle, without producers).
 
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
-use shmpipe::{Consumer, HugePages, Producer, Ring, RingBuilder, WaitStrategy};
+use shmpipe::{
+    Consumer, HugePages, Producer, Ring, RingBuilder, Token, TryRecvError, WaitSet, WaitStrategy,
+};
 
 use super::{parse_link, Channel, Entry, Family, Group, Mechanism, Setup};
 use crate::bench::config::{ring_shape, RingShape};
 use crate::bench::endpoint::{not_open, out_buffer, Endpoint, PeerError};
 use crate::bench::jobs;
 use crate::bench::protocol::{PeerSpec, Workload, LATENCY_MSG};
+use crate::bench::MIN_MSG;
+
+/// The members of `shmpipe-waitset`'s set: the ring carrying the traffic
+/// and `WAITSET_RINGS - 1` idle rings no producer ever opens.
+pub const WAITSET_RINGS: usize = 64;
 
 pub const SPIN: Entry = Entry {
     mechanism: Mechanism::ShmpipeSpin,
@@ -45,6 +57,23 @@ pub const HUGE: Entry = Entry {
     default: true,
 };
 
+pub const FD: Entry = Entry {
+    mechanism: Mechanism::ShmpipeFd,
+    name: "shmpipe-fd",
+    about: "shmpipe, the consumer in an event loop: arm(), poll(2) on readiness_fd(), try_recv",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+pub const WAITSET: Entry = Entry {
+    mechanism: Mechanism::ShmpipeWaitset,
+    name: "shmpipe-waitset",
+    about: "shmpipe, the consumer's ring one of 64 in a WaitSet (63 idle): wait, try_recv",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+
 /// How a shmpipe peer's blocking calls wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -55,6 +84,11 @@ pub enum WaitMode {
     SpinPark,
     /// `WaitStrategy::Park`.
     Park,
+    /// Receives: `arm`, `poll(2)` on the readiness descriptor, `try_recv`
+    /// (sends: `WaitStrategy::Park`).
+    Fd,
+    /// Receives: `WaitSet::wait`, `try_recv` (sends: `WaitStrategy::Park`).
+    WaitSet,
 }
 
 impl WaitMode {
@@ -62,6 +96,8 @@ impl WaitMode {
         match m {
             Mechanism::ShmpipeSpin => WaitMode::Spin,
             Mechanism::ShmpipePark => WaitMode::Park,
+            Mechanism::ShmpipeFd => WaitMode::Fd,
+            Mechanism::ShmpipeWaitset => WaitMode::WaitSet,
             _ => WaitMode::SpinPark,
         }
     }
@@ -74,6 +110,9 @@ pub struct RingLink {
     pub tx: Option<String>,
     pub rx: Option<String>,
     pub wait: WaitMode,
+    /// `shmpipe-waitset`'s idle rings, joined to the receiving end's set.
+    #[serde(default)]
+    pub idle: Vec<String>,
 }
 
 /// The shmpipe family.
@@ -181,15 +220,26 @@ impl Family for Shmpipe {
         } else {
             None
         };
+        // The idle members of the consumer's set: small rings, never
+        // written (the producer's set, in ping-pong, has its ring alone).
+        let mut idle = Vec::new();
+        if wait == WaitMode::WaitSet {
+            for _ in 1..WAITSET_RINGS {
+                idle.push(ring(setup, &mut ch, ring_shape(MIN_MSG), false)?);
+            }
+            ch.shape = Some((g, ch.shape.map_or(4096, |s| s.1)));
+        }
         let producer = RingLink {
             tx: Some(a.clone()),
             rx: b.clone(),
             wait,
+            idle: Vec::new(),
         };
         let consumer = RingLink {
             tx: b,
             rx: Some(a),
             wait,
+            idle,
         };
         ch.links(self.kind(), &producer, &consumer);
         Ok(ch)
@@ -217,10 +267,7 @@ impl Family for Shmpipe {
 
     fn serve(&self, spec: &PeerSpec) -> Result<(), PeerError> {
         let l: RingLink = parse_link(&spec.link)?;
-        jobs::serve(
-            RingEnd::open(l.tx.as_deref(), l.rx.as_deref(), l.wait, spec.msg_size),
-            spec,
-        )
+        jobs::serve(RingEnd::open(&l, spec.msg_size), spec)
     }
 }
 
@@ -230,21 +277,22 @@ pub struct RingEnd {
     tx_ring: Option<Ring>,
     tx: Option<Producer>,
     rx: Option<Consumer>,
+    /// `shmpipe-waitset`: the set holding `rx` (then `None`) and the idle
+    /// rings, and `rx`'s token in it.
+    set: Option<(WaitSet, Token)>,
+    ready: Vec<Token>,
+    wait: WaitMode,
     out: Vec<u8>,
     inb: Vec<u8>,
 }
 
 impl RingEnd {
-    pub fn open(
-        tx: Option<&str>,
-        rx: Option<&str>,
-        wait: WaitMode,
-        size: usize,
-    ) -> Result<RingEnd, PeerError> {
+    pub fn open(link: &RingLink, size: usize) -> Result<RingEnd, PeerError> {
+        let (tx, rx, wait) = (link.tx.as_deref(), link.rx.as_deref(), link.wait);
         let strategy = match wait {
             WaitMode::Spin => WaitStrategy::Spin,
             WaitMode::SpinPark => WaitStrategy::DEFAULT,
-            WaitMode::Park => WaitStrategy::Park,
+            WaitMode::Park | WaitMode::Fd | WaitMode::WaitSet => WaitStrategy::Park,
         };
         let check = |max: usize| {
             if max < size {
@@ -274,10 +322,24 @@ impl RingEnd {
             }
             None => None,
         };
+        let (rx, set) = match (rx, wait) {
+            (Some(c), WaitMode::WaitSet) => {
+                let mut set = WaitSet::new()?;
+                let token = set.add_consumer(c)?;
+                for addr in &link.idle {
+                    set.add_consumer(Ring::open(addr.as_str())?.consumer()?)?;
+                }
+                (None, Some((set, token)))
+            }
+            (rx, _) => (rx, None),
+        };
         Ok(RingEnd {
             tx_ring,
             tx,
             rx,
+            set,
+            ready: Vec::new(),
+            wait,
             out: out_buffer(size),
             inb: vec![0; size],
         })
@@ -297,9 +359,38 @@ impl Endpoint for RingEnd {
 
     #[inline]
     fn recv(&mut self) -> Result<&[u8], PeerError> {
+        if let Some((set, token)) = self.set.as_mut() {
+            let token = *token;
+            loop {
+                let rx = set.consumer(token).ok_or_else(|| not_open("receiving"))?;
+                match rx.try_recv(&mut self.inb) {
+                    Ok(n) => return Ok(&self.inb[..n]),
+                    Err(TryRecvError::Empty) => {}
+                    Err(e) => return Err(PeerError::new(e)),
+                }
+                set.wait(None, &mut self.ready)?;
+            }
+        }
         let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
-        let n = rx.recv(&mut self.inb)?;
-        Ok(&self.inb[..n])
+        if self.wait != WaitMode::Fd {
+            let n = rx.recv(&mut self.inb)?;
+            return Ok(&self.inb[..n]);
+        }
+        loop {
+            match rx.try_recv(&mut self.inb) {
+                Ok(n) => return Ok(&self.inb[..n]),
+                Err(TryRecvError::Empty) => {}
+                Err(e) => return Err(PeerError::new(e)),
+            }
+            if rx.arm()? {
+                let fd = rx.readiness_fd()?;
+                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                match poll(&mut fds, None) {
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
     }
 
     fn peer_parked(&self) -> Option<bool> {
