@@ -1,7 +1,7 @@
 //! [`WaitSet`]: one thread waits on any number of consumers and producers
 //! at once, with a deadline, and learns which are ready.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use rustix::event::epoll;
@@ -68,6 +68,10 @@ pub enum Member {
 pub struct WaitSet {
     epoll: OwnedFd,
     members: Vec<Option<Member>>,
+    /// Each member's readiness descriptor number, as registered: epoll
+    /// keys its entries by (file, descriptor number), so removal must name
+    /// that very number.
+    fds: Vec<RawFd>,
     free: Vec<usize>,
     events: Vec<epoll::Event>,
 }
@@ -92,6 +96,7 @@ impl WaitSet {
         Ok(WaitSet {
             epoll,
             members: Vec::new(),
+            fds: Vec::new(),
             free: Vec::new(),
             events: Vec::with_capacity(64),
         })
@@ -103,9 +108,8 @@ impl WaitSet {
     ///
     /// [`Error::Io`] if its readiness descriptor cannot be made or added.
     pub fn add_consumer(&mut self, mut consumer: Consumer) -> Result<Token, Error> {
-        let slot = self.slot();
-        let fd = consumer.readiness_fd()?;
-        self.register(fd.as_fd(), slot)?;
+        let fd = consumer.readiness_fd()?.as_raw_fd();
+        let slot = self.register(fd)?;
         self.members[slot] = Some(Member::Consumer(consumer));
         Ok(Token(slot))
     }
@@ -116,49 +120,49 @@ impl WaitSet {
     ///
     /// [`Error::Io`] if its readiness descriptor cannot be made or added.
     pub fn add_producer(&mut self, mut producer: Producer) -> Result<Token, Error> {
-        let slot = self.slot();
-        let fd = producer.readiness_fd()?;
-        self.register(fd.as_fd(), slot)?;
+        let fd = producer.readiness_fd()?.as_raw_fd();
+        let slot = self.register(fd)?;
         self.members[slot] = Some(Member::Producer(producer));
         Ok(Token(slot))
     }
 
-    fn slot(&mut self) -> usize {
-        self.free.pop().unwrap_or_else(|| {
+    /// Registers a member's readiness descriptor `fd` (open: its handle is
+    /// being added) under a free slot; returns the slot.
+    fn register(&mut self, fd: RawFd) -> Result<usize, Error> {
+        let slot = self.free.pop().unwrap_or_else(|| {
             self.members.push(None);
+            self.fds.push(-1);
             self.members.len() - 1
-        })
-    }
-
-    fn register(&mut self, fd: std::os::fd::BorrowedFd<'_>, slot: usize) -> Result<(), Error> {
-        epoll::add(
+        });
+        // SAFETY: `fd` is the readiness descriptor of the handle being
+        // added, open for the duration of this call.
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        match epoll::add(
             &self.epoll,
-            fd,
+            bfd,
             epoll::EventData::new_u64(slot as u64),
             epoll::EventFlags::IN,
-        )
-        .map_err(|e| {
-            self.free.push(slot);
-            Error::from_errno("epoll_ctl", "wait set", e)
-        })
+        ) {
+            Ok(()) => {
+                self.fds[slot] = fd;
+                Ok(slot)
+            }
+            Err(e) => {
+                self.free.push(slot);
+                Err(Error::from_errno("epoll_ctl", "wait set", e))
+            }
+        }
     }
 
     /// Takes a member out of the set.
     pub fn remove(&mut self, token: Token) -> Option<Member> {
-        let mut m = self.members.get_mut(token.0)?.take()?;
-        let fd = match &mut m {
-            Member::Consumer(c) => c
-                .readiness_fd()
-                .ok()
-                .map(|f| f.as_fd().try_clone_to_owned()),
-            Member::Producer(p) => p
-                .readiness_fd()
-                .ok()
-                .map(|f| f.as_fd().try_clone_to_owned()),
-        };
-        if let Some(Ok(fd)) = fd {
-            let _ = epoll::delete(&self.epoll, &fd);
-        }
+        self.members.get(token.0)?.as_ref()?;
+        // SAFETY: the member (which owns the descriptor) is still in the
+        // set, so the descriptor registered under this slot is open.
+        let bfd = unsafe { BorrowedFd::borrow_raw(self.fds[token.0]) };
+        let _ = epoll::delete(&self.epoll, bfd);
+        let m = self.members[token.0].take()?;
+        self.fds[token.0] = -1;
         self.free.push(token.0);
         Some(m)
     }
@@ -254,7 +258,8 @@ impl WaitSet {
             }
             for ev in &self.events {
                 let t = Token(ev.data.u64() as usize);
-                if !ready.contains(&t) {
+                let present = self.members.get(t.0).is_some_and(Option::is_some);
+                if present && !ready.contains(&t) {
                     ready.push(t);
                 }
             }
