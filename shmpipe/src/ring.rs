@@ -10,13 +10,13 @@ use crate::address::{Address, AsAddress};
 use crate::error::Error;
 use crate::handles::{Consumer, Producer};
 use crate::info::{RingInfo, SideState};
-use crate::layout::{Geometry, FLAG_REMOVED, HEADER_LEN, MAGIC, PARKED_NOTIFY};
+use crate::layout::{Geometry, FLAG_REMOVED, HEADER_LEN, MAGIC};
 use crate::mapping::{self, Mapping};
 use crate::notify::Notifier;
 use crate::reclaim::{staleness, Staleness};
 use crate::segment::{self, Backend, HugePages, Segment, SegmentOptions};
 use crate::side::Side;
-use crate::sync::Ordering::{Acquire, Relaxed};
+use crate::sync::Ordering::Relaxed;
 use crate::wake::{self, WaitConfig, WaitStrategy};
 
 /// Default number of slots.
@@ -605,11 +605,7 @@ impl Ring {
             hdr.meta.flags.fetch_or(FLAG_REMOVED, Relaxed);
             let mut notifier = Notifier::default();
             for line in [&hdr.producer, &hdr.consumer] {
-                if wake::notify(line, false) & PARKED_NOTIFY != 0 {
-                    // ORDERING: Acquire; pairs with the waiter's Release
-                    // publication of its socket name (`Holder::announce`).
-                    notifier.send(line.notify_id.load(Acquire));
-                }
+                wake::notify_any(line, false, &mut notifier);
             }
         }
         Ok(())

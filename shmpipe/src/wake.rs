@@ -49,7 +49,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::layout::{ControlLine, StatsLine, PARKED_FUTEX};
+use crate::layout::{ControlLine, StatsLine, PARKED_FUTEX, PARKED_NOTIFY};
+use crate::notify::Notifier;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{barrier, spin_loop, yield_now, WaitOutcome};
 
@@ -325,6 +326,28 @@ pub(crate) fn notify(peer: &ControlLine, asymmetric: bool) -> u32 {
         wake(peer);
     }
     parked
+}
+
+/// [`notify`], and also signals the peer's notification socket when it
+/// waits on its readiness descriptor. Returns whether it was asleep on its
+/// futex.
+#[inline]
+pub(crate) fn notify_any(peer: &ControlLine, asymmetric: bool, notifier: &mut Notifier) -> bool {
+    let parked = notify(peer, asymmetric);
+    if parked & PARKED_NOTIFY != 0 {
+        signal_descriptor(peer, notifier);
+    }
+    parked & PARKED_FUTEX != 0
+}
+
+#[cold]
+fn signal_descriptor(peer: &ControlLine, notifier: &mut Notifier) {
+    // ORDERING: Acquire; pairs with the Release `fetch_or` of the waiter's
+    // announcement (`Holder::announce`), so the socket name stored before
+    // it is visible.
+    if peer.parked.load(Acquire) & PARKED_NOTIFY != 0 {
+        notifier.send(peer.notify_id.load(Acquire));
+    }
 }
 
 #[cold]

@@ -37,10 +37,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Corruption, Error, Expected};
 use crate::info::Stats;
+use crate::layout::PARKED_NOTIFY;
 use crate::layout::{
     Claim, ControlLine, RingRef, StatsLine, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT,
 };
-use crate::layout::{PARKED_FUTEX, PARKED_NOTIFY};
 use crate::liveness::{self, ProcessWatch};
 use crate::mapping::Mapping;
 use crate::notify::Notifier;
@@ -230,20 +230,7 @@ impl Holder {
     /// all while it is busy). Returns whether it was asleep on its futex.
     #[inline]
     fn wake_peer(&mut self, peer: &ControlLine) -> bool {
-        let parked = wake::notify(peer, self.asymmetric);
-        if parked & PARKED_NOTIFY != 0 {
-            self.signal_descriptor(peer);
-        }
-        parked & PARKED_FUTEX != 0
-    }
-
-    #[cold]
-    fn signal_descriptor(&mut self, peer: &ControlLine) {
-        // ORDERING: Acquire; pairs with the Release `fetch_or` in
-        // `announce`, so the socket name stored before it is visible.
-        if peer.parked.load(Acquire) & PARKED_NOTIFY != 0 {
-            self.notifier.send(peer.notify_id.load(Acquire));
-        }
+        wake::notify_any(peer, self.asymmetric, &mut self.notifier)
     }
 
     /// This side's control line and the peer's.
