@@ -76,6 +76,36 @@ impl fmt::Display for Corruption {
 
 impl std::error::Error for Corruption {}
 
+/// A ring's shape: how many slots, and how many bytes each (its 8-byte
+/// length header included). Found in [`Error::GeometryMismatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    /// Number of slots.
+    pub slots: u64,
+    /// Bytes per slot, the 8-byte length header included.
+    pub slot_size: u64,
+}
+
+impl Geometry {
+    /// The largest message a slot of this size carries, in bytes.
+    pub fn max_message(&self) -> u64 {
+        self.slot_size.saturating_sub(8)
+    }
+}
+
+impl fmt::Display for Geometry {
+    /// `1024 slots x 4096 bytes (4088-byte messages)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} slots x {} bytes ({}-byte messages)",
+            self.slots,
+            self.slot_size,
+            self.max_message()
+        )
+    }
+}
+
 /// An error creating, opening, claiming, inspecting or removing a ring.
 ///
 /// The `Display` text names the ring and says what to do about it.
@@ -159,6 +189,38 @@ pub enum Error {
         address: String,
         /// Which field, what value, which rule.
         corruption: Corruption,
+    },
+    /// The ring exists with another geometry than the builder asked for
+    /// ([`RingBuilder::slots`](crate::RingBuilder::slots),
+    /// [`slot_size`](crate::RingBuilder::slot_size) or
+    /// [`max_message`](crate::RingBuilder::max_message)); see
+    /// [`RingBuilder::accept_any_geometry`](crate::RingBuilder::accept_any_geometry).
+    GeometryMismatch {
+        /// The ring's address.
+        address: String,
+        /// The geometry asked for (a dimension the builder was not given is
+        /// the one found).
+        expected: Geometry,
+        /// The ring's geometry.
+        found: Geometry,
+    },
+    /// No ring appeared at the address within the time
+    /// [`RingBuilder::wait_for_creation`](crate::RingBuilder::wait_for_creation)
+    /// allowed.
+    NotCreated {
+        /// The ring's address.
+        address: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
+    /// [`RingBuilder::open_or_create`](crate::RingBuilder::open_or_create)
+    /// found the ring, then lost it, again and again: other processes keep
+    /// removing or replacing it.
+    Vanished {
+        /// The ring's address.
+        address: String,
+        /// How many times it tried to create or open it.
+        attempts: u32,
     },
     /// The requested side of the ring is held by a live process.
     AlreadyClaimed {
@@ -338,6 +400,28 @@ impl fmt::Display for Error {
                 f,
                 "ring `{address}` is corrupt: {corruption}; remove it with \
                  `shmpipe rm --force {address}` and create it again"
+            ),
+            Error::GeometryMismatch {
+                address,
+                expected,
+                found,
+            } => write!(
+                f,
+                "ring `{address}` exists with {found}, not the {expected} asked for: open it \
+                 without asking for a geometry (`accept_any_geometry(true)`; CLI: drop \
+                 --slots/--slot-size) to use it as it is, or remove it first \
+                 (`shmpipe rm {address}`) and create it again"
+            ),
+            Error::NotCreated { address, waited } => write!(
+                f,
+                "no ring appeared at `{address}` within {waited:?}: start the process that \
+                 creates it, wait longer, or check the name with `shmpipe list`"
+            ),
+            Error::Vanished { address, attempts } => write!(
+                f,
+                "ring `{address}` was removed or replaced {attempts} times while this process \
+                 tried to open or create it: find the process that keeps removing it \
+                 (`shmpipe rm`, a reclaiming creator), then try again"
             ),
             Error::AlreadyClaimed { address, side, pid } => write!(
                 f,

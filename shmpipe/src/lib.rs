@@ -78,7 +78,7 @@
 //! info      RingInfo, SideInfo, Stats: snapshots for people and tools
 //! wake      the park/wake protocol between the two sides
 //! handles   Producer, Consumer and their slot guards
-//! ring      Ring, RingBuilder: create, open, list, remove
+//! ring      Ring, RingBuilder: create, open, open_or_create, list, remove
 //! ```
 //!
 //! All atomics come from `sync`, so the ring and wake code also run under
@@ -125,8 +125,10 @@ mod watcher;
 pub use address::{Address, AsAddress, SysvKey};
 #[cfg(feature = "tokio")]
 pub use async_handles::{AsyncConsumer, AsyncProducer};
-pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
-pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
+pub use error::{
+    Corruption, Error, Expected, Geometry, RecvError, SendError, TryRecvError, TrySendError,
+};
+pub use handles::{Consumer, Message, Producer, ReadSlot, WriteBatch, WriteSlot};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};
 pub use segment::{Backend, HugePages};
