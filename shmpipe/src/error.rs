@@ -3,8 +3,9 @@
 //! Setup and administration (creating, opening, claiming, removing a ring)
 //! return [`Error`], whose `Display` says what happened *and what to do*.
 //! The data path returns small per-operation enums in the style of
-//! `crossbeam-channel`: a failed send hands the message back
-//! ([`TrySendError`], [`SendError`]); a failed receive says why
+//! `crossbeam-channel`: a failed send hands an owned message back
+//! ([`TrySendError`], [`SendError`]; a borrowed one stays with the caller,
+//! so that `?` works on it); a failed receive says why
 //! ([`TryRecvError`], [`RecvError`]).
 //!
 //! Anything read from the shared mapping may have been written by a buggy or
@@ -460,7 +461,8 @@ impl std::error::Error for Error {
 }
 
 /// Why a non-blocking send ([`Producer::try_send`](crate::Producer::try_send)
-/// and the `try_reserve*` calls) failed. The message is handed back.
+/// and the `try_reserve*` calls) failed. An owned message is handed back, a
+/// borrowed one is not (`T` is `()`), as for [`SendError`].
 #[derive(Clone, PartialEq, Eq)]
 pub enum TrySendError<T> {
     /// The ring is full; try again once the consumer has made room.
@@ -487,7 +489,34 @@ pub enum TrySendError<T> {
 }
 
 /// Why a blocking send (`send`, `send_timeout`, `send_deadline` and the
-/// blocking `reserve*` calls) failed. The message is handed back.
+/// blocking `reserve*` calls) failed.
+///
+/// An owned message (`Vec<u8>`, `String`, `Box<[u8]>`, ...) is handed back
+/// as `T`. A borrowed one (`&[u8]`, `&Vec<u8>`, `b"..."`) is not: `T` is
+/// `()`, so the error borrows nothing, is `'static`, and `?` boxes it (see
+/// [`Message`](crate::Message)):
+///
+/// ```
+/// use std::error::Error;
+/// use shmpipe::{Producer, RingBuilder};
+///
+/// fn f(tx: &mut Producer) -> Result<(), Box<dyn Error>> {
+///     let local = vec![1u8, 2, 3];
+///     tx.send(&local[..])?;
+///     tx.send_timeout(&local[..], std::time::Duration::from_millis(10))?;
+///     tx.send_deadline(&local, std::time::Instant::now())?;
+///     tx.try_send(&local[..])?;
+///     Ok(())
+/// }
+/// # let ring = RingBuilder::new().slots(8).create_in_process()?;
+/// # let mut tx = ring.producer()?;
+/// # f(&mut tx)?;
+/// # Ok::<(), Box<dyn Error>>(())
+/// ```
+///
+/// (A `From<SendError<&[u8]>> for Box<dyn Error>` cannot do this: it would
+/// overlap std's `impl<E: Error> From<E> for Box<dyn Error>`. To box an
+/// error that carries an owned message, `e.map(drop)` drops it.)
 #[derive(Clone, PartialEq, Eq)]
 pub enum SendError<T> {
     /// The deadline passed with the ring still full. Never returned by the

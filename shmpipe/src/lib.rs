@@ -40,6 +40,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Peers started in any order meet with
+//! [`RingBuilder::open_or_create`]: of any number of processes calling it
+//! at once, exactly one creates the ring ([`Ring::created`]) and the others
+//! open that ring. [`RingBuilder::wait_for_creation`] makes `open` wait for
+//! a ring that does not exist yet. A builder given `slots`, `slot_size` or
+//! `max_message` refuses to open a ring of another geometry
+//! ([`Error::GeometryMismatch`]).
+//!
+//! ```
+//! use shmpipe::RingBuilder;
+//!
+//! # let name = format!("shm:doc-crate-ooc-{}", std::process::id());
+//! let mut b = RingBuilder::new();
+//! b.slots(1024).max_message(248).unlink_on_drop(true);
+//! let ring = b.open_or_create(&name)?; // creates it, or opens the winner's
+//! # assert!(ring.created());
+//! # Ok::<(), shmpipe::Error>(())
+//! ```
+//!
 //! # Calls
 //!
 //! | | never blocks | blocks | blocks until |
