@@ -43,7 +43,13 @@ pub(crate) enum Reclaim {
 pub(crate) fn reclaim(address: &Address) -> Result<Reclaim, Error> {
     let lock = match segment::lock_for_reclaim(address)? {
         TryReclaim::Locked(l) => l,
-        TryReclaim::Busy => return Ok(Reclaim::Busy),
+        // Not ours to judge; but say who holds a side, if anyone does.
+        TryReclaim::Busy => {
+            return Ok(match staleness(address) {
+                Ok(held @ Staleness::Held(..)) => Reclaim::Live(held),
+                _ => Reclaim::Busy,
+            })
+        }
         TryReclaim::Gone => return Ok(Reclaim::Free),
     };
     let judged = match staleness(address) {
