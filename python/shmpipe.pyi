@@ -208,6 +208,20 @@ class Unsupported(Error): ...
 class Removed(Disconnected):
     """The ring was removed while this handle used it; open or create it anew."""
 
+class GeometryMismatch(Error):
+    """The ring exists with another geometry than asked for."""
+    address: str
+    expected: Tuple[int, int]
+    found: Tuple[int, int]
+
+class NotCreated(NotFound):
+    """No ring appeared within the time allowed to wait for its creator."""
+
+class Vanished(Error):
+    """The ring kept being removed or replaced while opening or creating it."""
+    address: str
+    attempts: int
+
 class Io(Error, OSError):
     op: str
     target: str

@@ -143,6 +143,22 @@ const CLASSES: &[(&str, &[&str], &str)] = &[
          create it anew.",
     ),
     (
+        "GeometryMismatch",
+        &["Error"],
+        "The ring exists with another geometry than asked for (attributes `expected`, `found`: \
+         (slots, slot_size) pairs).",
+    ),
+    (
+        "NotCreated",
+        &["NotFound"],
+        "No ring appeared at the address within the time allowed to wait for its creator.",
+    ),
+    (
+        "Vanished",
+        &["Error"],
+        "The ring kept being removed or replaced while this process tried to open or create it.",
+    ),
+    (
         "Io",
         &["Error", "OSError"],
         "Any other failed system call (attributes `errno`, `op`, `target`).",
@@ -326,6 +342,27 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
         Error::Removed { address } => {
             with_attrs(py, "Removed", msg, attrs!(py; "address" => address))
         }
+        Error::GeometryMismatch {
+            address,
+            expected,
+            found,
+        } => with_attrs(
+            py,
+            "GeometryMismatch",
+            msg,
+            attrs!(py; "address" => address,
+                "expected" => (expected.slots, expected.slot_size),
+                "found" => (found.slots, found.slot_size)),
+        ),
+        Error::NotCreated { address, .. } => {
+            with_attrs(py, "NotCreated", msg, attrs!(py; "address" => address))
+        }
+        Error::Vanished { address, attempts } => with_attrs(
+            py,
+            "Vanished",
+            msg,
+            attrs!(py; "address" => address, "attempts" => attempts),
+        ),
         Error::Io { op, target, source } => {
             let errno = source.raw_os_error();
             match attrs!(py; "op" => op, "target" => target) {

@@ -97,8 +97,11 @@ impl Failure {
         use shmpipe::Error as E;
         let code = match e {
             E::InvalidAddress { .. } | E::InvalidConfig { .. } => exit::USAGE,
-            E::NotFound { .. } => exit::NOT_FOUND,
-            E::AlreadyExists { .. } | E::AlreadyClaimed { .. } | E::InUse { .. } => exit::IN_USE,
+            E::NotFound { .. } | E::NotCreated { .. } => exit::NOT_FOUND,
+            E::AlreadyExists { .. }
+            | E::AlreadyClaimed { .. }
+            | E::InUse { .. }
+            | E::GeometryMismatch { .. } => exit::IN_USE,
             E::Removed { .. } => exit::REMOVED,
             E::BadMagic { .. }
             | E::VersionMismatch { .. }

@@ -149,6 +149,11 @@
 // handle used it: no peer can reach it any more; open or create it anew.
 #define SHMPIPE_REMOVED -23
 
+// The ring exists with another geometry than asked for. Not returned by
+// this version's calls (they open a ring of any geometry); reserved for
+// opening with a required geometry.
+#define SHMPIPE_GEOMETRY_MISMATCH -24
+
 // `shmpipe_options.huge_pages`: base pages only (the default; a `file:`
 // path on hugetlbfs still gets huge pages: the path decides).
 #define SHMPIPE_HUGE_PAGES_NEVER 0

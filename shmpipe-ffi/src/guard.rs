@@ -192,6 +192,7 @@ fn status_name(status: c_int) -> &'static CStr {
         SHMPIPE_PANIC => c"SHMPIPE_PANIC",
         SHMPIPE_ERROR => c"SHMPIPE_ERROR",
         SHMPIPE_REMOVED => c"SHMPIPE_REMOVED",
+        SHMPIPE_GEOMETRY_MISMATCH => c"SHMPIPE_GEOMETRY_MISMATCH",
         _ => c"SHMPIPE_UNKNOWN",
     };
     name
@@ -217,7 +218,10 @@ impl From<Error> for Fail {
         let status = match &e {
             Error::InvalidAddress { .. } | Error::InvalidConfig { .. } => SHMPIPE_INVALID_ARGUMENT,
             Error::AlreadyExists { .. } => SHMPIPE_ALREADY_EXISTS,
-            Error::NotFound { .. } => SHMPIPE_NOT_FOUND,
+            Error::NotFound { .. } | Error::NotCreated { .. } | Error::Vanished { .. } => {
+                SHMPIPE_NOT_FOUND
+            }
+            Error::GeometryMismatch { .. } => SHMPIPE_GEOMETRY_MISMATCH,
             Error::PermissionDenied { .. } | Error::Symlink { .. } => SHMPIPE_PERMISSION_DENIED,
             Error::NotARegularFile { .. }
             | Error::NotInitialized { .. }
@@ -383,7 +387,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_name() {
-        for status in SHMPIPE_REMOVED..=SHMPIPE_OK {
+        for status in SHMPIPE_GEOMETRY_MISMATCH..=SHMPIPE_OK {
             // SAFETY: static NUL-terminated strings.
             let name = unsafe { CStr::from_ptr(shmpipe_status_name(status)) };
             assert_ne!(name.to_str().unwrap(), "SHMPIPE_UNKNOWN", "status {status}");

@@ -136,6 +136,10 @@ pub const SHMPIPE_ERROR: c_int = -22;
 /// The ring was removed (`shmpipe_ring_remove`, `shmpipe rm`) while this
 /// handle used it: no peer can reach it any more; open or create it anew.
 pub const SHMPIPE_REMOVED: c_int = -23;
+/// The ring exists with another geometry than asked for. Not returned by
+/// this version's calls (they open a ring of any geometry); reserved for
+/// opening with a required geometry.
+pub const SHMPIPE_GEOMETRY_MISMATCH: c_int = -24;
 
 // ---------------------------------------------------------------------------
 // Option values

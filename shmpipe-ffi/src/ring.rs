@@ -98,6 +98,9 @@ impl shmpipe_options {
         if self.max_message != 0 {
             b.max_message(self.max_message);
         }
+        // The options always carry a geometry (the defaults at least), so
+        // opening checks none: the C API opens a ring as it is.
+        b.accept_any_geometry(true);
         b.huge_pages(match self.huge_pages {
             SHMPIPE_HUGE_PAGES_NEVER => HugePages::Never,
             SHMPIPE_HUGE_PAGES_PREFER => HugePages::Prefer,

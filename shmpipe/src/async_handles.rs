@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use tokio::io::unix::AsyncFd;
 
 use crate::error::{RecvError, SendError, TryRecvError, TrySendError};
-use crate::handles::{Consumer, Producer, ReadSlot, WriteSlot};
+use crate::handles::{Consumer, Message, Producer, ReadSlot, WriteSlot};
 
 /// The readiness descriptor's number, for `AsyncFd` (which must own
 /// something `AsRawFd`). The handle owns the descriptor and outlives this.
@@ -243,17 +243,16 @@ impl AsyncProducer {
     /// # Errors
     ///
     /// As [`Producer::send_deadline`], never `Timeout`; the message comes
-    /// back inside the error.
-    pub async fn send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
-        let mut msg = msg;
+    /// back inside the error if it is owned (see [`Message`]).
+    pub async fn send<M: Message>(&mut self, msg: M) -> Result<(), SendError<M::Unsent>> {
         loop {
-            match self.inner.try_send(msg) {
+            match self.inner.try_send(msg.as_ref()) {
                 Ok(()) => return Ok(()),
-                Err(TrySendError::Full(m)) => msg = m,
-                Err(e) => return Err(e.into()),
+                Err(TrySendError::Full(())) => {}
+                Err(e) => return Err(SendError::from(e).map(|()| msg.unsent())),
             }
             if let Err(e) = self.writable().await {
-                return Err(e.map(|()| msg));
+                return Err(e.map(|()| msg.unsent()));
             }
         }
     }

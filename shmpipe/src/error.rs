@@ -3,8 +3,9 @@
 //! Setup and administration (creating, opening, claiming, removing a ring)
 //! return [`Error`], whose `Display` says what happened *and what to do*.
 //! The data path returns small per-operation enums in the style of
-//! `crossbeam-channel`: a failed send hands the message back
-//! ([`TrySendError`], [`SendError`]); a failed receive says why
+//! `crossbeam-channel`: a failed send hands an owned message back
+//! ([`TrySendError`], [`SendError`]; a borrowed one stays with the caller,
+//! so that `?` works on it); a failed receive says why
 //! ([`TryRecvError`], [`RecvError`]).
 //!
 //! Anything read from the shared mapping may have been written by a buggy or
@@ -75,6 +76,36 @@ impl fmt::Display for Corruption {
 }
 
 impl std::error::Error for Corruption {}
+
+/// A ring's shape: how many slots, and how many bytes each (its 8-byte
+/// length header included). Found in [`Error::GeometryMismatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    /// Number of slots.
+    pub slots: u64,
+    /// Bytes per slot, the 8-byte length header included.
+    pub slot_size: u64,
+}
+
+impl Geometry {
+    /// The largest message a slot of this size carries, in bytes.
+    pub fn max_message(&self) -> u64 {
+        self.slot_size.saturating_sub(8)
+    }
+}
+
+impl fmt::Display for Geometry {
+    /// `1024 slots x 4096 bytes (4088-byte messages)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} slots x {} bytes ({}-byte messages)",
+            self.slots,
+            self.slot_size,
+            self.max_message()
+        )
+    }
+}
 
 /// An error creating, opening, claiming, inspecting or removing a ring.
 ///
@@ -159,6 +190,38 @@ pub enum Error {
         address: String,
         /// Which field, what value, which rule.
         corruption: Corruption,
+    },
+    /// The ring exists with another geometry than the builder asked for
+    /// ([`RingBuilder::slots`](crate::RingBuilder::slots),
+    /// [`slot_size`](crate::RingBuilder::slot_size) or
+    /// [`max_message`](crate::RingBuilder::max_message)); see
+    /// [`RingBuilder::accept_any_geometry`](crate::RingBuilder::accept_any_geometry).
+    GeometryMismatch {
+        /// The ring's address.
+        address: String,
+        /// The geometry asked for (a dimension the builder was not given is
+        /// the one found).
+        expected: Geometry,
+        /// The ring's geometry.
+        found: Geometry,
+    },
+    /// No ring appeared at the address within the time
+    /// [`RingBuilder::wait_for_creation`](crate::RingBuilder::wait_for_creation)
+    /// allowed.
+    NotCreated {
+        /// The ring's address.
+        address: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
+    /// [`RingBuilder::open_or_create`](crate::RingBuilder::open_or_create)
+    /// found the ring, then lost it, again and again: other processes keep
+    /// removing or replacing it.
+    Vanished {
+        /// The ring's address.
+        address: String,
+        /// How many times it tried to create or open it.
+        attempts: u32,
     },
     /// The requested side of the ring is held by a live process.
     AlreadyClaimed {
@@ -339,6 +402,28 @@ impl fmt::Display for Error {
                 "ring `{address}` is corrupt: {corruption}; remove it with \
                  `shmpipe rm --force {address}` and create it again"
             ),
+            Error::GeometryMismatch {
+                address,
+                expected,
+                found,
+            } => write!(
+                f,
+                "ring `{address}` exists with {found}, not the {expected} asked for: open it \
+                 without asking for a geometry (`accept_any_geometry(true)`; CLI: drop \
+                 --slots/--slot-size) to use it as it is, or remove it first \
+                 (`shmpipe rm {address}`) and create it again"
+            ),
+            Error::NotCreated { address, waited } => write!(
+                f,
+                "no ring appeared at `{address}` within {waited:?}: start the process that \
+                 creates it, wait longer, or check the name with `shmpipe list`"
+            ),
+            Error::Vanished { address, attempts } => write!(
+                f,
+                "ring `{address}` was removed or replaced {attempts} times while this process \
+                 tried to open or create it: find the process that keeps removing it \
+                 (`shmpipe rm`, a reclaiming creator), then try again"
+            ),
             Error::AlreadyClaimed { address, side, pid } => write!(
                 f,
                 "the {side} side of ring `{address}` is held by live process {pid}: a ring has \
@@ -376,7 +461,8 @@ impl std::error::Error for Error {
 }
 
 /// Why a non-blocking send ([`Producer::try_send`](crate::Producer::try_send)
-/// and the `try_reserve*` calls) failed. The message is handed back.
+/// and the `try_reserve*` calls) failed. An owned message is handed back, a
+/// borrowed one is not (`T` is `()`), as for [`SendError`].
 #[derive(Clone, PartialEq, Eq)]
 pub enum TrySendError<T> {
     /// The ring is full; try again once the consumer has made room.
@@ -403,7 +489,34 @@ pub enum TrySendError<T> {
 }
 
 /// Why a blocking send (`send`, `send_timeout`, `send_deadline` and the
-/// blocking `reserve*` calls) failed. The message is handed back.
+/// blocking `reserve*` calls) failed.
+///
+/// An owned message (`Vec<u8>`, `String`, `Box<[u8]>`, ...) is handed back
+/// as `T`. A borrowed one (`&[u8]`, `&Vec<u8>`, `b"..."`) is not: `T` is
+/// `()`, so the error borrows nothing, is `'static`, and `?` boxes it (see
+/// [`Message`](crate::Message)):
+///
+/// ```
+/// use std::error::Error;
+/// use shmpipe::{Producer, RingBuilder};
+///
+/// fn f(tx: &mut Producer) -> Result<(), Box<dyn Error>> {
+///     let local = vec![1u8, 2, 3];
+///     tx.send(&local[..])?;
+///     tx.send_timeout(&local[..], std::time::Duration::from_millis(10))?;
+///     tx.send_deadline(&local, std::time::Instant::now())?;
+///     tx.try_send(&local[..])?;
+///     Ok(())
+/// }
+/// # let ring = RingBuilder::new().slots(8).create_in_process()?;
+/// # let mut tx = ring.producer()?;
+/// # f(&mut tx)?;
+/// # Ok::<(), Box<dyn Error>>(())
+/// ```
+///
+/// (A `From<SendError<&[u8]>> for Box<dyn Error>` cannot do this: it would
+/// overlap std's `impl<E: Error> From<E> for Box<dyn Error>`. To box an
+/// error that carries an owned message, `e.map(drop)` drops it.)
 #[derive(Clone, PartialEq, Eq)]
 pub enum SendError<T> {
     /// The deadline passed with the ring still full. Never returned by the

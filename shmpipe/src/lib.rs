@@ -40,6 +40,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Peers started in any order meet with
+//! [`RingBuilder::open_or_create`]: of any number of processes calling it
+//! at once, exactly one creates the ring ([`Ring::created`]) and the others
+//! open that ring. [`RingBuilder::wait_for_creation`] makes `open` wait for
+//! a ring that does not exist yet. A builder given `slots`, `slot_size` or
+//! `max_message` refuses to open a ring of another geometry
+//! ([`Error::GeometryMismatch`]).
+//!
+//! ```
+//! use shmpipe::RingBuilder;
+//!
+//! # let name = format!("shm:doc-crate-ooc-{}", std::process::id());
+//! let mut b = RingBuilder::new();
+//! b.slots(1024).max_message(248).unlink_on_drop(true);
+//! let ring = b.open_or_create(&name)?; // creates it, or opens the winner's
+//! # assert!(ring.created());
+//! # Ok::<(), shmpipe::Error>(())
+//! ```
+//!
 //! # Calls
 //!
 //! | | never blocks | blocks | blocks until |
@@ -78,7 +97,7 @@
 //! info      RingInfo, SideInfo, Stats: snapshots for people and tools
 //! wake      the park/wake protocol between the two sides
 //! handles   Producer, Consumer and their slot guards
-//! ring      Ring, RingBuilder: create, open, list, remove
+//! ring      Ring, RingBuilder: create, open, open_or_create, list, remove
 //! ```
 //!
 //! All atomics come from `sync`, so the ring and wake code also run under
@@ -125,8 +144,10 @@ mod watcher;
 pub use address::{Address, AsAddress, SysvKey};
 #[cfg(feature = "tokio")]
 pub use async_handles::{AsyncConsumer, AsyncProducer};
-pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
-pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
+pub use error::{
+    Corruption, Error, Expected, Geometry, RecvError, SendError, TryRecvError, TrySendError,
+};
+pub use handles::{Consumer, Message, Producer, ReadSlot, WriteBatch, WriteSlot};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};
 pub use segment::{Backend, HugePages};

@@ -484,7 +484,8 @@ fn consumer_killed_blocked() -> Result<(), Failed> {
         let outcome = loop {
             let seq = tx.position();
             let len = fill_msg(1, seq, max, &mut buf);
-            match tx.send(&buf[..len]) {
+            // Owned, so that the failed send hands it back.
+            match tx.send(buf[..len].to_vec()) {
                 Ok(()) => continue,
                 Err(e) => break e,
             }

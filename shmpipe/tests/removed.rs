@@ -73,8 +73,9 @@ fn a_blocked_send_on_a_full_ring_returns_removed() {
         tx.try_send(b"1").unwrap();
         tx.try_send(b"2").unwrap();
         let waiter = std::thread::spawn(move || {
-            let r = tx.send_timeout(b"3", Duration::from_secs(20));
-            (r.map_err(|e| e.map(|m| m.to_vec())), Instant::now())
+            // Owned, so that the failed send hands it back.
+            let r = tx.send_timeout(b"3".to_vec(), Duration::from_secs(20));
+            (r, Instant::now())
         });
         std::thread::sleep(Duration::from_millis(200));
         let removed_at = Instant::now();

@@ -93,7 +93,8 @@ fn too_large_is_refused_whole() {
     assert_eq!(tx.max_message(), 56);
     let big = vec![7u8; 57];
     match tx.try_send(&big) {
-        Err(TrySendError::TooLarge { msg, max: 56 }) => assert_eq!(msg.len(), 57),
+        // Borrowed: nothing to hand back (the caller has it).
+        Err(TrySendError::TooLarge { msg: (), max: 56 }) => {}
         other => panic!("{other:?}"),
     }
     match tx.send_timeout(big.clone(), Duration::from_millis(1)) {

@@ -339,9 +339,9 @@ fn corrupt_head_seen_by_the_producer() {
     }
     // head beyond tail: the consumer claims to have read unwritten slots.
     f.put_u64(HEAD, 20);
-    match tx.try_send(b"x") {
+    match tx.try_send(*b"x") {
         Err(TrySendError::Corrupt { msg, corruption }) => {
-            assert_eq!(msg, b"x");
+            assert_eq!(&msg, b"x");
             assert_eq!(corruption.field, "head");
             assert_eq!(corruption.found, 20);
         }

@@ -67,8 +67,15 @@ pub struct CreateOptions {
 impl CreateOptions {
     fn builder(&self) -> RingBuilder {
         let mut b = RingBuilder::new();
-        b.slots(self.slots.unwrap_or(DEFAULT_SLOTS))
-            .slot_size(self.slot_size.unwrap_or(DEFAULT_SLOT_SIZE))
+        // Given options are created and required of an existing ring;
+        // the command line's defaults are only created.
+        if let Some(n) = self.slots {
+            b.slots(n);
+        }
+        if let Some(n) = self.slot_size {
+            b.slot_size(n);
+        }
+        b.default_geometry(DEFAULT_SLOTS, DEFAULT_SLOT_SIZE)
             .huge_pages(match self.huge_pages {
                 HugeArg::Never => HugePages::Never,
                 HugeArg::Prefer => HugePages::Prefer,
@@ -107,6 +114,20 @@ fn create_ring(options: &CreateOptions, address: &Address) -> Result<Ring, Failu
 /// permission hint that names the owner.
 fn open_failure(e: Error, address: &Address) -> Failure {
     match e {
+        Error::GeometryMismatch {
+            expected, found, ..
+        } => Failure::new(
+            exit::IN_USE,
+            format!(
+                "ring {address} exists with {} slots x {}, not the {} slots x {} asked for: \
+                 drop --slots/--slot-size to use it as it is, or remove it first \
+                 (`shmpipe rm {address}`)",
+                found.slots,
+                crate::describe::bytes(found.slot_size),
+                expected.slots,
+                crate::describe::bytes(expected.slot_size)
+            ),
+        ),
         Error::PermissionDenied { op, .. } => Failure::new(
             exit::ERROR,
             format!(

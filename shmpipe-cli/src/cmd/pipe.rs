@@ -19,7 +19,6 @@ use shmpipe::{
 
 use super::frame::{self, Frame};
 use super::{CreateOptions, CreatePolicy, RecvArgs, SendArgs};
-use crate::describe;
 use crate::fail::{exit, CmdResult, Failure};
 use crate::interrupt::{self, HEARTBEAT, POLL};
 
@@ -45,9 +44,10 @@ enum Stop {
     Failed(Failure),
 }
 
-/// Opens the ring, or creates it (as the policy allows); tolerates the
-/// peer creating it at the same moment. Says whether this process created
-/// it.
+/// Opens the ring, or creates it (as the policy allows), with the
+/// library's `open_or_create`: the peer may be creating it at the same
+/// moment. Says whether this process created it. Creation options given
+/// for an existing ring of another geometry are refused (exit 7).
 fn open_or_create(
     address: &Address,
     policy: CreatePolicy,
@@ -59,48 +59,17 @@ fn open_or_create(
         }
         return Ok((super::create_ring(options, address)?, true));
     }
-    let ring = match Ring::open(address) {
-        Ok(r) => r,
-        Err(Error::NotFound { .. }) if !policy.no_create => {
-            match super::create_ring(options, address) {
-                Ok(r) => return Ok((r, true)),
-                // The other side created it first.
-                Err(Failure {
-                    code: exit::IN_USE, ..
-                }) => Ring::open(address).map_err(|e| super::open_failure(e, address))?,
-                Err(f) => return Err(f),
-            }
-        }
-        Err(e) => return Err(super::open_failure(e, address)),
-    };
-    check_geometry(&ring, address, options)?;
-    Ok((ring, false))
-}
-
-/// Refuses an existing ring whose geometry differs from the one the
-/// creation options ask for (they would otherwise be ignored silently).
-fn check_geometry(ring: &Ring, address: &Address, options: &CreateOptions) -> Result<(), Failure> {
-    if options.slots.is_none() && options.slot_size.is_none() {
-        return Ok(());
+    let mut b = options.builder();
+    // Without --create an existing ring is used as it is, stale or not.
+    b.reclaim_stale(false);
+    let ring = if policy.no_create {
+        b.open(address)
+    } else {
+        b.open_or_create(address)
     }
-    let info = ring.info();
-    let slots = options.slots.unwrap_or(info.slots);
-    let slot_size = options.slot_size.unwrap_or(info.slot_size);
-    if slots == info.slots && slot_size == info.slot_size {
-        return Ok(());
-    }
-    Err(Failure::new(
-        exit::IN_USE,
-        format!(
-            "ring {address} exists with {} slots x {}, not the {} slots x {} asked for: \
-             drop --slots/--slot-size to use it as it is, or remove it first \
-             (`shmpipe rm {address}`)",
-            info.slots,
-            describe::bytes(info.slot_size),
-            slots,
-            describe::bytes(slot_size)
-        ),
-    ))
+    .map_err(|e| super::open_failure(e, address))?;
+    let created = ring.created();
+    Ok((ring, created))
 }
 
 /// Standard input or output as an unbuffered `File` (std's stdout is

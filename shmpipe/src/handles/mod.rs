@@ -18,6 +18,7 @@
 //!
 //! ```text
 //! mod.rs       Holder: the claim a handle holds, its stats, peer checks
+//! message.rs   Message: what a copy send takes, what a failed one hands back
 //! producer.rs  Producer: copy sends (try_send, send, send_deadline, ...)
 //! consumer.rs  Consumer: copy receives (try_recv, recv, recv_deadline, ...)
 //! slot.rs      zero-copy and batch calls and their guards: WriteSlot,
@@ -25,10 +26,12 @@
 //! ```
 
 mod consumer;
+mod message;
 mod producer;
 mod slot;
 
 pub use consumer::Consumer;
+pub use message::Message;
 pub use producer::Producer;
 pub use slot::{ReadSlot, WriteBatch, WriteSlot};
 

@@ -7,6 +7,7 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::message::Message;
 use super::{check_indices, deadline_after, Holder, MAX_POSITION};
 use crate::error::{Corruption, Error, Expected, SendError, TrySendError};
 use crate::info::Stats;
@@ -317,20 +318,27 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// The message comes back inside the error: [`TrySendError::Full`],
-    /// [`TrySendError::Disconnected`] (the consumer dropped its handle),
+    /// [`TrySendError::Full`], [`TrySendError::Disconnected`] (the consumer
+    /// dropped its handle), [`TrySendError::Removed`],
     /// [`TrySendError::TooLarge`] (never truncated) or
-    /// [`TrySendError::Corrupt`].
+    /// [`TrySendError::Corrupt`]. An owned message comes back inside the
+    /// error, a borrowed one does not, so that `?` can box the error (see
+    /// [`Message`]).
     #[inline]
-    pub fn try_send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), TrySendError<M>> {
-        let bytes = msg.as_ref();
+    pub fn try_send<M: Message>(&mut self, msg: M) -> Result<(), TrySendError<M::Unsent>> {
+        match self.try_send_bytes(msg.as_ref()) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.map(|()| msg.unsent())),
+        }
+    }
+
+    #[inline]
+    fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<(), TrySendError<()>> {
         let max = self.holder.ring.payload_capacity();
         if bytes.len() > max {
-            return Err(TrySendError::TooLarge { msg, max });
+            return Err(TrySendError::TooLarge { msg: (), max });
         }
-        if let Err(e) = self.reserve_check(1) {
-            return Err(e.map(|()| msg));
-        }
+        self.reserve_check(1)?;
         let len = bytes.len();
         self.write_slot(self.tail, bytes);
         self.publish(1, len as u64);
@@ -339,10 +347,24 @@ impl Producer {
 
     /// Sends a message, waiting as long as it takes for a free slot.
     ///
+    /// ```
+    /// use std::error::Error;
+    /// use shmpipe::{Producer, RingBuilder};
+    ///
+    /// fn f(tx: &mut Producer) -> Result<(), Box<dyn Error>> {
+    ///     let local = vec![0u8; 100];
+    ///     tx.send(&local[..])?; // a borrowed slice: the error borrows nothing
+    ///     Ok(())
+    /// }
+    /// # let ring = RingBuilder::new().slots(4).create_in_process()?;
+    /// # f(&mut ring.producer()?)?;
+    /// # Ok::<(), Box<dyn Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`send_deadline`](Self::send_deadline), never `Timeout`.
-    pub fn send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
+    pub fn send<M: Message>(&mut self, msg: M) -> Result<(), SendError<M::Unsent>> {
         self.send_until(msg, None)
     }
 
@@ -351,11 +373,11 @@ impl Producer {
     /// # Errors
     ///
     /// As [`send_deadline`](Self::send_deadline).
-    pub fn send_timeout<M: AsRef<[u8]>>(
+    pub fn send_timeout<M: Message>(
         &mut self,
         msg: M,
         timeout: Duration,
-    ) -> Result<(), SendError<M>> {
+    ) -> Result<(), SendError<M::Unsent>> {
         self.send_until(msg, deadline_after(timeout))
     }
 
@@ -364,33 +386,43 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// The message comes back inside the error: [`SendError::Timeout`],
-    /// [`SendError::Disconnected`], [`SendError::PeerDied`] (the consumer's
-    /// process died; noticed within the heartbeat interval),
-    /// [`SendError::TooLarge`] or [`SendError::Corrupt`].
-    pub fn send_deadline<M: AsRef<[u8]>>(
+    /// [`SendError::Timeout`], [`SendError::Disconnected`],
+    /// [`SendError::PeerDied`] (the consumer's process died; noticed within
+    /// the heartbeat interval), [`SendError::Removed`],
+    /// [`SendError::TooLarge`] or [`SendError::Corrupt`]. An owned message
+    /// comes back inside the error, a borrowed one does not (see
+    /// [`Message`]).
+    pub fn send_deadline<M: Message>(
         &mut self,
         msg: M,
         deadline: Instant,
-    ) -> Result<(), SendError<M>> {
+    ) -> Result<(), SendError<M::Unsent>> {
         self.send_until(msg, Some(deadline))
     }
 
-    fn send_until<M: AsRef<[u8]>>(
+    fn send_until<M: Message>(
         &mut self,
         msg: M,
         deadline: Option<Instant>,
-    ) -> Result<(), SendError<M>> {
-        let mut msg = msg;
+    ) -> Result<(), SendError<M::Unsent>> {
+        match self.send_bytes_until(msg.as_ref(), deadline) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.map(|()| msg.unsent())),
+        }
+    }
+
+    fn send_bytes_until(
+        &mut self,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<()>> {
         loop {
-            match self.try_send(msg) {
+            match self.try_send_bytes(bytes) {
                 Ok(()) => return Ok(()),
-                Err(TrySendError::Full(m)) => msg = m,
+                Err(TrySendError::Full(())) => {}
                 Err(e) => return Err(e.into()),
             }
-            if let Err(e) = self.wait_writable(1, deadline) {
-                return Err(e.map(|()| msg));
-            }
+            self.wait_writable(1, deadline)?;
         }
     }
 

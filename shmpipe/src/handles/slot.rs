@@ -9,6 +9,7 @@ use std::slice;
 use std::time::{Duration, Instant};
 
 use super::deadline_after;
+use super::message::Message;
 use super::{Consumer, Producer};
 use crate::error::{RecvError, SendError, TryRecvError, TrySendError};
 
@@ -256,14 +257,19 @@ impl<'a> WriteBatch<'a> {
     ///
     /// [`TrySendError::Full`] when every reserved slot is filled,
     /// [`TrySendError::TooLarge`] when `msg` exceeds the payload capacity.
-    pub fn push<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), TrySendError<M>> {
+    /// An owned message comes back inside the error, a borrowed one does
+    /// not (see [`Message`]).
+    pub fn push<M: Message>(&mut self, msg: M) -> Result<(), TrySendError<M::Unsent>> {
         let bytes = msg.as_ref();
         let max = self.producer.holder.ring.payload_capacity();
         if bytes.len() > max {
-            return Err(TrySendError::TooLarge { msg, max });
+            return Err(TrySendError::TooLarge {
+                msg: msg.unsent(),
+                max,
+            });
         }
         if self.filled == self.reserved {
-            return Err(TrySendError::Full(msg));
+            return Err(TrySendError::Full(msg.unsent()));
         }
         let len = bytes.len();
         self.producer

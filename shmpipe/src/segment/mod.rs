@@ -18,6 +18,7 @@
 //! `ENOMEM`), and `ENOMEM` becomes [`Error::HugePagesUnavailable`] with the
 //! remedy.
 
+mod exclusive;
 pub(crate) mod fdpass;
 mod file;
 mod heap;
@@ -38,6 +39,7 @@ use crate::address::{Address, SysvKey};
 use crate::error::{Corruption, Error, Expected};
 use huge::{huge_error, plan};
 
+pub(crate) use exclusive::{lock_for_reclaim, TryReclaim};
 pub(crate) use heap::HeapBlock;
 
 /// `HUGETLBFS_MAGIC` from `<linux/magic.h>` (rustix does not define it).
@@ -189,6 +191,9 @@ impl Segment {
             }
         }?;
         seg.huge_fallback = fallback;
+        // From here until this segment is dropped no reclaimer removes the
+        // name (see `exclusive`).
+        seg.hold_creator_lock(address, opts.open_timeout)?;
         Ok(seg)
     }
 

@@ -85,6 +85,8 @@ pub(crate) struct Stat {
     pub(crate) mode: u32,
     /// The owner's user id.
     pub(crate) uid: u32,
+    /// The creator's process id (`shm_cpid`), recorded by the kernel.
+    pub(crate) cpid: u32,
 }
 
 /// `shmctl(id, IPC_STAT)`.
@@ -100,6 +102,7 @@ pub(crate) fn stat(id: i32) -> Result<Stat, Errno> {
         nattch: ds.shm_nattch as u64,
         mode: u32::from(ds.shm_perm.mode) & 0o777,
         uid: ds.shm_perm.uid,
+        cpid: ds.shm_cpid as u32,
     })
 }
 

@@ -1,5 +1,14 @@
 //! Creating and opening rings: [`RingBuilder`] and [`Ring`], and the
 //! administrative calls (list, remove, fd passing).
+//!
+//! ```text
+//! mod.rs             RingBuilder (create, open), Ring (handles, list, remove, fds)
+//! geometry_check.rs  which geometry an opener asked for, and the check on open
+//! open_or_create.rs  open_or_create and wait_for_creation: racing processes
+//! ```
+
+mod geometry_check;
+mod open_or_create;
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -13,11 +22,12 @@ use crate::info::{RingInfo, SideState};
 use crate::layout::{Geometry, FLAG_REMOVED, HEADER_LEN, MAGIC};
 use crate::mapping::{self, Mapping};
 use crate::notify::Notifier;
-use crate::reclaim::{staleness, Staleness};
+use crate::reclaim::{self, Reclaim, Staleness};
 use crate::segment::{self, Backend, HugePages, Segment, SegmentOptions};
 use crate::side::Side;
 use crate::sync::Ordering::Relaxed;
 use crate::wake::{self, WaitConfig, WaitStrategy};
+use geometry_check::Asked;
 
 /// Default number of slots.
 pub const DEFAULT_SLOTS: u64 = 1024;
@@ -49,6 +59,8 @@ pub struct RingBuilder {
     wait: WaitConfig,
     unlink_on_drop: bool,
     reclaim: bool,
+    asked: Asked,
+    wait_for_creation: Option<Duration>,
 }
 
 impl Default for RingBuilder {
@@ -68,6 +80,8 @@ impl RingBuilder {
             wait: WaitConfig::default(),
             unlink_on_drop: false,
             reclaim: false,
+            asked: Asked::default(),
+            wait_for_creation: None,
         }
     }
 
@@ -105,29 +119,81 @@ impl RingBuilder {
     /// its creator and every process that held a side are dead. A ring
     /// with a live creator, producer or consumer is never replaced, and a
     /// segment that is not a shmpipe ring never touched (default `false`:
-    /// an existing name is always [`Error::AlreadyExists`]).
+    /// an existing name is always [`Error::AlreadyExists`], and
+    /// [`open_or_create`](Self::open_or_create) opens whatever is there).
+    /// Any number of processes may reclaim the same name at once: one
+    /// removes the stale ring, and no ring created meanwhile is removed.
     pub fn reclaim_stale(&mut self, yes: bool) -> &mut Self {
         self.reclaim = yes;
         self
     }
 
-    /// Number of slots: a power of two, at most 2^32.
+    /// Number of slots: a power of two, at most 2^32. Opening then
+    /// requires a ring of that many slots ([`Error::GeometryMismatch`]
+    /// otherwise; see [`accept_any_geometry`](Self::accept_any_geometry)).
     pub fn slots(&mut self, slots: u64) -> &mut Self {
         self.slots = slots;
+        self.asked.slots = true;
         self
     }
 
     /// Bytes per slot, including its 8-byte length header: a multiple of
-    /// 64, at most 1 GiB. The largest message is `slot_size - 8`.
+    /// 64, at most 1 GiB. The largest message is `slot_size - 8`. Opening
+    /// then requires a ring of exactly this slot size.
     pub fn slot_size(&mut self, bytes: u64) -> &mut Self {
         self.slot_size = bytes;
+        self.asked.slot_size = true;
         self
     }
 
     /// Sets the slot size to the smallest that carries messages of
-    /// `bytes` bytes.
+    /// `bytes` bytes. Opening then requires a ring of exactly that slot
+    /// size: the one this builder would create, so that whichever of
+    /// several [`open_or_create`](Self::open_or_create) callers wins, the
+    /// ring is the same (a ring with larger slots is refused too: its
+    /// producer may send messages larger than this process expects).
     pub fn max_message(&mut self, bytes: u64) -> &mut Self {
         self.slot_size = Geometry::slot_size_for(bytes);
+        self.asked.slot_size = true;
+        self
+    }
+
+    /// The geometry to create when [`slots`](Self::slots) and
+    /// [`slot_size`](Self::slot_size) are not given, without requiring it
+    /// of a ring that is opened (for tools with defaults of their own:
+    /// `shmpipe send` creates 128 x 64 KiB but opens any ring). A later
+    /// `slots`, `slot_size` or `max_message` call overrides it and is
+    /// checked.
+    pub fn default_geometry(&mut self, slots: u64, slot_size: u64) -> &mut Self {
+        if !self.asked.slots {
+            self.slots = slots;
+        }
+        if !self.asked.slot_size {
+            self.slot_size = slot_size;
+        }
+        self
+    }
+
+    /// Opens a ring of whatever geometry it has, even when this builder was
+    /// given [`slots`](Self::slots), [`slot_size`](Self::slot_size) or
+    /// [`max_message`](Self::max_message) (default `false`: such a builder
+    /// refuses another geometry with [`Error::GeometryMismatch`]). Read the
+    /// geometry from [`Ring::info`].
+    ///
+    /// ```
+    /// use shmpipe::{Error, RingBuilder};
+    ///
+    /// # let name = format!("shm:doc-any-geometry-{}", std::process::id());
+    /// let _ring = RingBuilder::new().slots(4).unlink_on_drop(true).create(&name)?;
+    /// let mut b = RingBuilder::new();
+    /// b.slots(1024);
+    /// assert!(matches!(b.open(&name), Err(Error::GeometryMismatch { .. })));
+    /// let opened = b.accept_any_geometry(true).open(&name)?;
+    /// assert_eq!(opened.info().slots, 4);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn accept_any_geometry(&mut self, yes: bool) -> &mut Self {
+        self.asked.any = yes;
         self
     }
 
@@ -195,31 +261,30 @@ impl RingBuilder {
     pub fn create(&self, address: impl AsAddress) -> Result<Ring, Error> {
         let address = address.to_address()?;
         let geometry = self.geometry()?;
+        self.create_at(&address, geometry)
+    }
+
+    /// `create` for a parsed address and a checked geometry.
+    fn create_at(&self, address: &Address, geometry: Geometry) -> Result<Ring, Error> {
+        let address = address.clone();
         let total = geometry.total_len().expect("checked by Geometry::new");
         let segment = match Segment::create(&address, total, &self.seg) {
-            Err(Error::AlreadyExists { .. }) if self.reclaim => {
-                match staleness(&address)? {
-                    Staleness::Stale => {}
-                    Staleness::Creator => {
-                        return Err(Error::AlreadyExists {
-                            address: address.to_string(),
-                        })
-                    }
-                    Staleness::Held(side, pid) => {
-                        return Err(Error::InUse {
-                            address: address.to_string(),
-                            side,
-                            pid,
-                        })
-                    }
+            Err(Error::AlreadyExists { .. }) if self.reclaim => match reclaim::reclaim(&address)? {
+                // O_EXCL decides among all who found the name free.
+                Reclaim::Free => Segment::create(&address, total, &self.seg)?,
+                Reclaim::Busy | Reclaim::Live(Staleness::Creator | Staleness::Stale) => {
+                    return Err(Error::AlreadyExists {
+                        address: address.to_string(),
+                    })
                 }
-                match segment::unlink(&address) {
-                    // Someone else reclaimed it first: fine, O_EXCL decides.
-                    Ok(()) | Err(Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+                Reclaim::Live(Staleness::Held(side, pid)) => {
+                    return Err(Error::InUse {
+                        address: address.to_string(),
+                        side,
+                        pid,
+                    })
                 }
-                Segment::create(&address, total, &self.seg)?
-            }
+            },
             r => r?,
         };
         let label = address.to_string();
@@ -234,6 +299,7 @@ impl RingBuilder {
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
+            created: true,
         })
     }
 
@@ -252,6 +318,7 @@ impl RingBuilder {
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
+            created: true,
         })
     }
 
@@ -272,36 +339,52 @@ impl RingBuilder {
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
+            created: true,
         })
     }
 
     /// Opens an existing ring with this builder's open timeout and wait
-    /// settings (its geometry comes from the ring).
+    /// settings. A builder given [`slots`](Self::slots),
+    /// [`slot_size`](Self::slot_size) or [`max_message`](Self::max_message)
+    /// refuses a ring of another geometry; with
+    /// [`wait_for_creation`](Self::wait_for_creation) it waits for a ring
+    /// that does not exist yet.
     ///
     /// # Errors
     ///
-    /// As [`Ring::open`].
+    /// As [`Ring::open`], and [`Error::GeometryMismatch`],
+    /// [`Error::NotCreated`] (with `wait_for_creation`, instead of
+    /// `NotFound`).
     pub fn open(&self, address: impl AsAddress) -> Result<Ring, Error> {
         let address = address.to_address()?;
-        let segment = Segment::open(&address, &self.seg)?;
+        let ring = self.open_waiting(&address)?;
+        self.check_geometry(&ring)?;
+        Ok(ring)
+    }
+
+    /// One attempt to open the ring at `address`, no geometry check.
+    fn open_once(&self, address: &Address) -> Result<Ring, Error> {
+        let segment = Segment::open(address, &self.seg)?;
         let mapping = Mapping::attach(
             segment,
             address.to_string(),
-            Some(address),
+            Some(address.clone()),
             self.seg.open_timeout,
         )?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
+            created: false,
         })
     }
 
     /// Opens a ring from a file descriptor (a memfd from
-    /// [`Ring::fd`] received over a socket or inherited).
+    /// [`Ring::fd`] received over a socket or inherited), checking its
+    /// geometry as [`open`](Self::open) does.
     ///
     /// # Errors
     ///
-    /// As [`Ring::open`].
+    /// As [`Ring::open`], and [`Error::GeometryMismatch`].
     pub fn open_fd(&self, fd: OwnedFd) -> Result<Ring, Error> {
         let segment = Segment::from_fd(fd, &self.seg)?;
         let label = match segment.backend() {
@@ -309,10 +392,13 @@ impl RingBuilder {
             _ => "fd".to_owned(),
         };
         let mapping = Mapping::attach(segment, label, None, self.seg.open_timeout)?;
-        Ok(Ring {
+        let ring = Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
-        })
+            created: false,
+        };
+        self.check_geometry(&ring)?;
+        Ok(ring)
     }
 
     /// Opens an existing ring read-only, for inspection: [`Ring::info`]
@@ -335,6 +421,7 @@ impl RingBuilder {
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
+            created: false,
         })
     }
 }
@@ -348,6 +435,7 @@ impl RingBuilder {
 pub struct Ring {
     mapping: Arc<Mapping>,
     wait: WaitConfig,
+    created: bool,
 }
 
 impl fmt::Debug for Ring {
@@ -417,6 +505,13 @@ impl Ring {
             });
         }
         Ok(())
+    }
+
+    /// Whether this process created the ring with this value (`create*`,
+    /// or [`open_or_create`](RingBuilder::open_or_create) when it won the
+    /// race), rather than opening an existing one.
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// The ring's address, if it has one (memfd and heap rings do not).
