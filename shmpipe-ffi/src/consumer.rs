@@ -36,7 +36,7 @@ pub type shmpipe_read_fn =
 
 impl shmpipe_consumer {
     pub(crate) fn new(c: Consumer) -> *mut shmpipe_consumer {
-        let (capacity, max_message) = (c.capacity(), c.message_limit());
+        let (capacity, max_message) = (c.capacity(), c.max_message());
         let inner = NonNull::from(Box::leak(Box::new(c)));
         Box::into_raw(Box::new(shmpipe_consumer {
             state: Cell::new(State::Idle),

@@ -58,7 +58,7 @@ pub type shmpipe_fill_fn = Option<
 
 impl shmpipe_producer {
     pub(crate) fn new(p: Producer) -> *mut shmpipe_producer {
-        let (capacity, max_message) = (p.capacity(), p.message_limit());
+        let (capacity, max_message) = (p.capacity(), p.max_message());
         let inner = NonNull::from(Box::leak(Box::new(p)));
         Box::into_raw(Box::new(shmpipe_producer {
             state: Cell::new(State::Idle),
@@ -477,8 +477,7 @@ pub unsafe extern "C" fn shmpipe_producer_capacity(p: *const shmpipe_producer) -
     guard_value(0, || unsafe { p.as_ref() }.map_or(0, |h| h.capacity))
 }
 
-/// The ring's largest message in bytes (over any number of slots: the
-/// ring's message limit); 0 for NULL.
+/// The ring's largest message in bytes; 0 for NULL.
 ///
 /// # Safety
 ///

@@ -179,7 +179,8 @@ pub fn run(data: &[u8]) {
     };
     let info = ring.info();
     exercise_reports(&info);
-    let max = info.max_message as usize;
+    // A message may take several slots: the bound is the ring-wide limit.
+    let max = info.message_limit as usize;
     let mut rx = match ring.consumer() {
         Ok(rx) => Some(rx),
         Err(e) => {
