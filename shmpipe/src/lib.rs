@@ -90,6 +90,7 @@
 //!
 //! ```text
 //! sync      atomics, fences, the futex syscall, loom switch
+//! fingerprint  TypeFingerprint: the message type a ring records
 //! layout    the #[repr(C)] header, claim word, geometry, validation
 //! segment   OS memory: POSIX shm, file, memfd, System V, heap; huge pages
 //! liveness  is the process holding a claim alive? (pidfd, /proc)
@@ -120,11 +121,12 @@
 // to its left. `.ci/check-imports.py` checks this line against the code,
 // and `docs/design.md` §1 draws it.
 //
-// layers: sync side error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring waitset async_handles
+// layers: sync side fingerprint error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring waitset async_handles
 mod address;
 #[cfg(feature = "tokio")]
 mod async_handles;
 mod error;
+mod fingerprint;
 mod handles;
 mod info;
 mod layout;
@@ -147,6 +149,7 @@ pub use async_handles::{AsyncConsumer, AsyncProducer};
 pub use error::{
     Corruption, Error, Expected, Geometry, RecvError, SendError, TryRecvError, TrySendError,
 };
+pub use fingerprint::TypeFingerprint;
 pub use handles::{Consumer, Message, Producer, ReadSlot, WriteBatch, WriteSlot};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::address::Address;
 use crate::error::Error;
+use crate::fingerprint::TypeFingerprint;
 use crate::layout::{self, Geometry, RingHeader, RingRef, HEADER_LEN, MAX_TOTAL_LEN};
 use crate::segment::{self, Backend, Segment, SegmentOptions};
 use crate::sync::SlotTracker;
@@ -36,6 +37,8 @@ pub(crate) struct Mapping {
     pub(crate) process_local: bool,
     pub(crate) geometry: Geometry,
     pub(crate) page_size: u64,
+    /// The message type the ring was created for, if any (validated).
+    pub(crate) fingerprint: Option<TypeFingerprint>,
     pub(crate) address: Option<Address>,
     pub(crate) unlink_on_drop: bool,
     pub(crate) segment: Segment,
@@ -60,6 +63,7 @@ impl Mapping {
         geometry: Geometry,
         label: String,
         address: Option<Address>,
+        fingerprint: Option<TypeFingerprint>,
     ) -> Result<Mapping, Error> {
         let page_size = segment.page_size();
         let process_local = segment.backend() == Backend::Heap;
@@ -72,7 +76,7 @@ impl Mapping {
             // `init_header` publishes it; all-zero bytes are a valid
             // RingHeader (atomics only).
             let view = unsafe {
-                let slots = base.add(HEADER_LEN);
+                let slots = base.add(geometry.slots_offset);
                 RingRef::new(hdr, slots, geometry)
             };
             layout::init_header(
@@ -80,6 +84,7 @@ impl Mapping {
                 geometry,
                 page_size,
                 crate::liveness::current_cached(),
+                fingerprint.as_ref(),
             );
             Ok(Mapping {
                 view,
@@ -88,6 +93,7 @@ impl Mapping {
                 process_local,
                 geometry,
                 page_size: page_size as u64,
+                fingerprint,
                 address,
                 unlink_on_drop: false,
                 segment,
@@ -112,7 +118,13 @@ impl Mapping {
                 RingRef::new(hdr, slots, geometry)
                     .with_commit_words(NonNull::new(commits.as_ptr().cast_mut()).unwrap())
             };
-            layout::init_header(view.header(), geometry, page_size, (0, 0));
+            layout::init_header(
+                view.header(),
+                geometry,
+                page_size,
+                (0, 0),
+                fingerprint.as_ref(),
+            );
             Ok(Mapping {
                 view,
                 tracker: SlotTracker::new(geometry.slot_count as usize),
@@ -120,6 +132,7 @@ impl Mapping {
                 process_local: true,
                 geometry,
                 page_size: page_size as u64,
+                fingerprint,
                 address: None,
                 unlink_on_drop: false,
                 segment,
@@ -151,9 +164,10 @@ impl Mapping {
         let hdr_ref: &RingHeader = unsafe { hdr.as_ref() };
         layout::wait_ready(hdr_ref, &label, open_timeout)?;
         let (geometry, page_size) = layout::read_geometry(hdr_ref, segment.len(), &label)?;
+        let fingerprint = layout::read_fingerprint(hdr_ref, &label)?;
         // SAFETY: `read_geometry` checked that header and slots fit inside
         // the mapping; the segment is owned by the returned Mapping.
-        let view = unsafe { RingRef::new(hdr, base.add(HEADER_LEN), geometry) };
+        let view = unsafe { RingRef::new(hdr, base.add(geometry.slots_offset), geometry) };
         let process_local = segment.backend() == Backend::Heap;
         Ok(Mapping {
             view,
@@ -162,6 +176,7 @@ impl Mapping {
             process_local,
             geometry,
             page_size,
+            fingerprint,
             address,
             unlink_on_drop: false,
             segment,

@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use crate::address::{Address, AsAddress};
 use crate::error::Error;
+use crate::fingerprint::TypeFingerprint;
 use crate::handles::{Consumer, Producer};
 use crate::info::{RingInfo, SideState};
-use crate::layout::{Geometry, FLAG_REMOVED, HEADER_LEN, MAGIC};
+use crate::layout::{Geometry, DEFAULT_PAYLOAD_ALIGN, FLAG_REMOVED, HEADER_LEN, MAGIC};
 use crate::mapping::{self, Mapping};
 use crate::notify::Notifier;
 use crate::reclaim::{self, Reclaim, Staleness};
@@ -31,7 +32,7 @@ use geometry_check::Asked;
 
 /// Default number of slots.
 pub const DEFAULT_SLOTS: u64 = 1024;
-/// Default slot size in bytes (248-byte messages).
+/// Default slot size in bytes (240-byte messages in one slot).
 pub const DEFAULT_SLOT_SIZE: u64 = 256;
 
 /// Configures and creates (or opens) a ring.
@@ -44,11 +45,13 @@ pub const DEFAULT_SLOT_SIZE: u64 = 256;
 /// let name = format!("shm:doc-builder-{}", std::process::id());
 /// let ring = RingBuilder::new()
 ///     .slots(256)
-///     .max_message(1000) // slot size 1024: 1016-byte payload
+///     .max_message(1000) // slot size 1024: 1008-byte payload in one slot
 ///     .unlink_on_drop(true)
 ///     .create(&name)?;
 /// assert_eq!(ring.info().slot_size, 1024);
-/// assert_eq!(ring.info().max_message, 1016);
+/// assert_eq!(ring.info().max_message, 1008);
+/// // Larger messages take several slots, up to what the ring holds.
+/// assert_eq!(ring.info().message_limit, 256 * 1024 - 16);
 /// # Ok::<(), shmpipe::Error>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -61,6 +64,9 @@ pub struct RingBuilder {
     reclaim: bool,
     asked: Asked,
     wait_for_creation: Option<Duration>,
+    payload_align: u64,
+    message_limit: Option<u64>,
+    fingerprint: Option<TypeFingerprint>,
 }
 
 impl Default for RingBuilder {
@@ -82,6 +88,9 @@ impl RingBuilder {
             reclaim: false,
             asked: Asked::default(),
             wait_for_creation: None,
+            payload_align: DEFAULT_PAYLOAD_ALIGN as u64,
+            message_limit: None,
+            fingerprint: None,
         }
     }
 
@@ -137,9 +146,11 @@ impl RingBuilder {
         self
     }
 
-    /// Bytes per slot, including its 8-byte length header: a multiple of
-    /// 64, at most 1 GiB. The largest message is `slot_size - 8`. Opening
-    /// then requires a ring of exactly this slot size.
+    /// Bytes per slot, including its 16-byte header: a multiple of 64, at
+    /// most 1 GiB. The largest message in one slot is `slot_size` less the
+    /// payload offset (16 bytes, or the payload alignment if larger);
+    /// larger messages take several consecutive slots. Opening then
+    /// requires a ring of exactly this slot size.
     pub fn slot_size(&mut self, bytes: u64) -> &mut Self {
         self.slot_size = bytes;
         self.asked.slot_size = true;
@@ -147,11 +158,12 @@ impl RingBuilder {
     }
 
     /// Sets the slot size to the smallest that carries messages of
-    /// `bytes` bytes. Opening then requires a ring of exactly that slot
-    /// size: the one this builder would create, so that whichever of
-    /// several [`open_or_create`](Self::open_or_create) callers wins, the
-    /// ring is the same (a ring with larger slots is refused too: its
-    /// producer may send messages larger than this process expects).
+    /// `bytes` bytes in one slot (the fast path: one slot, one commit).
+    /// Larger messages still go, over several slots, up to
+    /// [`message_limit`](Self::message_limit). Opening then requires a ring
+    /// of exactly that slot size: the one this builder would create, so
+    /// that whichever of several [`open_or_create`](Self::open_or_create)
+    /// callers wins, the ring is the same.
     pub fn max_message(&mut self, bytes: u64) -> &mut Self {
         self.slot_size = Geometry::slot_size_for(bytes);
         self.asked.slot_size = true;
@@ -194,6 +206,65 @@ impl RingBuilder {
     /// ```
     pub fn accept_any_geometry(&mut self, yes: bool) -> &mut Self {
         self.asked.any = yes;
+        self
+    }
+
+    /// The largest message the ring accepts, over any number of slots
+    /// (default: what the ring holds, `slots x slot_size - 16`). A larger
+    /// limit than the ring holds is an [`Error::InvalidConfig`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmpipe::RingBuilder::new()
+    ///     .slots(64)
+    ///     .slot_size(4096)
+    ///     .message_limit(100_000)
+    ///     .create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send(vec![7u8; 100_000])?; // 25 slots, committed as one
+    /// assert_eq!(rx.try_recv_vec()?.len(), 100_000);
+    /// assert!(tx.try_send(vec![0u8; 100_001]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_limit(&mut self, bytes: u64) -> &mut Self {
+        self.message_limit = Some(bytes);
+        self
+    }
+
+    /// Every payload starts at an address that is a multiple of `align`
+    /// (default 16): a power of two from 8 to 4096. Above 64 the slot size
+    /// must be a multiple of it. The payload offset in a slot is
+    /// `max(16, align)`, so alignments above 16 cost that many bytes of
+    /// each slot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmpipe::RingBuilder::new()
+    ///     .slots(8)
+    ///     .slot_size(256)
+    ///     .payload_align(64)
+    ///     .create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert_eq!(rx.payload_align(), 64);
+    /// tx.try_send([1u8; 100])?;
+    /// let msg = rx.try_borrow()?;
+    /// assert_eq!(msg.as_ptr() as usize % 64, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn payload_align(&mut self, align: u64) -> &mut Self {
+        self.payload_align = align;
+        self
+    }
+
+    /// The message type the ring carries (`None`: untyped bytes, the
+    /// default). `create` records it in the header; `open` refuses a ring
+    /// recorded with an incompatible type ([`Error::IncompatibleType`]).
+    /// Used by the typed API; an untyped open never checks.
+    #[doc(hidden)]
+    pub fn fingerprint(&mut self, fingerprint: Option<TypeFingerprint>) -> &mut Self {
+        self.fingerprint = fingerprint;
         self
     }
 
@@ -248,7 +319,28 @@ impl RingBuilder {
                 "must be permission bits, 0 to 0777 (octal)",
             ));
         }
-        Geometry::new(self.slots, self.slot_size)
+        Geometry::with_layout(
+            self.slots,
+            self.slot_size,
+            self.payload_align,
+            self.message_limit,
+        )
+    }
+
+    /// Refuses a ring recorded with another message type than the one this
+    /// builder expects (if any).
+    fn check_type(&self, mapping: &Mapping) -> Result<(), Error> {
+        let Some(expected) = &self.fingerprint else {
+            return Ok(());
+        };
+        match &mapping.fingerprint {
+            Some(found) if expected.compatible(found) => Ok(()),
+            found => Err(Error::IncompatibleType {
+                address: mapping.label.clone(),
+                expected: Box::new(expected.clone()),
+                found: found.clone().map(Box::new),
+            }),
+        }
     }
 
     /// Creates a new ring at `address` (`shm:NAME`, `file:PATH`, ...).
@@ -288,7 +380,13 @@ impl RingBuilder {
             r => r?,
         };
         let label = address.to_string();
-        let mut mapping = match Mapping::init(segment, geometry, label, Some(address.clone())) {
+        let mut mapping = match Mapping::init(
+            segment,
+            geometry,
+            label,
+            Some(address.clone()),
+            self.fingerprint.clone(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 let _ = segment::unlink(&address);
@@ -314,7 +412,13 @@ impl RingBuilder {
         let geometry = self.geometry()?;
         let total = geometry.total_len().expect("checked by Geometry::new");
         let segment = Segment::create_memfd(name, total, &self.seg)?;
-        let mapping = Mapping::init(segment, geometry, format!("memfd:{name}"), None)?;
+        let mapping = Mapping::init(
+            segment,
+            geometry,
+            format!("memfd:{name}"),
+            None,
+            self.fingerprint.clone(),
+        )?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -334,8 +438,14 @@ impl RingBuilder {
         #[cfg(not(loom))]
         let segment = Segment::create_heap(total)?;
         #[cfg(loom)]
-        let segment = Segment::create_heap(total - HEADER_LEN as u64)?;
-        let mapping = Mapping::init(segment, geometry, "heap".to_owned(), None)?;
+        let segment = Segment::create_heap(total - geometry.slots_offset as u64)?;
+        let mapping = Mapping::init(
+            segment,
+            geometry,
+            "heap".to_owned(),
+            None,
+            self.fingerprint.clone(),
+        )?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -371,6 +481,7 @@ impl RingBuilder {
             Some(address.clone()),
             self.seg.open_timeout,
         )?;
+        self.check_type(&mapping)?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -392,6 +503,7 @@ impl RingBuilder {
             _ => "fd".to_owned(),
         };
         let mapping = Mapping::attach(segment, label, None, self.seg.open_timeout)?;
+        self.check_type(&mapping)?;
         let ring = Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -418,6 +530,7 @@ impl RingBuilder {
             Some(address),
             seg.open_timeout,
         )?;
+        self.check_type(&mapping)?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
