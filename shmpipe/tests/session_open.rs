@@ -468,9 +468,9 @@ fn geometry() -> Result<(), Failed> {
         }
     }
     // A dimension not given is not checked; max_message asks for the slot
-    // size it would create (56-byte messages: 64-byte slots).
+    // size it would create (48-byte messages: 64-byte slots).
     RingBuilder::new().slots(4).open(addr.as_str())?;
-    RingBuilder::new().max_message(56).open(addr.as_str())?;
+    RingBuilder::new().max_message(48).open(addr.as_str())?;
     if RingBuilder::new()
         .max_message(20)
         .open(addr.as_str())

@@ -299,6 +299,8 @@ const _: () = {
     assert!(size_of::<Meta>() <= 128);
     assert!(size_of::<TypeLine>() == 56);
     assert!(SLOT_HEADER <= SLOT_ALIGN);
+    // `error::Geometry::max_message` states the slot header's size.
+    assert!(SLOT_HEADER == 16);
     assert!(size_of::<ControlLine>() == 32);
     assert!(size_of::<StatsLine>() == 56);
     assert!(HEADER_LEN % SLOT_ALIGN == 0);
