@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use tokio::io::unix::AsyncFd;
 
+use crate::duplex::Duplex;
 use crate::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::handles::{Consumer, Producer, ReadSlot, WriteSlot};
 
@@ -269,5 +270,92 @@ impl AsyncProducer {
         }
         // A slot is free, and only this handle can fill it.
         Ok(self.inner.try_reserve()?)
+    }
+}
+
+/// A [`Duplex`] for async code: an [`AsyncProducer`] and an
+/// [`AsyncConsumer`] used as one value. Make one with
+/// [`Duplex::into_async`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmpipe::{Duplex, RingBuilder};
+///
+/// let (a, b) = Duplex::pair(RingBuilder::new().slots(8))?;
+/// let (mut a, mut b) = (a.into_async()?, b.into_async()?);
+/// let echo = tokio::spawn(async move {
+///     let msg = b.recv_vec().await.unwrap();
+///     b.send(msg).await.unwrap();
+/// });
+/// a.send(b"hello").await?;
+/// assert_eq!(a.recv_vec().await?, b"hello");
+/// echo.await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AsyncDuplex {
+    tx: AsyncProducer,
+    rx: AsyncConsumer,
+}
+
+impl Duplex {
+    /// Wraps both halves for async code (feature `tokio`).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as tokio's `AsyncFd` does).
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncConsumer::new`] and [`AsyncProducer::new`].
+    pub fn into_async(self) -> io::Result<AsyncDuplex> {
+        let (tx, rx) = self.into_split();
+        Ok(AsyncDuplex {
+            tx: AsyncProducer::new(tx)?,
+            rx: AsyncConsumer::new(rx)?,
+        })
+    }
+}
+
+impl AsyncDuplex {
+    /// Sends a message, waiting for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncProducer::send`].
+    pub async fn send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
+        self.tx.send(msg).await
+    }
+
+    /// Receives the next message into `buf`; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncConsumer::recv`].
+    pub async fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.rx.recv(buf).await
+    }
+
+    /// Receives the next message into a new `Vec`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncConsumer::recv_vec`].
+    pub async fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.rx.recv_vec().await
+    }
+
+    /// The halves, for two tasks.
+    pub fn into_split(self) -> (AsyncProducer, AsyncConsumer) {
+        (self.tx, self.rx)
+    }
+
+    /// The synchronous duplex back.
+    pub fn into_inner(self) -> Duplex {
+        Duplex::from_parts(self.tx.into_inner(), self.rx.into_inner())
     }
 }

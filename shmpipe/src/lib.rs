@@ -101,10 +101,11 @@
 // to its left. `.ci/check-imports.py` checks this line against the code,
 // and `docs/design.md` §1 draws it.
 //
-// layers: sync side error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring waitset async_handles
+// layers: sync side error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring duplex waitset async_handles
 mod address;
 #[cfg(feature = "tokio")]
 mod async_handles;
+mod duplex;
 mod error;
 mod handles;
 mod info;
@@ -124,7 +125,8 @@ mod watcher;
 
 pub use address::{Address, AsAddress, SysvKey};
 #[cfg(feature = "tokio")]
-pub use async_handles::{AsyncConsumer, AsyncProducer};
+pub use async_handles::{AsyncConsumer, AsyncDuplex, AsyncProducer};
+pub use duplex::Duplex;
 pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
 pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};

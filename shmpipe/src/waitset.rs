@@ -7,6 +7,7 @@ use std::time::Instant;
 use rustix::event::epoll;
 use rustix::io::Errno;
 
+use crate::duplex::Duplex;
 use crate::error::Error;
 use crate::handles::{Consumer, Producer};
 use crate::sync::barrier;
@@ -24,6 +25,9 @@ pub enum Member {
     Consumer(Consumer),
     /// Ready when a slot is free (or the consumer left or died).
     Producer(Producer),
+    /// Ready when its consumer half is: a message is waiting (or the peer
+    /// closed or died).
+    Duplex(Duplex),
 }
 
 /// Waits on many handles at once: one thread, no CPU while idle, no thread
@@ -126,6 +130,20 @@ impl WaitSet {
         Ok(Token(slot))
     }
 
+    /// Adds a duplex; it is ready when its consumer half is (a message is
+    /// waiting, or the peer closed or died). Sends on it with
+    /// [`duplex`](Self::duplex) as usual.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
+    pub fn add_duplex(&mut self, mut duplex: Duplex) -> Result<Token, Error> {
+        let fd = duplex.consumer().readiness_fd()?.as_raw_fd();
+        let slot = self.register(fd)?;
+        self.members[slot] = Some(Member::Duplex(duplex));
+        Ok(Token(slot))
+    }
+
     /// Registers a member's readiness descriptor `fd` (open: its handle is
     /// being added) under a free slot; returns the slot.
     fn register(&mut self, fd: RawFd) -> Result<usize, Error> {
@@ -183,6 +201,14 @@ impl WaitSet {
         }
     }
 
+    /// The duplex named by `token`, if it is one.
+    pub fn duplex(&mut self, token: Token) -> Option<&mut Duplex> {
+        match self.members.get_mut(token.0)? {
+            Some(Member::Duplex(d)) => Some(d),
+            _ => None,
+        }
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.members.iter().filter(|m| m.is_some()).count()
@@ -216,6 +242,7 @@ impl WaitSet {
             heavy |= match m {
                 Member::Consumer(c) => c.announce_wait(),
                 Member::Producer(p) => p.announce_wait(),
+                Member::Duplex(d) => d.consumer().announce_wait(),
             };
         }
         let _ = barrier::waiter(heavy);
@@ -223,6 +250,9 @@ impl WaitSet {
             let armed = match m {
                 Some(Member::Consumer(c)) => !matches!(c.check_armed(), Ok(false) | Err(_)),
                 Some(Member::Producer(p)) => !matches!(p.check_armed(), Ok(false) | Err(_)),
+                Some(Member::Duplex(d)) => {
+                    !matches!(d.consumer().check_armed(), Ok(false) | Err(_))
+                }
                 None => continue,
             };
             if !armed {
@@ -274,6 +304,7 @@ impl WaitSet {
             match m {
                 Member::Consumer(c) => c.disarm_wait(),
                 Member::Producer(p) => p.disarm_wait(),
+                Member::Duplex(d) => d.consumer().disarm_wait(),
             }
         }
     }
