@@ -217,7 +217,7 @@ impl From<Error> for Fail {
         let status = match &e {
             Error::InvalidAddress { .. } | Error::InvalidConfig { .. } => SHMPIPE_INVALID_ARGUMENT,
             Error::AlreadyExists { .. } => SHMPIPE_ALREADY_EXISTS,
-            Error::NotFound { .. } => SHMPIPE_NOT_FOUND,
+            Error::NotFound { .. } | Error::NoListener { .. } => SHMPIPE_NOT_FOUND,
             Error::PermissionDenied { .. } | Error::Symlink { .. } => SHMPIPE_PERMISSION_DENIED,
             Error::NotARegularFile { .. }
             | Error::NotInitialized { .. }
@@ -225,7 +225,11 @@ impl From<Error> for Fail {
             Error::VersionMismatch { .. } => SHMPIPE_VERSION_MISMATCH,
             Error::Corrupt { .. } => SHMPIPE_CORRUPT,
             Error::AlreadyClaimed { .. } => SHMPIPE_ALREADY_CLAIMED,
-            Error::InUse { .. } => SHMPIPE_IN_USE,
+            Error::InUse { .. } | Error::ListenerInUse { .. } => SHMPIPE_IN_USE,
+            Error::NotASocket { .. } => SHMPIPE_NOT_A_RING,
+            // The C API has no listener yet; a failed handshake would be
+            // the generic error.
+            Error::Handshake { .. } => SHMPIPE_ERROR,
             Error::HugePagesUnavailable { .. } => SHMPIPE_HUGE_PAGES_UNAVAILABLE,
             Error::Unsupported { .. } => SHMPIPE_UNSUPPORTED,
             Error::Io { .. } => SHMPIPE_IO,

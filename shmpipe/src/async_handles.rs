@@ -15,8 +15,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use tokio::io::unix::AsyncFd;
 
 use crate::duplex::Duplex;
-use crate::error::{RecvError, SendError, TryRecvError, TrySendError};
+use crate::error::{Error, RecvError, SendError, TryRecvError, TrySendError};
 use crate::handles::{Consumer, Producer, ReadSlot, WriteSlot};
+use crate::listener::{Connection, Listener};
 
 /// The readiness descriptor's number, for `AsyncFd` (which must own
 /// something `AsRawFd`). The handle owns the descriptor and outlives this.
@@ -357,5 +358,93 @@ impl AsyncDuplex {
     /// The synchronous duplex back.
     pub fn into_inner(self) -> Duplex {
         Duplex::from_parts(self.tx.into_inner(), self.rx.into_inner())
+    }
+}
+
+/// A [`Listener`] for async code: [`accept`](Self::accept)`.await`
+/// (feature `tokio`).
+///
+/// The handshake with a waiting client is one round trip over the socket,
+/// done inside the poll that accepts it (bounded by the listener's
+/// handshake timeout).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmpipe::{connect, AsyncListener, Listener};
+///
+/// # let path = format!("/tmp/shmpipe-doc-async-listener-{}.sock", std::process::id());
+/// let mut listener = AsyncListener::new(Listener::bind(&path)?)?;
+/// let client = std::thread::spawn({
+///     let path = path.clone();
+///     move || connect(&path).map(|c| c.peer_cred())
+/// });
+/// let conn = listener.accept().await?;
+/// assert_eq!(conn.peer_cred().pid, std::process::id());
+/// assert_eq!(client.join().unwrap()?.pid, std::process::id());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AsyncListener {
+    fd: AsyncFd<Fd>,
+    inner: Listener,
+}
+
+impl AsyncListener {
+    /// Wraps `listener`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as tokio's `AsyncFd` does).
+    ///
+    /// # Errors
+    ///
+    /// The error registering its socket with the runtime.
+    pub fn new(listener: Listener) -> io::Result<AsyncListener> {
+        let raw = listener.as_raw_fd();
+        // SAFETY: `raw` is the listening socket owned by `listener`, which
+        // lives in the returned value next to the `AsyncFd` and is dropped
+        // after it (field order, and `into_inner` drops the `AsyncFd`
+        // first).
+        let fd = unsafe { AsyncFd::register(Fd(raw)) }.map_err(io::Error::from)?;
+        Ok(AsyncListener {
+            fd,
+            inner: listener,
+        })
+    }
+
+    /// Waits for the next client and accepts it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Listener::try_accept`], and [`Error::Io`] if the runtime's
+    /// readiness fails.
+    pub async fn accept(&mut self) -> Result<Connection, Error> {
+        loop {
+            if let Some(c) = self.inner.try_accept()? {
+                return Ok(c);
+            }
+            let mut guard = self
+                .fd
+                .readable()
+                .await
+                .map_err(|e| Error::io("epoll", "listener", e))?;
+            guard.clear_ready();
+        }
+    }
+
+    /// The listener, for the synchronous calls.
+    pub fn get_mut(&mut self) -> &mut Listener {
+        &mut self.inner
+    }
+
+    /// The listener back.
+    pub fn into_inner(self) -> Listener {
+        let AsyncListener { fd, inner } = self;
+        drop(fd);
+        inner
     }
 }

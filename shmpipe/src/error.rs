@@ -199,6 +199,33 @@ pub enum Error {
         /// What was attempted.
         what: &'static str,
     },
+    /// Connecting to a listener whose socket is missing, or a stale
+    /// socket whose server is gone.
+    NoListener {
+        /// The socket's path.
+        address: String,
+    },
+    /// Binding a listener where a live one is already bound.
+    ListenerInUse {
+        /// The socket's path.
+        address: String,
+        /// The live listener's process, where the kernel said.
+        pid: Option<u32>,
+    },
+    /// Something other than a UNIX socket (a FIFO, a file, a symbolic link,
+    /// ...) is at a listener's path: it is never replaced or opened.
+    NotASocket {
+        /// The path.
+        address: String,
+    },
+    /// The other end of a listener connection broke the handshake (sent
+    /// something else, timed out or went away).
+    Handshake {
+        /// The socket's path, or `listener` on the server side.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Any other failed system call.
     Io {
         /// The operation (`shm_open`, `ftruncate`, `mmap`, ...).
@@ -288,7 +315,18 @@ impl fmt::Display for Error {
                     (Some(u), None) => write!(f, " (owner uid {u})")?,
                     _ => {}
                 }
-                if *op == "remove" {
+                if *op == "connect" {
+                    f.write_str(
+                        ": the listener's socket mode keeps other users out (0600 by \
+                         default); have the server widen it with `ListenerBuilder::mode` \
+                         (for example 0o660 for its group), or run as its user",
+                    )
+                } else if *op == "bind" {
+                    f.write_str(
+                        ": the directory is not writable, or another user's socket is at \
+                         that path; choose a path in a directory you own",
+                    )
+                } else if *op == "remove" {
                     f.write_str(
                         ": only its owner or root can remove it (in /dev/shm, which is \
                          sticky, also for a ring others may read and write)",
@@ -360,6 +398,28 @@ impl fmt::Display for Error {
             Error::Unsupported { address, what } => {
                 write!(f, "{what} is not supported for ring `{address}`")
             }
+            Error::NoListener { address } => write!(
+                f,
+                "no listener at `{address}` (no socket there, or a stale one whose server \
+                 died): start the server first, or check the path"
+            ),
+            Error::ListenerInUse { address, pid } => {
+                write!(f, "a live listener is bound at `{address}`")?;
+                if let Some(pid) = pid {
+                    write!(f, " (process {pid})")?;
+                }
+                f.write_str(": stop it first, or bind another path")
+            }
+            Error::NotASocket { address } => write!(
+                f,
+                "`{address}` exists and is not a UNIX socket: refusing to replace or use it; \
+                 remove it, or choose another path"
+            ),
+            Error::Handshake { address, reason } => write!(
+                f,
+                "connection handshake with `{address}` failed: {reason}; check that both \
+                 sides run the same shmpipe version and that the peer is not stuck"
+            ),
             Error::Io { op, target, source } => write!(f, "{op} `{target}` failed: {source}"),
         }
     }

@@ -10,6 +10,7 @@ use rustix::io::Errno;
 use crate::duplex::Duplex;
 use crate::error::Error;
 use crate::handles::{Consumer, Producer};
+use crate::listener::Listener;
 use crate::sync::barrier;
 
 /// Names a member of a [`WaitSet`]: returned by `add_*`, reported by
@@ -26,8 +27,11 @@ pub enum Member {
     /// Ready when a slot is free (or the consumer left or died).
     Producer(Producer),
     /// Ready when its consumer half is: a message is waiting (or the peer
-    /// closed or died).
-    Duplex(Duplex),
+    /// closed or died). Boxed: a duplex is two handles.
+    Duplex(Box<Duplex>),
+    /// Ready when a client is waiting to connect: accept it with
+    /// [`Listener::try_accept`].
+    Listener(Listener),
 }
 
 /// Waits on many handles at once: one thread, no CPU while idle, no thread
@@ -140,7 +144,22 @@ impl WaitSet {
     pub fn add_duplex(&mut self, mut duplex: Duplex) -> Result<Token, Error> {
         let fd = duplex.consumer().readiness_fd()?.as_raw_fd();
         let slot = self.register(fd)?;
-        self.members[slot] = Some(Member::Duplex(duplex));
+        self.members[slot] = Some(Member::Duplex(Box::new(duplex)));
+        Ok(Token(slot))
+    }
+
+    /// Adds a listener; it is ready when a client waits to connect (its
+    /// socket is readable). Accept with
+    /// [`listener(token)`](Self::listener)`.try_accept()`, and add the
+    /// connection with [`add_duplex`](Self::add_duplex).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if its socket cannot be added.
+    pub fn add_listener(&mut self, listener: Listener) -> Result<Token, Error> {
+        let fd = listener.as_raw_fd();
+        let slot = self.register(fd)?;
+        self.members[slot] = Some(Member::Listener(listener));
         Ok(Token(slot))
     }
 
@@ -209,6 +228,14 @@ impl WaitSet {
         }
     }
 
+    /// The listener named by `token`, if it is one.
+    pub fn listener(&mut self, token: Token) -> Option<&mut Listener> {
+        match self.members.get_mut(token.0)? {
+            Some(Member::Listener(l)) => Some(l),
+            _ => None,
+        }
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.members.iter().filter(|m| m.is_some()).count()
@@ -243,6 +270,8 @@ impl WaitSet {
                 Member::Consumer(c) => c.announce_wait(),
                 Member::Producer(p) => p.announce_wait(),
                 Member::Duplex(d) => d.consumer().announce_wait(),
+                // A socket: epoll reports it by itself, nothing to arm.
+                Member::Listener(_) => false,
             };
         }
         let _ = barrier::waiter(heavy);
@@ -253,6 +282,8 @@ impl WaitSet {
                 Some(Member::Duplex(d)) => {
                     !matches!(d.consumer().check_armed(), Ok(false) | Err(_))
                 }
+                // Level-triggered: a waiting client wakes `epoll_wait` below.
+                Some(Member::Listener(_)) => true,
                 None => continue,
             };
             if !armed {
@@ -305,6 +336,7 @@ impl WaitSet {
                 Member::Consumer(c) => c.disarm_wait(),
                 Member::Producer(p) => p.disarm_wait(),
                 Member::Duplex(d) => d.consumer().disarm_wait(),
+                Member::Listener(_) => {}
             }
         }
     }
