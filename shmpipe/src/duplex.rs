@@ -187,6 +187,12 @@ impl Duplex {
         (self.tx, self.rx)
     }
 
+    /// Both halves at once, borrowed (to hold a reply slot and a request
+    /// slot together).
+    pub(crate) fn halves(&mut self) -> (&mut Producer, &mut Consumer) {
+        (&mut self.tx, &mut self.rx)
+    }
+
     /// The sending half.
     pub fn producer(&mut self) -> &mut Producer {
         &mut self.tx

@@ -799,3 +799,126 @@ impl fmt::Display for RecvError {
 
 impl std::error::Error for TryRecvError {}
 impl std::error::Error for RecvError {}
+
+/// Why a request/response call ([`Client::call`](crate::Client::call)) or
+/// serving one ([`Duplex::try_serve`](crate::Duplex::try_serve)) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The deadline passed, before the request went out or before its
+    /// reply came. A late reply is skipped by the next call.
+    Timeout,
+    /// The peer closed its end of the duplex.
+    Disconnected,
+    /// The peer's process died.
+    PeerDied {
+        /// Its process id.
+        pid: u32,
+    },
+    /// A ring of the duplex was removed.
+    Removed,
+    /// The request or reply, with its 8-byte id, is larger than a slot.
+    TooLarge {
+        /// Its length without the id.
+        len: usize,
+        /// The largest that fits.
+        max: usize,
+    },
+    /// The reply does not fit the buffer given (it was consumed).
+    BufferTooSmall {
+        /// The reply's length.
+        needed: usize,
+    },
+    /// The peer sent something that is not a message of the protocol: a
+    /// message shorter than its id, or a reply to a call not yet made.
+    BadMessage {
+        /// What is wrong.
+        reason: &'static str,
+        /// The offending value (a length or an id).
+        found: u64,
+    },
+    /// A ring's shared state breaks the protocol.
+    Corrupt(Corruption),
+}
+
+impl CallError {
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, CallError::Timeout)
+    }
+
+    /// Whether the peer has gone away, gracefully or by dying.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, CallError::Disconnected | CallError::PeerDied { .. })
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Timeout => f.write_str("the call timed out; its late reply will be skipped"),
+            CallError::Disconnected => f.write_str("the peer closed the connection"),
+            CallError::PeerDied { pid } => {
+                write!(f, "the peer (process {pid}) died: connect again")
+            }
+            CallError::Removed => f.write_str("a ring of the connection was removed"),
+            CallError::TooLarge { len, max } => write!(
+                f,
+                "a {len}-byte message does not fit: at most {max} bytes (a slot less the \
+                 8-byte id); give the server's rings a larger `max_message`"
+            ),
+            CallError::BufferTooSmall { needed } => write!(
+                f,
+                "the {needed}-byte reply does not fit the buffer given; pass a larger one"
+            ),
+            CallError::BadMessage { reason, found } => write!(
+                f,
+                "the peer broke the request/response protocol: {reason} (found {found}); \
+                 drop the connection"
+            ),
+            CallError::Corrupt(c) => write!(f, "the peer corrupted a ring: {c}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl<T> From<SendError<T>> for CallError {
+    fn from(e: SendError<T>) -> Self {
+        match e {
+            SendError::Timeout(_) => CallError::Timeout,
+            SendError::Disconnected(_) => CallError::Disconnected,
+            SendError::Removed(_) => CallError::Removed,
+            SendError::PeerDied { pid, .. } => CallError::PeerDied { pid },
+            SendError::TooLarge { max, .. } => CallError::TooLarge { len: max + 1, max },
+            SendError::Corrupt { corruption, .. } => CallError::Corrupt(corruption),
+        }
+    }
+}
+
+impl<T> From<TrySendError<T>> for CallError {
+    /// `Full` becomes `Timeout` (a deadline already past).
+    fn from(e: TrySendError<T>) -> Self {
+        CallError::from(SendError::from(e))
+    }
+}
+
+impl From<RecvError> for CallError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Timeout => CallError::Timeout,
+            RecvError::Disconnected => CallError::Disconnected,
+            RecvError::Removed => CallError::Removed,
+            RecvError::PeerDied { pid } => CallError::PeerDied { pid },
+            RecvError::BufferTooSmall { needed } => CallError::BufferTooSmall { needed },
+            RecvError::Corrupt(c) => CallError::Corrupt(c),
+        }
+    }
+}
+
+impl From<TryRecvError> for CallError {
+    /// `Empty` becomes `Timeout` (a deadline already past).
+    fn from(e: TryRecvError) -> Self {
+        CallError::from(RecvError::from(e))
+    }
+}

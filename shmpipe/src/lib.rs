@@ -101,7 +101,7 @@
 // to its left. `.ci/check-imports.py` checks this line against the code,
 // and `docs/design.md` §1 draws it.
 //
-// layers: sync side error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring duplex listener waitset async_handles
+// layers: sync side error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring duplex listener rpc waitset async_handles
 mod address;
 #[cfg(feature = "tokio")]
 mod async_handles;
@@ -117,6 +117,7 @@ mod notify;
 mod readiness;
 mod reclaim;
 mod ring;
+mod rpc;
 mod segment;
 mod side;
 mod sync;
@@ -128,13 +129,16 @@ pub use address::{Address, AsAddress, SysvKey};
 #[cfg(feature = "tokio")]
 pub use async_handles::{AsyncConsumer, AsyncDuplex, AsyncListener, AsyncProducer};
 pub use duplex::Duplex;
-pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
+pub use error::{
+    CallError, Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError,
+};
 pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 pub use listener::{
     connect, connect_with, listener_path, Connection, Listener, ListenerBuilder, PeerCred,
 };
 pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};
+pub use rpc::{Client, Request, REQUEST_ID_LEN};
 pub use segment::{Backend, HugePages};
 pub use side::Side;
 pub use waitset::{Member, Token, WaitSet};
