@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::duplex::Duplex;
 use crate::error::{CallError, Error, RecvError, TryRecvError, TrySendError};
-use crate::handles::WriteSlot;
+use crate::handles::{Consumer, WriteSlot};
 use crate::listener::{connect_with, Connection, PeerCred};
 use crate::ring::RingBuilder;
 
@@ -30,6 +30,14 @@ fn split_id(msg: &[u8]) -> Result<(u64, &[u8]), CallError> {
             found: msg.len() as u64,
         }),
     }
+}
+
+/// `PeerDied` if the client's process holds its side and is dead: the
+/// non-blocking receives say only `Empty` then (a client that closed its
+/// end is reported by them as `Disconnected`).
+fn dead_peer(rx: &mut Consumer) -> Option<CallError> {
+    let pid = rx.peer_pid()?;
+    (!rx.peer_alive()).then_some(CallError::PeerDied { pid })
 }
 
 /// Runs `handler` on the request `req` and publishes its reply in `slot`
@@ -66,7 +74,9 @@ impl Duplex {
     /// the reply slot's buffer, and returns the reply's length. Returns
     /// whether a request was served; `false` if none was waiting, or if the
     /// reply ring is full (the client is not reading its replies), in which
-    /// case the request stays queued.
+    /// case the request stays queued. With nothing waiting it checks that
+    /// the client lives, so a server woken by a [`WaitSet`](crate::WaitSet)
+    /// for a client that died learns it here.
     ///
     /// # Errors
     ///
@@ -105,15 +115,16 @@ impl Duplex {
             Err(TrySendError::Full(())) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
-        let req = match rx.try_borrow() {
-            Ok(r) => r,
+        match rx.try_borrow() {
+            Ok(req) => {
+                answer(&req, slot, handler)?;
+                return Ok(true);
+            }
             // Dropping the unfilled reply slot publishes nothing.
-            Err(TryRecvError::Empty) => return Ok(false),
+            Err(TryRecvError::Empty) => {}
             Err(e) => return Err(e.into()),
-        };
-        answer(&req, slot, handler)?;
-        drop(req);
-        Ok(true)
+        }
+        dead_peer(rx).map_or(Ok(false), Err)
     }
 
     /// Serves requests with `handler` until the client closes its end;
@@ -149,16 +160,19 @@ impl Duplex {
     ///
     /// As [`try_serve`](Self::try_serve).
     pub fn try_recv_request(&mut self) -> Result<Option<Request>, CallError> {
-        let req = match self.consumer().try_borrow() {
-            Ok(r) => r,
-            Err(TryRecvError::Empty) => return Ok(None),
+        let rx = self.consumer();
+        match rx.try_borrow() {
+            Ok(req) => {
+                let (id, body) = split_id(&req)?;
+                return Ok(Some(Request {
+                    id,
+                    body: body.to_vec(),
+                }));
+            }
+            Err(TryRecvError::Empty) => {}
             Err(e) => return Err(e.into()),
-        };
-        let (id, body) = split_id(&req)?;
-        Ok(Some(Request {
-            id,
-            body: body.to_vec(),
-        }))
+        }
+        dead_peer(rx).map_or(Ok(None), Err)
     }
 
     /// Sends the reply to request `id`, waiting for room as long as it
