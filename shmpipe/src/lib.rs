@@ -64,6 +64,16 @@
 //! | a ring from async code on tokio (feature `tokio`) | `AsyncConsumer`, `AsyncProducer` |
 //! | a peer to (re)appear | [`Consumer::wait_for_producer`], [`Producer::wait_for_consumer`] |
 //!
+//! # Two-way channels and servers
+//!
+//! | to ... | use |
+//! |---|---|
+//! | talk both ways (two rings, one each way) | [`Duplex`]: [`Duplex::pair`] in one process, [`Duplex::create`] / [`Duplex::open`] by address, [`into_split`](Duplex::into_split) |
+//! | serve any number of clients, each with its own duplex | [`Listener::bind`] (socket mode 0600 by default, [`ListenerBuilder::mode`]), [`connect`]; [`Connection::peer_cred`] says who connected |
+//! | make calls and serve them | [`Client::call`]; [`Duplex::try_serve`], [`Duplex::serve`], [`Duplex::recv_request`] and [`Duplex::reply`]; errors are [`CallError`] |
+//! | wait on a listener and its clients in one thread | [`WaitSet::add_listener`], [`WaitSet::add_duplex`] |
+//! | the same from async code (feature `tokio`) | `AsyncDuplex` (`Duplex::into_async`), `AsyncListener` |
+//!
 //! # Layers
 //!
 //! Bottom up, each module importing only from those before it (CI checks
@@ -79,6 +89,10 @@
 //! wake      the park/wake protocol between the two sides
 //! handles   Producer, Consumer and their slot guards
 //! ring      Ring, RingBuilder: create, open, list, remove
+//! duplex    Duplex: two rings, one each way
+//! listener  Listener, connect, Connection: clients get private duplexes
+//! rpc       Client::call, Duplex::try_serve: request/response with ids
+//! waitset   WaitSet: many handles, duplexes and listeners from one thread
 //! ```
 //!
 //! All atomics come from `sync`, so the ring and wake code also run under

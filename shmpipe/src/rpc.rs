@@ -175,6 +175,32 @@ impl Duplex {
         dead_peer(rx).map_or(Ok(None), Err)
     }
 
+    /// Waits until `deadline` (`None`: as long as it takes) for the next
+    /// request and copies its body into `buf`; returns its id (for
+    /// [`reply`](Self::reply)) and length. No allocation.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Timeout`], [`CallError::BufferTooSmall`] (the request
+    /// is dropped), and those of [`try_serve`](Self::try_serve).
+    pub fn recv_request(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<(u64, usize), CallError> {
+        let rx = self.consumer();
+        let req = match deadline {
+            None => rx.borrow()?,
+            Some(d) => rx.borrow_deadline(d)?,
+        };
+        let (id, body) = split_id(&req)?;
+        let dst = buf
+            .get_mut(..body.len())
+            .ok_or(CallError::BufferTooSmall { needed: body.len() })?;
+        dst.copy_from_slice(body);
+        Ok((id, body.len()))
+    }
+
     /// Sends the reply to request `id`, waiting for room as long as it
     /// takes (the client reads its replies).
     ///
