@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use libtest_mimic::{Arguments, Failed, Trial};
 use shmpipe::{
-    connect, listener_path, CallError, Client, Error, Listener, ListenerBuilder, Token, WaitSet,
+    connect, listener_path, CallError, Client, Duplex, Error, Listener, ListenerBuilder,
+    RingBuilder, Token, WaitSet,
 };
 
 /// The request that the server of `killed_client_is_noticed` never
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
             "a_socket_that_is_not_a_shmpipe_listener_is_a_handshake_error",
             foreign_listener,
         ),
+        Trial::test("named_duplex_between_two_processes", named_duplex),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -65,6 +67,7 @@ fn run_role(role: &str) -> ExitCode {
         "hang-client" => hang_client_role(),
         "connect-as-other-user" => other_user_role(),
         "server-to-kill" => server_to_kill_role(),
+        "duplex-opener" => duplex_opener_role(),
         other => Err(format!("unknown role {other}")),
     };
     match result {
@@ -501,5 +504,46 @@ fn foreign_listener() -> Result<(), Failed> {
     }
     t.join().unwrap();
     std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Child: opens the duplex at `SHMPIPE_ADDR`, serves calls on it until the
+/// creator closes.
+fn duplex_opener_role() -> Result<(), String> {
+    let mut d =
+        Duplex::open(&RingBuilder::new(), var("SHMPIPE_ADDR")).map_err(|e| e.to_string())?;
+    let n = d.serve(answer).map_err(|e| e.to_string())?;
+    println!("{n}");
+    Ok(())
+}
+
+/// `Duplex::create` in one process, `Duplex::open` in another, calls
+/// through it; both names go with the creator's `unlink_on_drop`.
+fn named_duplex() -> Result<(), Failed> {
+    let addr = unique("duplex");
+    let (up, down) = Duplex::ring_addresses(&addr.parse()?)?;
+    let _c = (Cleanup(up.to_string()), Cleanup(down.to_string()));
+    let d = Duplex::create(RingBuilder::new().slots(8).unlink_on_drop(true), &addr)?;
+    let mut child = spawn_child("duplex-opener", &[("SHMPIPE_ADDR", addr.clone())]);
+    let mut client = Client::new(d);
+    // The opener attaches when it starts: wait for its consumer side.
+    client
+        .duplex()
+        .producer()
+        .wait_for_consumer(Some(Instant::now() + Duration::from_secs(60)))
+        .map_err(|e| format!("{:?}", e))?;
+    for x in 0..1000u64 {
+        assert_eq!(client.call(&x.to_le_bytes())?, service(x).to_le_bytes());
+    }
+    drop(client);
+    let (out, status) = child.output()?;
+    if !status.success() || out != "1000" {
+        return Err(format!("opener: {status}, said {out:?}").into());
+    }
+    for a in [&up, &down] {
+        if !matches!(shmpipe::Ring::open(a), Err(Error::NotFound { .. })) {
+            return Err(format!("{a} left behind").into());
+        }
+    }
     Ok(())
 }
