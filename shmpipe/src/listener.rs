@@ -810,6 +810,50 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_never_acknowledges_is_dropped_after_the_timeout() {
+        let path = tmp("mute");
+        let mut l = ListenerBuilder::new()
+            .handshake_timeout(Duration::from_millis(50))
+            .bind(&path)
+            .unwrap();
+        // Connects, then neither reads nor answers.
+        let mute = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        assert!(l.try_accept().unwrap().is_none());
+        assert_eq!(l.failed_handshakes(), 1);
+        drop(mute);
+    }
+
+    #[test]
+    fn a_server_passing_unsealed_files_is_refused() {
+        use std::io::Write;
+        let path = tmp("unsealed");
+        let ring_file = format!(
+            "file:/tmp/shmpipe-unit-unsealed-{}.ring",
+            std::process::id()
+        );
+        let ring = RingBuilder::new().slots(4).create(&ring_file).unwrap();
+        let plain = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = plain.accept().unwrap();
+            s.write_all(&HELLO).unwrap();
+            // A regular file: it could be truncated under the client.
+            ring.send_fd(&s).unwrap();
+            ring.send_fd(&s).unwrap();
+            let mut b = [0u8; 8];
+            let _ = std::io::Read::read(&mut s, &mut b);
+        });
+        match connect(&path) {
+            Err(Error::Handshake { reason, .. }) => {
+                assert!(reason.contains("not a sealable memfd"), "{reason}")
+            }
+            other => panic!("expected a handshake error, got {other:?}"),
+        }
+        server.join().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        crate::Ring::remove(ring_file.as_str(), true).unwrap();
+    }
+
+    #[test]
     fn names_map_to_dev_shm() {
         assert_eq!(
             listener_path("a.b-c_1").unwrap(),
