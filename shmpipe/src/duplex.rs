@@ -209,7 +209,8 @@ impl Duplex {
         self.tx.peer_alive() && self.rx.peer_alive()
     }
 
-    /// The peer's process id (from the ring it sends on), if attached.
+    /// The peer's process id (the producer of the ring this end receives
+    /// from, else the consumer of the one it sends on), if attached.
     pub fn peer_pid(&self) -> Option<u32> {
         self.rx.peer_pid().or_else(|| self.tx.peer_pid())
     }
