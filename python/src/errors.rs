@@ -292,6 +292,13 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
         Error::Symlink { address } => {
             with_attrs(py, "Symlink", msg, attrs!(py; "address" => address))
         }
+        // The Python API has no listener yet; mapped for completeness.
+        Error::NoListener { address } => {
+            with_attrs(py, "NotFound", msg, attrs!(py; "address" => address))
+        }
+        Error::NotASocket { address } => {
+            with_attrs(py, "NotARegularFile", msg, attrs!(py; "address" => address))
+        }
         Error::NotARegularFile { address } => {
             with_attrs(py, "NotARegularFile", msg, attrs!(py; "address" => address))
         }

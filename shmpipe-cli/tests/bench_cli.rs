@@ -18,7 +18,7 @@ const EXE: &str = env!("CARGO_BIN_EXE_shmpipe");
 /// One benchmark run at a time (they raise and restore shared limits).
 static RUNS: Mutex<()> = Mutex::new(());
 
-const MECHANISMS: [&str; 14] = [
+const MECHANISMS: [&str; 17] = [
     "shmpipe-spin",
     "shmpipe-spin-park",
     "shmpipe-park",
@@ -33,6 +33,9 @@ const MECHANISMS: [&str; 14] = [
     "unix-dgram",
     "posix-mq",
     "sysv-mq",
+    "shmpipe-call-spin",
+    "shmpipe-call",
+    "unix-stream-call",
 ];
 const WORKLOADS: [&str; 4] = ["throughput", "pingpong", "wakeup", "idle-cpu"];
 const SIZES: [u64; 2] = [64, 65536];

@@ -218,9 +218,10 @@ impl From<Error> for Fail {
         let status = match &e {
             Error::InvalidAddress { .. } | Error::InvalidConfig { .. } => SHMPIPE_INVALID_ARGUMENT,
             Error::AlreadyExists { .. } => SHMPIPE_ALREADY_EXISTS,
-            Error::NotFound { .. } | Error::NotCreated { .. } | Error::Vanished { .. } => {
-                SHMPIPE_NOT_FOUND
-            }
+            Error::NotFound { .. }
+            | Error::NotCreated { .. }
+            | Error::Vanished { .. }
+            | Error::NoListener { .. } => SHMPIPE_NOT_FOUND,
             Error::GeometryMismatch { .. } => SHMPIPE_GEOMETRY_MISMATCH,
             Error::PermissionDenied { .. } | Error::Symlink { .. } => SHMPIPE_PERMISSION_DENIED,
             Error::NotARegularFile { .. }
@@ -229,7 +230,11 @@ impl From<Error> for Fail {
             Error::VersionMismatch { .. } => SHMPIPE_VERSION_MISMATCH,
             Error::Corrupt { .. } => SHMPIPE_CORRUPT,
             Error::AlreadyClaimed { .. } => SHMPIPE_ALREADY_CLAIMED,
-            Error::InUse { .. } => SHMPIPE_IN_USE,
+            Error::InUse { .. } | Error::ListenerInUse { .. } => SHMPIPE_IN_USE,
+            Error::NotASocket { .. } => SHMPIPE_NOT_A_RING,
+            // The C API has no listener yet; a failed handshake would be
+            // the generic error.
+            Error::Handshake { .. } => SHMPIPE_ERROR,
             Error::HugePagesUnavailable { .. } => SHMPIPE_HUGE_PAGES_UNAVAILABLE,
             Error::Unsupported { .. } => SHMPIPE_UNSUPPORTED,
             Error::Io { .. } => SHMPIPE_IO,

@@ -14,8 +14,10 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use tokio::io::unix::AsyncFd;
 
-use crate::error::{RecvError, SendError, TryRecvError, TrySendError};
+use crate::duplex::Duplex;
+use crate::error::{Error, RecvError, SendError, TryRecvError, TrySendError};
 use crate::handles::{Consumer, Message, Producer, ReadSlot, WriteSlot};
+use crate::listener::{Connection, Listener};
 
 /// The readiness descriptor's number, for `AsyncFd` (which must own
 /// something `AsRawFd`). The handle owns the descriptor and outlives this.
@@ -268,5 +270,180 @@ impl AsyncProducer {
         }
         // A slot is free, and only this handle can fill it.
         Ok(self.inner.try_reserve()?)
+    }
+}
+
+/// A [`Duplex`] for async code: an [`AsyncProducer`] and an
+/// [`AsyncConsumer`] used as one value. Make one with
+/// [`Duplex::into_async`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmpipe::{Duplex, RingBuilder};
+///
+/// let (a, b) = Duplex::pair(RingBuilder::new().slots(8))?;
+/// let (mut a, mut b) = (a.into_async()?, b.into_async()?);
+/// let echo = tokio::spawn(async move {
+///     let msg = b.recv_vec().await.unwrap();
+///     b.send(msg).await.unwrap();
+/// });
+/// a.send(b"hello").await?;
+/// assert_eq!(a.recv_vec().await?, b"hello");
+/// echo.await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AsyncDuplex {
+    tx: AsyncProducer,
+    rx: AsyncConsumer,
+}
+
+impl Duplex {
+    /// Wraps both halves for async code (feature `tokio`).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as tokio's `AsyncFd` does).
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncConsumer::new`] and [`AsyncProducer::new`].
+    pub fn into_async(self) -> io::Result<AsyncDuplex> {
+        let (tx, rx) = self.into_split();
+        Ok(AsyncDuplex {
+            tx: AsyncProducer::new(tx)?,
+            rx: AsyncConsumer::new(rx)?,
+        })
+    }
+}
+
+impl AsyncDuplex {
+    /// Sends a message, waiting for a free slot.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncProducer::send`].
+    pub async fn send<M: Message>(&mut self, msg: M) -> Result<(), SendError<M::Unsent>> {
+        self.tx.send(msg).await
+    }
+
+    /// Receives the next message into `buf`; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncConsumer::recv`].
+    pub async fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.rx.recv(buf).await
+    }
+
+    /// Receives the next message into a new `Vec`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncConsumer::recv_vec`].
+    pub async fn recv_vec(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.rx.recv_vec().await
+    }
+
+    /// The halves, for two tasks.
+    pub fn into_split(self) -> (AsyncProducer, AsyncConsumer) {
+        (self.tx, self.rx)
+    }
+
+    /// The synchronous duplex back.
+    pub fn into_inner(self) -> Duplex {
+        Duplex::from_parts(self.tx.into_inner(), self.rx.into_inner())
+    }
+}
+
+/// A [`Listener`] for async code: [`accept`](Self::accept)`.await`
+/// (feature `tokio`).
+///
+/// The handshake with a waiting client is one round trip over the socket,
+/// done inside the poll that accepts it (bounded by the listener's
+/// handshake timeout).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use shmpipe::{connect, AsyncListener, Listener};
+///
+/// # let path = format!("/tmp/shmpipe-doc-async-listener-{}.sock", std::process::id());
+/// let mut listener = AsyncListener::new(Listener::bind(&path)?)?;
+/// let client = std::thread::spawn({
+///     let path = path.clone();
+///     move || connect(&path).map(|c| c.peer_cred())
+/// });
+/// let conn = listener.accept().await?;
+/// assert_eq!(conn.peer_cred().pid, std::process::id());
+/// assert_eq!(client.join().unwrap()?.pid, std::process::id());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AsyncListener {
+    fd: AsyncFd<Fd>,
+    inner: Listener,
+}
+
+impl AsyncListener {
+    /// Wraps `listener`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as tokio's `AsyncFd` does).
+    ///
+    /// # Errors
+    ///
+    /// The error registering its socket with the runtime.
+    pub fn new(listener: Listener) -> io::Result<AsyncListener> {
+        let raw = listener.as_raw_fd();
+        // SAFETY: `raw` is the listening socket owned by `listener`, which
+        // lives in the returned value next to the `AsyncFd` and is dropped
+        // after it (field order, and `into_inner` drops the `AsyncFd`
+        // first).
+        let fd = unsafe { AsyncFd::register(Fd(raw)) }.map_err(io::Error::from)?;
+        Ok(AsyncListener {
+            fd,
+            inner: listener,
+        })
+    }
+
+    /// Waits for the next client and accepts it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Listener::try_accept`], and [`Error::Io`] if the runtime's
+    /// readiness fails.
+    pub async fn accept(&mut self) -> Result<Connection, Error> {
+        loop {
+            if let Some(c) = self.inner.try_accept()? {
+                return Ok(c);
+            }
+            let mut guard = self
+                .fd
+                .readable()
+                .await
+                .map_err(|e| Error::io("epoll", "listener", e))?;
+            guard.clear_ready();
+        }
+    }
+
+    /// The listener, for the synchronous calls.
+    pub fn get_mut(&mut self) -> &mut Listener {
+        &mut self.inner
+    }
+
+    /// The listener back.
+    pub fn into_inner(self) -> Listener {
+        let AsyncListener { fd, inner } = self;
+        drop(fd);
+        inner
     }
 }

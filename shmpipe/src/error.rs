@@ -276,6 +276,33 @@ pub enum Error {
         /// What was attempted.
         what: &'static str,
     },
+    /// Connecting to a listener whose socket is missing, or a stale
+    /// socket whose server is gone.
+    NoListener {
+        /// The socket's path.
+        address: String,
+    },
+    /// Binding a listener where a live one is already bound.
+    ListenerInUse {
+        /// The socket's path.
+        address: String,
+        /// The live listener's process, where the kernel said.
+        pid: Option<u32>,
+    },
+    /// Something other than a UNIX socket (a FIFO, a file, a symbolic link,
+    /// ...) is at a listener's path: it is never replaced or opened.
+    NotASocket {
+        /// The path.
+        address: String,
+    },
+    /// The other end of a listener connection broke the handshake (sent
+    /// something else, timed out or went away).
+    Handshake {
+        /// The socket's path, or `listener` on the server side.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Any other failed system call.
     Io {
         /// The operation (`shm_open`, `ftruncate`, `mmap`, ...).
@@ -365,7 +392,18 @@ impl fmt::Display for Error {
                     (Some(u), None) => write!(f, " (owner uid {u})")?,
                     _ => {}
                 }
-                if *op == "remove" {
+                if *op == "connect" {
+                    f.write_str(
+                        ": the listener's socket mode keeps other users out (0600 by \
+                         default); have the server widen it with `ListenerBuilder::mode` \
+                         (for example 0o660 for its group), or run as its user",
+                    )
+                } else if *op == "bind" {
+                    f.write_str(
+                        ": the directory is not writable, or another user's socket is at \
+                         that path; choose a path in a directory you own",
+                    )
+                } else if *op == "remove" {
                     f.write_str(
                         ": only its owner or root can remove it (in /dev/shm, which is \
                          sticky, also for a ring others may read and write)",
@@ -478,6 +516,28 @@ impl fmt::Display for Error {
             Error::Unsupported { address, what } => {
                 write!(f, "{what} is not supported for ring `{address}`")
             }
+            Error::NoListener { address } => write!(
+                f,
+                "no listener at `{address}` (no socket there, or a stale one whose server \
+                 died): start the server first, or check the path"
+            ),
+            Error::ListenerInUse { address, pid } => {
+                write!(f, "a live listener is bound at `{address}`")?;
+                if let Some(pid) = pid {
+                    write!(f, " (process {pid})")?;
+                }
+                f.write_str(": stop it first, or bind another path")
+            }
+            Error::NotASocket { address } => write!(
+                f,
+                "`{address}` exists and is not a UNIX socket: refusing to replace or use it; \
+                 remove it, or choose another path"
+            ),
+            Error::Handshake { address, reason } => write!(
+                f,
+                "connection handshake with `{address}` failed: {reason}; check that both \
+                 sides run the same shmpipe version and that the peer is not stuck"
+            ),
             Error::Io { op, target, source } => write!(f, "{op} `{target}` failed: {source}"),
         }
     }
@@ -905,3 +965,126 @@ impl fmt::Display for RecvError {
 
 impl std::error::Error for TryRecvError {}
 impl std::error::Error for RecvError {}
+
+/// Why a request/response call ([`Client::call`](crate::Client::call)) or
+/// serving one ([`Duplex::try_serve`](crate::Duplex::try_serve)) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The deadline passed, before the request went out or before its
+    /// reply came. A late reply is skipped by the next call.
+    Timeout,
+    /// The peer closed its end of the duplex.
+    Disconnected,
+    /// The peer's process died.
+    PeerDied {
+        /// Its process id.
+        pid: u32,
+    },
+    /// A ring of the duplex was removed.
+    Removed,
+    /// The request or reply, with its 8-byte id, is larger than a slot.
+    TooLarge {
+        /// Its length without the id.
+        len: usize,
+        /// The largest that fits.
+        max: usize,
+    },
+    /// The reply does not fit the buffer given (it was consumed).
+    BufferTooSmall {
+        /// The reply's length.
+        needed: usize,
+    },
+    /// The peer sent something that is not a message of the protocol: a
+    /// message shorter than its id, or a reply to a call not yet made.
+    BadMessage {
+        /// What is wrong.
+        reason: &'static str,
+        /// The offending value (a length or an id).
+        found: u64,
+    },
+    /// A ring's shared state breaks the protocol.
+    Corrupt(Corruption),
+}
+
+impl CallError {
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, CallError::Timeout)
+    }
+
+    /// Whether the peer has gone away, gracefully or by dying.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, CallError::Disconnected | CallError::PeerDied { .. })
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Timeout => f.write_str("the call timed out; its late reply will be skipped"),
+            CallError::Disconnected => f.write_str("the peer closed the connection"),
+            CallError::PeerDied { pid } => {
+                write!(f, "the peer (process {pid}) died: connect again")
+            }
+            CallError::Removed => f.write_str("a ring of the connection was removed"),
+            CallError::TooLarge { len, max } => write!(
+                f,
+                "a {len}-byte message does not fit: at most {max} bytes (a slot less the \
+                 8-byte id); give the server's rings a larger `max_message`"
+            ),
+            CallError::BufferTooSmall { needed } => write!(
+                f,
+                "the {needed}-byte reply does not fit the buffer given; pass a larger one"
+            ),
+            CallError::BadMessage { reason, found } => write!(
+                f,
+                "the peer broke the request/response protocol: {reason} (found {found}); \
+                 drop the connection"
+            ),
+            CallError::Corrupt(c) => write!(f, "the peer corrupted a ring: {c}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl<T> From<SendError<T>> for CallError {
+    fn from(e: SendError<T>) -> Self {
+        match e {
+            SendError::Timeout(_) => CallError::Timeout,
+            SendError::Disconnected(_) => CallError::Disconnected,
+            SendError::Removed(_) => CallError::Removed,
+            SendError::PeerDied { pid, .. } => CallError::PeerDied { pid },
+            SendError::TooLarge { max, .. } => CallError::TooLarge { len: max + 1, max },
+            SendError::Corrupt { corruption, .. } => CallError::Corrupt(corruption),
+        }
+    }
+}
+
+impl<T> From<TrySendError<T>> for CallError {
+    /// `Full` becomes `Timeout` (a deadline already past).
+    fn from(e: TrySendError<T>) -> Self {
+        CallError::from(SendError::from(e))
+    }
+}
+
+impl From<RecvError> for CallError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Timeout => CallError::Timeout,
+            RecvError::Disconnected => CallError::Disconnected,
+            RecvError::Removed => CallError::Removed,
+            RecvError::PeerDied { pid } => CallError::PeerDied { pid },
+            RecvError::BufferTooSmall { needed } => CallError::BufferTooSmall { needed },
+            RecvError::Corrupt(c) => CallError::Corrupt(c),
+        }
+    }
+}
+
+impl From<TryRecvError> for CallError {
+    /// `Empty` becomes `Timeout` (a deadline already past).
+    fn from(e: TryRecvError) -> Self {
+        CallError::from(RecvError::from(e))
+    }
+}

@@ -83,6 +83,16 @@
 //! | a ring from async code on tokio (feature `tokio`) | `AsyncConsumer`, `AsyncProducer` |
 //! | a peer to (re)appear | [`Consumer::wait_for_producer`], [`Producer::wait_for_consumer`] |
 //!
+//! # Two-way channels and servers
+//!
+//! | to ... | use |
+//! |---|---|
+//! | talk both ways (two rings, one each way) | [`Duplex`]: [`Duplex::pair`] in one process, [`Duplex::create`] / [`Duplex::open`] by address, [`into_split`](Duplex::into_split) |
+//! | serve any number of clients, each with its own duplex | [`Listener::bind`] (socket mode 0600 by default, [`ListenerBuilder::mode`]), [`connect`]; [`Connection::peer_cred`] says who connected |
+//! | make calls and serve them | [`Client::call`]; [`Duplex::try_serve`], [`Duplex::serve`], [`Duplex::recv_request`] and [`Duplex::reply`]; errors are [`CallError`] |
+//! | wait on a listener and its clients in one thread | [`WaitSet::add_listener`], [`WaitSet::add_duplex`] |
+//! | the same from async code (feature `tokio`) | `AsyncDuplex` (`Duplex::into_async`), `AsyncListener` |
+//!
 //! # Layers
 //!
 //! Bottom up, each module importing only from those before it (CI checks
@@ -99,6 +109,10 @@
 //! wake      the park/wake protocol between the two sides
 //! handles   Producer, Consumer and their slot guards
 //! ring      Ring, RingBuilder: create, open, open_or_create, list, remove
+//! duplex    Duplex: two rings, one each way
+//! listener  Listener, connect, Connection: clients get private duplexes
+//! rpc       Client::call, Duplex::try_serve: request/response with ids
+//! waitset   WaitSet: many handles, duplexes and listeners from one thread
 //! ```
 //!
 //! All atomics come from `sync`, so the ring and wake code also run under
@@ -121,21 +135,24 @@
 // to its left. `.ci/check-imports.py` checks this line against the code,
 // and `docs/design.md` §1 draws it.
 //
-// layers: sync side fingerprint error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring waitset async_handles
+// layers: sync side fingerprint error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring duplex listener rpc waitset async_handles
 mod address;
 #[cfg(feature = "tokio")]
 mod async_handles;
+mod duplex;
 mod error;
 mod fingerprint;
 mod handles;
 mod info;
 mod layout;
+mod listener;
 mod liveness;
 mod mapping;
 mod notify;
 mod readiness;
 mod reclaim;
 mod ring;
+mod rpc;
 mod segment;
 mod side;
 mod sync;
@@ -145,14 +162,20 @@ mod watcher;
 
 pub use address::{Address, AsAddress, SysvKey};
 #[cfg(feature = "tokio")]
-pub use async_handles::{AsyncConsumer, AsyncProducer};
+pub use async_handles::{AsyncConsumer, AsyncDuplex, AsyncListener, AsyncProducer};
+pub use duplex::Duplex;
 pub use error::{
-    Corruption, Error, Expected, Geometry, RecvError, SendError, TryRecvError, TrySendError,
+    CallError, Corruption, Error, Expected, Geometry, RecvError, SendError, TryRecvError,
+    TrySendError,
 };
 pub use fingerprint::TypeFingerprint;
 pub use handles::{Consumer, Message, Producer, ReadSlot, WriteBatch, WriteSlot};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
+pub use listener::{
+    connect, connect_with, listener_path, Connection, Listener, ListenerBuilder, PeerCred,
+};
 pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};
+pub use rpc::{Client, Request, REQUEST_ID_LEN};
 pub use segment::{Backend, HugePages};
 pub use side::Side;
 pub use waitset::{Member, Token, WaitSet};

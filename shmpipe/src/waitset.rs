@@ -7,8 +7,10 @@ use std::time::Instant;
 use rustix::event::epoll;
 use rustix::io::Errno;
 
+use crate::duplex::Duplex;
 use crate::error::Error;
 use crate::handles::{Consumer, Producer};
+use crate::listener::Listener;
 use crate::sync::barrier;
 
 /// Names a member of a [`WaitSet`]: returned by `add_*`, reported by
@@ -24,6 +26,12 @@ pub enum Member {
     Consumer(Consumer),
     /// Ready when a slot is free (or the consumer left or died).
     Producer(Producer),
+    /// Ready when its consumer half is: a message is waiting (or the peer
+    /// closed or died). Boxed: a duplex is two handles.
+    Duplex(Box<Duplex>),
+    /// Ready when a client is waiting to connect: accept it with
+    /// [`Listener::try_accept`].
+    Listener(Listener),
 }
 
 /// Waits on many handles at once: one thread, no CPU while idle, no thread
@@ -126,6 +134,35 @@ impl WaitSet {
         Ok(Token(slot))
     }
 
+    /// Adds a duplex; it is ready when its consumer half is (a message is
+    /// waiting, or the peer closed or died). Sends on it with
+    /// [`duplex`](Self::duplex) as usual.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
+    pub fn add_duplex(&mut self, mut duplex: Duplex) -> Result<Token, Error> {
+        let fd = duplex.consumer().readiness_fd()?.as_raw_fd();
+        let slot = self.register(fd)?;
+        self.members[slot] = Some(Member::Duplex(Box::new(duplex)));
+        Ok(Token(slot))
+    }
+
+    /// Adds a listener; it is ready when a client waits to connect (its
+    /// socket is readable). Accept with
+    /// [`listener(token)`](Self::listener)`.try_accept()`, and add the
+    /// connection with [`add_duplex`](Self::add_duplex).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if its socket cannot be added.
+    pub fn add_listener(&mut self, listener: Listener) -> Result<Token, Error> {
+        let fd = listener.as_raw_fd();
+        let slot = self.register(fd)?;
+        self.members[slot] = Some(Member::Listener(listener));
+        Ok(Token(slot))
+    }
+
     /// Registers a member's readiness descriptor `fd` (open: its handle is
     /// being added) under a free slot; returns the slot.
     fn register(&mut self, fd: RawFd) -> Result<usize, Error> {
@@ -183,6 +220,22 @@ impl WaitSet {
         }
     }
 
+    /// The duplex named by `token`, if it is one.
+    pub fn duplex(&mut self, token: Token) -> Option<&mut Duplex> {
+        match self.members.get_mut(token.0)? {
+            Some(Member::Duplex(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The listener named by `token`, if it is one.
+    pub fn listener(&mut self, token: Token) -> Option<&mut Listener> {
+        match self.members.get_mut(token.0)? {
+            Some(Member::Listener(l)) => Some(l),
+            _ => None,
+        }
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.members.iter().filter(|m| m.is_some()).count()
@@ -216,6 +269,9 @@ impl WaitSet {
             heavy |= match m {
                 Member::Consumer(c) => c.announce_wait(),
                 Member::Producer(p) => p.announce_wait(),
+                Member::Duplex(d) => d.consumer().announce_wait(),
+                // A socket: epoll reports it by itself, nothing to arm.
+                Member::Listener(_) => false,
             };
         }
         let _ = barrier::waiter(heavy);
@@ -223,6 +279,11 @@ impl WaitSet {
             let armed = match m {
                 Some(Member::Consumer(c)) => !matches!(c.check_armed(), Ok(false) | Err(_)),
                 Some(Member::Producer(p)) => !matches!(p.check_armed(), Ok(false) | Err(_)),
+                Some(Member::Duplex(d)) => {
+                    !matches!(d.consumer().check_armed(), Ok(false) | Err(_))
+                }
+                // Level-triggered: a waiting client wakes `epoll_wait` below.
+                Some(Member::Listener(_)) => true,
                 None => continue,
             };
             if !armed {
@@ -274,6 +335,8 @@ impl WaitSet {
             match m {
                 Member::Consumer(c) => c.disarm_wait(),
                 Member::Producer(p) => p.disarm_wait(),
+                Member::Duplex(d) => d.consumer().disarm_wait(),
+                Member::Listener(_) => {}
             }
         }
     }

@@ -14,6 +14,8 @@
 //!   fd.rs           pipe, unix-stream, unix-seqpacket, unix-dgram
 //!   queues.rs       posix-mq, sysv-mq
 //!   tokio_rt.rs     shmpipe-tokio, tokio-unix (current_thread runtimes)
+//!   call.rs         shmpipe-call-spin, shmpipe-call, unix-stream-call
+//!                   (request/response round trips, ping-pong only)
 //!   bare_ring.rs    bare-ring, the reference shmpipe's rows are divided by
 //!   iceoryx2.rs     iceoryx2-0.10 (feature `peers`)
 //!   ipmpsc.rs       ipmpsc-0.5 (feature `peers`)
@@ -87,7 +89,9 @@ pub const MAX_MSG: usize = 1 << 20;
                   shmpipe bench --quick --report bench-report"
 )]
 pub struct BenchArgs {
-    /// Mechanisms to compare, comma-separated [default: all but unix-dgram].
+    /// Mechanisms to compare, comma-separated [default: all but unix-dgram,
+    /// the event-loop rows and the request/response rows, which say "only
+    /// when asked for" / "ping-pong only"].
     #[arg(
         long,
         short = 'm',

@@ -15,6 +15,8 @@
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
 //! queues.rs     posix-mq, sysv-mq
 //! tokio_rt.rs   shmpipe-tokio, tokio-unix: the receiver awaits on tokio
+//! call.rs       shmpipe-call-spin, shmpipe-call, unix-stream-call:
+//!               request/response (ping-pong only)
 //! bare_ring.rs  bare-ring: the reference shmpipe's rows are divided by
 //! iceoryx2.rs   iceoryx2-0.10 (feature `peers`)
 //! ipmpsc.rs     ipmpsc-0.5 (feature `peers`)
@@ -33,6 +35,7 @@ use super::limits::Limits;
 use super::protocol::{PeerSpec, Workload};
 
 mod bare_ring;
+mod call;
 mod fd;
 #[cfg(feature = "peers")]
 mod iceoryx2;
@@ -61,6 +64,9 @@ pub enum Mechanism {
     PosixMq,
     SysvMq,
     TokioUnix,
+    ShmpipeCallSpin,
+    ShmpipeCall,
+    UnixStreamCall,
     #[cfg(feature = "peers")]
     Iceoryx2,
     #[cfg(feature = "peers")]
@@ -109,6 +115,9 @@ pub const REGISTRY: &[Entry] = &[
     queues::POSIX_MQ,
     queues::SYSV_MQ,
     tokio_rt::TOKIO_UNIX,
+    call::SHMPIPE_CALL_SPIN,
+    call::SHMPIPE_CALL,
+    call::UNIX_STREAM_CALL,
     #[cfg(feature = "peers")]
     iceoryx2::ICEORYX2,
     #[cfg(feature = "peers")]
@@ -122,6 +131,7 @@ const FAMILIES: &[&dyn Family] = &[
     &queues::Queues,
     &bare_ring::BareRings,
     &tokio_rt::Tokio,
+    &call::Calls,
     #[cfg(feature = "peers")]
     &iceoryx2::Iceoryx2,
     #[cfg(feature = "peers")]
