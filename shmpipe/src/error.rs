@@ -15,6 +15,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::fingerprint::TypeFingerprint;
 use crate::side::Side;
 
 /// The rule a corrupted shared field broke.
@@ -199,6 +200,42 @@ pub enum Error {
         /// What was attempted.
         what: &'static str,
     },
+    /// A typed handle's message type is not the one the ring was created
+    /// for ([`RingBuilder::message_type`](crate::RingBuilder::message_type)).
+    IncompatibleType {
+        /// The ring's address.
+        address: String,
+        /// The fingerprint of the handle's type.
+        expected: TypeFingerprint,
+        /// The fingerprint recorded in the ring by its creator.
+        found: TypeFingerprint,
+        /// The handle's type, as named in its fingerprint.
+        type_name: String,
+    },
+    /// A typed handle's message type needs more alignment than the ring
+    /// gives its payloads.
+    Misaligned {
+        /// The ring's address.
+        address: String,
+        /// The handle's type.
+        type_name: String,
+        /// The alignment the type needs, in bytes.
+        type_align: usize,
+        /// The alignment of the ring's payloads, in bytes.
+        ring_align: usize,
+    },
+    /// A typed handle's message type is larger than the ring's largest
+    /// message.
+    TypeTooLarge {
+        /// The ring's address.
+        address: String,
+        /// The handle's type.
+        type_name: String,
+        /// The type's size in bytes.
+        size: usize,
+        /// The ring's largest message in bytes.
+        max: usize,
+    },
     /// Any other failed system call.
     Io {
         /// The operation (`shm_open`, `ftruncate`, `mmap`, ...).
@@ -360,6 +397,41 @@ impl fmt::Display for Error {
             Error::Unsupported { address, what } => {
                 write!(f, "{what} is not supported for ring `{address}`")
             }
+            Error::IncompatibleType {
+                address,
+                expected,
+                found,
+                type_name,
+            } => write!(
+                f,
+                "ring `{address}` was created for another message type ({found}) than \
+                 `{type_name}` ({expected}): open it with the type it was created for (the \
+                 same definition, from a crate both programs use, or the same explicit name \
+                 on both sides), open it untyped to read bytes, or recreate it"
+            ),
+            Error::Misaligned {
+                address,
+                type_name,
+                type_align,
+                ring_align,
+            } => write!(
+                f,
+                "`{type_name}` needs {type_align}-byte alignment, but ring `{address}` aligns \
+                 its payloads to {ring_align} bytes: create the ring with \
+                 `RingBuilder::message_type::<{type_name}>()` (or a `payload_align` of at least \
+                 {type_align}), or receive copies with `recv_value`"
+            ),
+            Error::TypeTooLarge {
+                address,
+                type_name,
+                size,
+                max,
+            } => write!(
+                f,
+                "`{type_name}` is {size} bytes, but ring `{address}` carries messages of at most \
+                 {max} bytes: create the ring with `RingBuilder::message_type::<{type_name}>()` \
+                 (or a `max_message` of at least {size})"
+            ),
             Error::Io { op, target, source } => write!(f, "{op} `{target}` failed: {source}"),
         }
     }

@@ -101,11 +101,12 @@
 // to its left. `.ci/check-imports.py` checks this line against the code,
 // and `docs/design.md` §1 draws it.
 //
-// layers: sync side error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring waitset async_handles
+// layers: sync side fingerprint error address layout segment liveness notify mapping info reclaim wake watcher readiness handles ring waitset async_handles
 mod address;
 #[cfg(feature = "tokio")]
 mod async_handles;
 mod error;
+mod fingerprint;
 mod handles;
 mod info;
 mod layout;
@@ -126,10 +127,18 @@ pub use address::{Address, AsAddress, SysvKey};
 #[cfg(feature = "tokio")]
 pub use async_handles::{AsyncConsumer, AsyncProducer};
 pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
-pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
+pub use fingerprint::TypeFingerprint;
+pub use handles::{
+    Consumer, Producer, ReadSlot, ReadValue, TypedConsumer, TypedProducer, WriteBatch, WriteSlot,
+    WriteValue, MIN_PAYLOAD_ALIGN,
+};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 pub use ring::{Ring, RingBuilder, DEFAULT_SLOTS, DEFAULT_SLOT_SIZE};
 pub use segment::{Backend, HugePages};
 pub use side::Side;
 pub use waitset::{Member, Token, WaitSet};
 pub use wake::WaitStrategy;
+/// The `zerocopy` crate the typed calls are bounded by (`FromBytes`,
+/// `IntoBytes`, `KnownLayout`, `Immutable` and their derives), re-exported
+/// so that its version always matches.
+pub use zerocopy;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::address::Address;
 use crate::error::Error;
+use crate::fingerprint::TypeFingerprint;
 use crate::layout::{self, Geometry, RingHeader, RingRef, HEADER_LEN, MAX_TOTAL_LEN};
 use crate::segment::{self, Backend, Segment, SegmentOptions};
 use crate::sync::SlotTracker;
@@ -38,6 +39,8 @@ pub(crate) struct Mapping {
     pub(crate) page_size: u64,
     pub(crate) address: Option<Address>,
     pub(crate) unlink_on_drop: bool,
+    /// The message type recorded by the creator (a process-local copy).
+    pub(crate) message_type: Option<TypeFingerprint>,
     pub(crate) segment: Segment,
     #[cfg(loom)]
     _header: Box<RingHeader>,
@@ -60,6 +63,7 @@ impl Mapping {
         geometry: Geometry,
         label: String,
         address: Option<Address>,
+        message_type: Option<TypeFingerprint>,
     ) -> Result<Mapping, Error> {
         let page_size = segment.page_size();
         let process_local = segment.backend() == Backend::Heap;
@@ -80,6 +84,7 @@ impl Mapping {
                 geometry,
                 page_size,
                 crate::liveness::current_cached(),
+                message_type,
             );
             Ok(Mapping {
                 view,
@@ -90,6 +95,7 @@ impl Mapping {
                 page_size: page_size as u64,
                 address,
                 unlink_on_drop: false,
+                message_type,
                 segment,
             })
         }
@@ -112,7 +118,7 @@ impl Mapping {
                 RingRef::new(hdr, slots, geometry)
                     .with_commit_words(NonNull::new(commits.as_ptr().cast_mut()).unwrap())
             };
-            layout::init_header(view.header(), geometry, page_size, (0, 0));
+            layout::init_header(view.header(), geometry, page_size, (0, 0), message_type);
             Ok(Mapping {
                 view,
                 tracker: SlotTracker::new(geometry.slot_count as usize),
@@ -122,6 +128,7 @@ impl Mapping {
                 page_size: page_size as u64,
                 address: None,
                 unlink_on_drop: false,
+                message_type,
                 segment,
                 _header: header,
                 _commits: commits,
@@ -155,6 +162,7 @@ impl Mapping {
         // the mapping; the segment is owned by the returned Mapping.
         let view = unsafe { RingRef::new(hdr, base.add(HEADER_LEN), geometry) };
         let process_local = segment.backend() == Backend::Heap;
+        let message_type = layout::read_message_type(hdr_ref);
         Ok(Mapping {
             view,
             tracker: SlotTracker::new(geometry.slot_count as usize),
@@ -164,6 +172,7 @@ impl Mapping {
             page_size,
             address,
             unlink_on_drop: false,
+            message_type,
             segment,
         })
     }

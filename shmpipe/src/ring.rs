@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::address::{Address, AsAddress};
 use crate::error::Error;
-use crate::handles::{Consumer, Producer};
+use crate::fingerprint::TypeFingerprint;
+use crate::handles::{ring_payload_align, Consumer, Producer, TypedConsumer, TypedProducer};
 use crate::info::{RingInfo, SideState};
 use crate::layout::{Geometry, FLAG_REMOVED, HEADER_LEN, MAGIC};
 use crate::mapping::{self, Mapping};
@@ -18,6 +19,7 @@ use crate::segment::{self, Backend, HugePages, Segment, SegmentOptions};
 use crate::side::Side;
 use crate::sync::Ordering::Relaxed;
 use crate::wake::{self, WaitConfig, WaitStrategy};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Default number of slots.
 pub const DEFAULT_SLOTS: u64 = 1024;
@@ -49,6 +51,7 @@ pub struct RingBuilder {
     wait: WaitConfig,
     unlink_on_drop: bool,
     reclaim: bool,
+    message_type: Option<TypeFingerprint>,
 }
 
 impl Default for RingBuilder {
@@ -68,6 +71,7 @@ impl RingBuilder {
             wait: WaitConfig::default(),
             unlink_on_drop: false,
             reclaim: false,
+            message_type: None,
         }
     }
 
@@ -174,6 +178,62 @@ impl RingBuilder {
         self
     }
 
+    /// Creates the ring for messages of type `T`: records `T`'s
+    /// [`TypeFingerprint`] (named by [`core::any::type_name`]) in the header,
+    /// so that typed handles for another type are refused
+    /// ([`Error::IncompatibleType`]), and sizes the slots to carry exactly a
+    /// `T` (as [`max_message`](Self::max_message)`(size_of::<T>())`; set
+    /// the slot size after this call to change it).
+    ///
+    /// Untyped handles ([`Ring::producer`], [`Ring::consumer`]) still open
+    /// the ring and see each `T` as its bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::{Error, RingBuilder};
+    ///
+    /// let ring = RingBuilder::new().slots(8).message_type::<[u64; 4]>().create_in_process()?;
+    /// assert_eq!(ring.info().max_message, 56); // the smallest slot, 64 bytes
+    /// let mut tx = ring.typed_producer::<[u64; 4]>()?;
+    /// tx.try_send(&[1, 2, 3, 4])?;
+    /// assert!(matches!(
+    ///     ring.typed_consumer::<[u32; 8]>(),
+    ///     Err(Error::IncompatibleType { .. }) // same size, another type
+    /// ));
+    /// assert_eq!(ring.typed_consumer::<[u64; 4]>()?.try_recv()?, [1, 2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_type<T>(&mut self) -> &mut Self {
+        self.message_type_as::<T>(TypeFingerprint::of::<T>())
+    }
+
+    /// Like [`message_type`](Self::message_type), under an explicit name:
+    /// the same in every build and wherever `T` is defined (see
+    /// [`TypeFingerprint`]). Typed handles then name it too
+    /// ([`Ring::typed_producer_named`], [`Ring::typed_consumer_named`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::RingBuilder;
+    ///
+    /// let ring = RingBuilder::new()
+    ///     .message_type_named::<u64>("feed::Seq/1")
+    ///     .create_in_process()?;
+    /// assert!(ring.typed_consumer::<u64>().is_err()); // named otherwise
+    /// let _rx = ring.typed_consumer_named::<u64>("feed::Seq/1")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_type_named<T>(&mut self, name: &str) -> &mut Self {
+        self.message_type_as::<T>(TypeFingerprint::named::<T>(name))
+    }
+
+    fn message_type_as<T>(&mut self, fp: TypeFingerprint) -> &mut Self {
+        self.message_type = Some(fp);
+        self.max_message(core::mem::size_of::<T>() as u64)
+    }
+
     fn geometry(&self) -> Result<Geometry, Error> {
         if self.seg.mode > 0o777 {
             return Err(Error::config(
@@ -223,7 +283,13 @@ impl RingBuilder {
             r => r?,
         };
         let label = address.to_string();
-        let mut mapping = match Mapping::init(segment, geometry, label, Some(address.clone())) {
+        let mut mapping = match Mapping::init(
+            segment,
+            geometry,
+            label,
+            Some(address.clone()),
+            self.message_type,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 let _ = segment::unlink(&address);
@@ -248,7 +314,13 @@ impl RingBuilder {
         let geometry = self.geometry()?;
         let total = geometry.total_len().expect("checked by Geometry::new");
         let segment = Segment::create_memfd(name, total, &self.seg)?;
-        let mapping = Mapping::init(segment, geometry, format!("memfd:{name}"), None)?;
+        let mapping = Mapping::init(
+            segment,
+            geometry,
+            format!("memfd:{name}"),
+            None,
+            self.message_type,
+        )?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -268,7 +340,13 @@ impl RingBuilder {
         let segment = Segment::create_heap(total)?;
         #[cfg(loom)]
         let segment = Segment::create_heap(total - HEADER_LEN as u64)?;
-        let mapping = Mapping::init(segment, geometry, "heap".to_owned(), None)?;
+        let mapping = Mapping::init(
+            segment,
+            geometry,
+            "heap".to_owned(),
+            None,
+            self.message_type,
+        )?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -402,6 +480,159 @@ impl Ring {
     pub fn consumer(&self) -> Result<Consumer, Error> {
         self.check_writable()?;
         Consumer::new(Arc::clone(&self.mapping), self.wait)
+    }
+
+    /// Claims the producer side for messages of type `T`, named by
+    /// [`core::any::type_name`].
+    ///
+    /// Checks, before claiming: that the ring was created for `T`
+    /// ([`RingBuilder::message_type`]) or for no type at all (an untyped
+    /// ring carries bytes, and a typed handle on it checks only size and
+    /// alignment); that a `T` fits a slot; and that the ring aligns its
+    /// payloads for `T`, so that in-place writes hand out an aligned
+    /// `&mut T` whatever alignment `T` needs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IncompatibleType`] (the ring was created for another type),
+    /// [`Error::TypeTooLarge`], [`Error::Misaligned`], and those of
+    /// [`producer`](Self::producer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::{Error, RingBuilder};
+    /// use shmpipe::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+    ///
+    /// #[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+    /// #[repr(C, align(64))]
+    /// struct Line([u8; 64]);
+    ///
+    /// // An untyped ring aligns payloads less than a `Line` needs.
+    /// let plain = RingBuilder::new().slots(4).max_message(64).create_in_process()?;
+    /// assert!(matches!(plain.typed_producer::<Line>(), Err(Error::Misaligned { .. })));
+    ///
+    /// let ring = RingBuilder::new().slots(4).message_type::<Line>().create_in_process()?;
+    /// let mut tx = ring.typed_producer::<Line>()?;
+    /// let mut slot = tx.try_reserve()?;
+    /// assert_eq!(&*slot as *const Line as usize % 64, 0);
+    /// slot.0 = [7; 64];
+    /// slot.commit();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn typed_producer<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+    ) -> Result<TypedProducer<T>, Error> {
+        self.typed_producer_as(core::any::type_name::<T>(), TypeFingerprint::of::<T>())
+    }
+
+    /// Like [`typed_producer`](Self::typed_producer), for a ring created
+    /// with [`RingBuilder::message_type_named`] under `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`typed_producer`](Self::typed_producer).
+    pub fn typed_producer_named<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+        name: &str,
+    ) -> Result<TypedProducer<T>, Error> {
+        self.typed_producer_as(name, TypeFingerprint::named::<T>(name))
+    }
+
+    fn typed_producer_as<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+        name: &str,
+        fp: TypeFingerprint,
+    ) -> Result<TypedProducer<T>, Error> {
+        self.check_type::<T>(name, fp)?;
+        Ok(TypedProducer::new(self.producer()?))
+    }
+
+    /// Claims the consumer side for messages of type `T`; checked as for
+    /// [`typed_producer`](Self::typed_producer).
+    ///
+    /// # Errors
+    ///
+    /// As [`typed_producer`](Self::typed_producer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::{Error, RingBuilder};
+    ///
+    /// let ring = RingBuilder::new().slots(4).message_type::<u64>().create_in_process()?;
+    /// ring.producer()?.try_send_value(&42u64)?; // untyped handles work too
+    /// let mut rx = ring.typed_consumer::<u64>()?;
+    /// assert_eq!(rx.try_recv()?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn typed_consumer<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+    ) -> Result<TypedConsumer<T>, Error> {
+        self.typed_consumer_as(core::any::type_name::<T>(), TypeFingerprint::of::<T>())
+    }
+
+    /// Like [`typed_consumer`](Self::typed_consumer), for a ring created
+    /// with [`RingBuilder::message_type_named`] under `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`typed_producer`](Self::typed_producer).
+    pub fn typed_consumer_named<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+        name: &str,
+    ) -> Result<TypedConsumer<T>, Error> {
+        self.typed_consumer_as(name, TypeFingerprint::named::<T>(name))
+    }
+
+    fn typed_consumer_as<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+        name: &str,
+        fp: TypeFingerprint,
+    ) -> Result<TypedConsumer<T>, Error> {
+        self.check_type::<T>(name, fp)?;
+        Ok(TypedConsumer::new(self.consumer()?))
+    }
+
+    /// The message type the ring was created for
+    /// ([`RingBuilder::message_type`]); `None` for a ring of bytes.
+    pub fn message_type(&self) -> Option<TypeFingerprint> {
+        self.mapping.message_type
+    }
+
+    /// May a typed handle for `T` (named `name`, fingerprint `fp`) be made?
+    fn check_type<T>(&self, name: &str, fp: TypeFingerprint) -> Result<(), Error> {
+        let address = || self.mapping.label.clone();
+        if let Some(found) = self.mapping.message_type {
+            if found != fp {
+                return Err(Error::IncompatibleType {
+                    address: address(),
+                    expected: fp,
+                    found,
+                    type_name: name.to_owned(),
+                });
+            }
+        }
+        let view = &self.mapping.view;
+        let (size, max) = (core::mem::size_of::<T>(), view.payload_capacity());
+        if size > max {
+            return Err(Error::TypeTooLarge {
+                address: address(),
+                type_name: name.to_owned(),
+                size,
+                max,
+            });
+        }
+        let (type_align, ring_align) = (core::mem::align_of::<T>(), ring_payload_align(view));
+        if type_align > ring_align {
+            return Err(Error::Misaligned {
+                address: address(),
+                type_name: name.to_owned(),
+                type_align,
+                ring_align,
+            });
+        }
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<(), Error> {

@@ -22,15 +22,24 @@
 //! consumer.rs  Consumer: copy receives (try_recv, recv, recv_deadline, ...)
 //! slot.rs      zero-copy and batch calls and their guards: WriteSlot,
 //!              WriteBatch (producer), ReadSlot (consumer)
+//! value.rs     typed messages on the plain handles: send_value,
+//!              reserve_value (WriteValue), recv_value, borrow_value
+//!              (ReadValue)
+//! typed.rs     TypedProducer, TypedConsumer: handles for a ring of `T`s
 //! ```
 
 mod consumer;
 mod producer;
 mod slot;
+mod typed;
+mod value;
 
 pub use consumer::Consumer;
 pub use producer::Producer;
 pub use slot::{ReadSlot, WriteBatch, WriteSlot};
+pub use typed::{TypedConsumer, TypedProducer};
+pub(crate) use value::ring_payload_align;
+pub use value::{ReadValue, WriteValue, MIN_PAYLOAD_ALIGN};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -105,6 +105,9 @@ pub(crate) struct Meta {
     /// Start time of the creator (see [`Claim`]), so that a stale ring can
     /// be told from one whose creator is still setting it up.
     pub(crate) creator_start: AtomicU64,
+    /// The message type's fingerprint (`TypeFingerprint`): size, alignment
+    /// and name hash; all zero for an untyped ring.
+    pub(crate) message_type: [AtomicU64; 3],
 }
 
 /// One side's control line: its claim, and the wake state of the futex it

@@ -25,7 +25,7 @@ pub(crate) use header::{
     MAX_SLOT_SIZE, MAX_TOTAL_LEN, PARKED_FUTEX, PARKED_NOTIFY, SLOT_ALIGN, SLOT_COMMIT,
     SLOT_HEADER,
 };
-pub(crate) use validate::{init_header, read_geometry, wait_ready};
+pub(crate) use validate::{init_header, read_geometry, read_message_type, wait_ready};
 pub(crate) use view::RingRef;
 
 use crate::error::Error;

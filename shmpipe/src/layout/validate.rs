@@ -9,11 +9,18 @@ use super::header::{
 };
 use super::{Geometry, RingHeader, HEADER_LEN, MAGIC, MAX_SLOTS, MAX_SLOT_SIZE, SLOT_ALIGN};
 use crate::error::{Corruption, Error, Expected};
+use crate::fingerprint::TypeFingerprint;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 
 /// Writes a fresh header into zero-filled memory and publishes it. Only the
 /// creator of a segment calls this, before anyone can consider it ready.
-pub(crate) fn init_header(hdr: &RingHeader, geom: Geometry, page_size: usize, creator: (u32, u64)) {
+pub(crate) fn init_header(
+    hdr: &RingHeader,
+    geom: Geometry,
+    page_size: usize,
+    creator: (u32, u64),
+    message_type: Option<TypeFingerprint>,
+) {
     let m = &hdr.meta;
     // The creator's identity first, so a half-initialised ring can be told
     // stale (creator dead) from in progress.
@@ -29,6 +36,15 @@ pub(crate) fn init_header(hdr: &RingHeader, geom: Geometry, page_size: usize, cr
         .store(geom.payload_capacity() as u64, Relaxed);
     m.total_len.store(geom.total_len().unwrap_or(0), Relaxed);
     m.page_size.store(page_size as u64, Relaxed);
+    if let Some(t) = message_type {
+        for (word, v) in m
+            .message_type
+            .iter()
+            .zip([t.size(), t.align(), t.name_hash()])
+        {
+            word.store(v, Relaxed);
+        }
+    }
     // ORDERING: Release; pairs with the Acquire `init_state` load in
     // `wait_ready`, publishing every field written above.
     m.init_state.store(INIT_READY, Release);
@@ -76,6 +92,13 @@ pub(crate) fn wait_ready(hdr: &RingHeader, label: &str, timeout: Duration) -> Re
         std::thread::sleep(sleep.min(timeout - waited));
         sleep = (sleep * 2).min(Duration::from_millis(10));
     }
+}
+
+/// The message type a published header records, if any. Any value is
+/// accepted: it is only ever compared with a handle's own.
+pub(crate) fn read_message_type(hdr: &RingHeader) -> Option<TypeFingerprint> {
+    let [size, align, hash] = &hdr.meta.message_type;
+    TypeFingerprint::from_raw(size.load(Relaxed), align.load(Relaxed), hash.load(Relaxed))
 }
 
 /// Reads and validates the geometry of a published header against the real
