@@ -417,9 +417,10 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "`{type_name}` needs {type_align}-byte alignment, but ring `{address}` aligns \
-                 its payloads to {ring_align} bytes: create the ring with \
-                 `RingBuilder::message_type::<{type_name}>()` (or a `payload_align` of at least \
-                 {type_align}), or receive copies with `recv_value`"
+                 its payloads to {ring_align} bytes: create the ring for this type \
+                 (`RingBuilder::message_type`, which aligns for it) or with a `payload_align` \
+                 of at least {type_align}; or receive copies (`Consumer::recv_value`), which \
+                 need no alignment"
             ),
             Error::TypeTooLarge {
                 address,
@@ -429,8 +430,8 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "`{type_name}` is {size} bytes, but ring `{address}` carries messages of at most \
-                 {max} bytes: create the ring with `RingBuilder::message_type::<{type_name}>()` \
-                 (or a `max_message` of at least {size})"
+                 {max} bytes: create the ring for this type (`RingBuilder::message_type`, which \
+                 sizes its slots for it) or with a `max_message` of at least {size}"
             ),
             Error::Io { op, target, source } => write!(f, "{op} `{target}` failed: {source}"),
         }
