@@ -154,6 +154,16 @@ pub enum Error {
         /// The layout version this build speaks.
         expected: u32,
     },
+    /// The ring was created for another message type than the one this
+    /// open expects (its type fingerprint differs), or for none.
+    IncompatibleType {
+        /// The ring's address.
+        address: String,
+        /// The type this side was built for.
+        expected: Box<TypeFingerprint>,
+        /// The type recorded in the ring; `None` for an untyped ring.
+        found: Option<Box<TypeFingerprint>>,
+    },
     /// A header field breaks the layout rules.
     Corrupt {
         /// The ring's address.
@@ -199,18 +209,6 @@ pub enum Error {
         address: String,
         /// What was attempted.
         what: &'static str,
-    },
-    /// A typed handle's message type is not the one the ring was created
-    /// for ([`RingBuilder::message_type`](crate::RingBuilder::message_type)).
-    IncompatibleType {
-        /// The ring's address.
-        address: String,
-        /// The fingerprint of the handle's type.
-        expected: TypeFingerprint,
-        /// The fingerprint recorded in the ring by its creator.
-        found: TypeFingerprint,
-        /// The handle's type, as named in its fingerprint.
-        type_name: String,
     },
     /// A typed handle's message type needs more alignment than the ring
     /// gives its payloads.
@@ -368,6 +366,27 @@ impl fmt::Display for Error {
                  version {expected}: use the same shmpipe version on both sides, or recreate \
                  the ring"
             ),
+            Error::IncompatibleType {
+                address,
+                expected,
+                found: Some(found),
+            } => write!(
+                f,
+                "ring `{address}` carries {found}, but this side expects {expected}: build both \
+                 sides with the same message type, or open the ring with the type it was \
+                 created for (a type is named by its path, `core::any::type_name`, unless \
+                 named explicitly: define it in a crate both programs use, or give both sides \
+                 the same explicit name, `message_type_named` and `typed_*_named`)"
+            ),
+            Error::IncompatibleType {
+                address,
+                expected,
+                found: None,
+            } => write!(
+                f,
+                "ring `{address}` was created untyped (raw bytes), but this side expects \
+                 {expected}: create the ring with the typed API, or open it untyped"
+            ),
             Error::Corrupt {
                 address,
                 corruption,
@@ -397,18 +416,6 @@ impl fmt::Display for Error {
             Error::Unsupported { address, what } => {
                 write!(f, "{what} is not supported for ring `{address}`")
             }
-            Error::IncompatibleType {
-                address,
-                expected,
-                found,
-                type_name,
-            } => write!(
-                f,
-                "ring `{address}` was created for another message type ({found}) than \
-                 `{type_name}` ({expected}): open it with the type it was created for (the \
-                 same definition, from a crate both programs use, or the same explicit name \
-                 on both sides), open it untyped to read bytes, or recreate it"
-            ),
             Error::Misaligned {
                 address,
                 type_name,
@@ -459,11 +466,13 @@ pub enum TrySendError<T> {
     /// The ring is full and was removed ([`Ring::remove`](crate::Ring::remove)):
     /// nothing will make room.
     Removed(T),
-    /// The message is larger than a slot's payload capacity.
+    /// The message is larger than the ring's message limit.
     TooLarge {
         /// The message.
         msg: T,
-        /// The ring's payload capacity in bytes.
+        /// The message's length in bytes.
+        len: usize,
+        /// The ring's message limit in bytes.
         max: usize,
     },
     /// The consumer's shared index breaks the protocol.
@@ -494,11 +503,13 @@ pub enum SendError<T> {
         /// The dead consumer's process id.
         pid: u32,
     },
-    /// The message is larger than a slot's payload capacity.
+    /// The message is larger than the ring's message limit.
     TooLarge {
         /// The message.
         msg: T,
-        /// The ring's payload capacity in bytes.
+        /// The message's length in bytes.
+        len: usize,
+        /// The ring's message limit in bytes.
         max: usize,
     },
     /// The consumer's shared index breaks the protocol.
@@ -536,7 +547,11 @@ impl<T> TrySendError<T> {
             TrySendError::Full(m) => TrySendError::Full(f(m)),
             TrySendError::Disconnected(m) => TrySendError::Disconnected(f(m)),
             TrySendError::Removed(m) => TrySendError::Removed(f(m)),
-            TrySendError::TooLarge { msg, max } => TrySendError::TooLarge { msg: f(msg), max },
+            TrySendError::TooLarge { msg, len, max } => TrySendError::TooLarge {
+                msg: f(msg),
+                len,
+                max,
+            },
             TrySendError::Corrupt { msg, corruption } => TrySendError::Corrupt {
                 msg: f(msg),
                 corruption,
@@ -577,7 +592,11 @@ impl<T> SendError<T> {
             SendError::Disconnected(m) => SendError::Disconnected(f(m)),
             SendError::Removed(m) => SendError::Removed(f(m)),
             SendError::PeerDied { msg, pid } => SendError::PeerDied { msg: f(msg), pid },
-            SendError::TooLarge { msg, max } => SendError::TooLarge { msg: f(msg), max },
+            SendError::TooLarge { msg, len, max } => SendError::TooLarge {
+                msg: f(msg),
+                len,
+                max,
+            },
             SendError::Corrupt { msg, corruption } => SendError::Corrupt {
                 msg: f(msg),
                 corruption,
@@ -593,7 +612,7 @@ impl<T> From<TrySendError<T>> for SendError<T> {
             TrySendError::Full(m) => SendError::Timeout(m),
             TrySendError::Disconnected(m) => SendError::Disconnected(m),
             TrySendError::Removed(m) => SendError::Removed(m),
-            TrySendError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
+            TrySendError::TooLarge { msg, len, max } => SendError::TooLarge { msg, len, max },
             TrySendError::Corrupt { msg, corruption } => SendError::Corrupt { msg, corruption },
         }
     }
@@ -605,7 +624,9 @@ impl<T> fmt::Debug for TrySendError<T> {
             TrySendError::Full(_) => f.write_str("Full(..)"),
             TrySendError::Disconnected(_) => f.write_str("Disconnected(..)"),
             TrySendError::Removed(_) => f.write_str("Removed(..)"),
-            TrySendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+            TrySendError::TooLarge { len, max, .. } => {
+                write!(f, "TooLarge {{ len: {len}, max: {max}, .. }}")
+            }
             TrySendError::Corrupt { corruption, .. } => {
                 write!(f, "Corrupt {{ corruption: {corruption:?}, .. }}")
             }
@@ -620,7 +641,9 @@ impl<T> fmt::Debug for SendError<T> {
             SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
             SendError::Removed(_) => f.write_str("Removed(..)"),
             SendError::PeerDied { pid, .. } => write!(f, "PeerDied {{ pid: {pid}, .. }}"),
-            SendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+            SendError::TooLarge { len, max, .. } => {
+                write!(f, "TooLarge {{ len: {len}, max: {max}, .. }}")
+            }
             SendError::Corrupt { corruption, .. } => {
                 write!(f, "Corrupt {{ corruption: {corruption:?}, .. }}")
             }
@@ -638,10 +661,12 @@ impl<T> fmt::Display for TrySendError<T> {
             TrySendError::Removed(_) => f.write_str(
                 "the ring was removed (`shmpipe rm --force`) while full: nothing will read it",
             ),
-            TrySendError::TooLarge { max, .. } => write!(
+            TrySendError::TooLarge { len, max, .. } => write!(
                 f,
-                "message larger than the ring's payload capacity of {max} bytes: \
-                 create the ring with a larger slot size"
+                "message of {len} bytes is larger than the ring's message limit of {max} \
+                 bytes: create the ring with a larger RingBuilder::message_limit (it may be up \
+                 to slots x slot size - 16), more RingBuilder::slots or a larger \
+                 RingBuilder::slot_size"
             ),
             TrySendError::Corrupt { corruption, .. } => {
                 write!(f, "the consumer corrupted the ring: {corruption}")
@@ -664,10 +689,12 @@ impl<T> fmt::Display for SendError<T> {
                 f,
                 "the consumer (process {pid}) died: a new consumer can claim the ring"
             ),
-            SendError::TooLarge { max, .. } => write!(
+            SendError::TooLarge { len, max, .. } => write!(
                 f,
-                "message larger than the ring's payload capacity of {max} bytes: \
-                 create the ring with a larger slot size"
+                "message of {len} bytes is larger than the ring's message limit of {max} \
+                 bytes: create the ring with a larger RingBuilder::message_limit (it may be up \
+                 to slots x slot size - 16), more RingBuilder::slots or a larger \
+                 RingBuilder::slot_size"
             ),
             SendError::Corrupt { corruption, .. } => {
                 write!(f, "the consumer corrupted the ring: {corruption}")

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::fingerprint::TypeFingerprint;
 use crate::layout::{Claim, ControlLine, StatsLine, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT};
 use crate::liveness::ProcessWatch;
 use crate::mapping::Mapping;
@@ -142,10 +143,22 @@ pub struct RingInfo {
     pub mapped_len: u64,
     /// Number of slots.
     pub slots: u64,
-    /// Bytes per slot, including the 8-byte length header.
+    /// Bytes per slot, including the 16-byte slot header.
     pub slot_size: u64,
-    /// Largest message in bytes.
+    /// Largest message in one slot, in bytes.
     pub max_message: u64,
+    /// Largest message over any number of slots, in bytes.
+    pub message_limit: u64,
+    /// Every payload starts at an address that is a multiple of this.
+    pub payload_align: u64,
+    /// Offset of the payload in a slot.
+    pub payload_offset: u64,
+    /// Whether a message may cross the end of the ring as one slice (the
+    /// slot area is mapped twice, back to back); if not, a producer pads to
+    /// the end of the ring instead, and every message is still one slice.
+    pub contiguous_wrap: bool,
+    /// The message type the ring was created for, if any.
+    pub fingerprint: Option<TypeFingerprint>,
     /// Header plus slots, in bytes.
     pub total_len: u64,
     /// The process that created the ring.
@@ -215,6 +228,11 @@ impl RingInfo {
             slots: s.geometry.slot_count,
             slot_size: s.geometry.slot_size as u64,
             max_message: s.geometry.payload_capacity() as u64,
+            message_limit: s.geometry.message_limit,
+            payload_align: s.geometry.payload_align as u64,
+            payload_offset: s.geometry.payload_offset as u64,
+            contiguous_wrap: s.geometry.double_map,
+            fingerprint: s.fingerprint.clone(),
             total_len: s.geometry.total_len().unwrap_or(0),
             creator_pid,
             creator_alive,

@@ -71,6 +71,7 @@
 //!
 //! ```text
 //! sync      atomics, fences, the futex syscall, loom switch
+//! fingerprint  TypeFingerprint: the message type a ring records
 //! layout    the #[repr(C)] header, claim word, geometry, validation
 //! segment   OS memory: POSIX shm, file, memfd, System V, heap; huge pages
 //! liveness  is the process holding a claim alive? (pidfd, /proc)

@@ -37,10 +37,10 @@ pub(crate) struct Mapping {
     pub(crate) process_local: bool,
     pub(crate) geometry: Geometry,
     pub(crate) page_size: u64,
+    /// The message type the ring was created for, if any (validated).
+    pub(crate) fingerprint: Option<TypeFingerprint>,
     pub(crate) address: Option<Address>,
     pub(crate) unlink_on_drop: bool,
-    /// The message type recorded by the creator (a process-local copy).
-    pub(crate) message_type: Option<TypeFingerprint>,
     pub(crate) segment: Segment,
     #[cfg(loom)]
     _header: Box<RingHeader>,
@@ -63,7 +63,7 @@ impl Mapping {
         geometry: Geometry,
         label: String,
         address: Option<Address>,
-        message_type: Option<TypeFingerprint>,
+        fingerprint: Option<TypeFingerprint>,
     ) -> Result<Mapping, Error> {
         let page_size = segment.page_size();
         let process_local = segment.backend() == Backend::Heap;
@@ -76,7 +76,7 @@ impl Mapping {
             // `init_header` publishes it; all-zero bytes are a valid
             // RingHeader (atomics only).
             let view = unsafe {
-                let slots = base.add(HEADER_LEN);
+                let slots = base.add(geometry.slots_offset);
                 RingRef::new(hdr, slots, geometry)
             };
             layout::init_header(
@@ -84,7 +84,7 @@ impl Mapping {
                 geometry,
                 page_size,
                 crate::liveness::current_cached(),
-                message_type,
+                fingerprint.as_ref(),
             );
             Ok(Mapping {
                 view,
@@ -93,9 +93,9 @@ impl Mapping {
                 process_local,
                 geometry,
                 page_size: page_size as u64,
+                fingerprint,
                 address,
                 unlink_on_drop: false,
-                message_type,
                 segment,
             })
         }
@@ -118,7 +118,13 @@ impl Mapping {
                 RingRef::new(hdr, slots, geometry)
                     .with_commit_words(NonNull::new(commits.as_ptr().cast_mut()).unwrap())
             };
-            layout::init_header(view.header(), geometry, page_size, (0, 0), message_type);
+            layout::init_header(
+                view.header(),
+                geometry,
+                page_size,
+                (0, 0),
+                fingerprint.as_ref(),
+            );
             Ok(Mapping {
                 view,
                 tracker: SlotTracker::new(geometry.slot_count as usize),
@@ -126,9 +132,9 @@ impl Mapping {
                 process_local: true,
                 geometry,
                 page_size: page_size as u64,
+                fingerprint,
                 address: None,
                 unlink_on_drop: false,
-                message_type,
                 segment,
                 _header: header,
                 _commits: commits,
@@ -158,11 +164,11 @@ impl Mapping {
         let hdr_ref: &RingHeader = unsafe { hdr.as_ref() };
         layout::wait_ready(hdr_ref, &label, open_timeout)?;
         let (geometry, page_size) = layout::read_geometry(hdr_ref, segment.len(), &label)?;
+        let fingerprint = layout::read_fingerprint(hdr_ref, &label)?;
         // SAFETY: `read_geometry` checked that header and slots fit inside
         // the mapping; the segment is owned by the returned Mapping.
-        let view = unsafe { RingRef::new(hdr, base.add(HEADER_LEN), geometry) };
+        let view = unsafe { RingRef::new(hdr, base.add(geometry.slots_offset), geometry) };
         let process_local = segment.backend() == Backend::Heap;
-        let message_type = layout::read_message_type(hdr_ref);
         Ok(Mapping {
             view,
             tracker: SlotTracker::new(geometry.slot_count as usize),
@@ -170,9 +176,9 @@ impl Mapping {
             process_local,
             geometry,
             page_size,
+            fingerprint,
             address,
             unlink_on_drop: false,
-            message_type,
             segment,
         })
     }

@@ -9,9 +9,11 @@ use std::time::Duration;
 use crate::address::{Address, AsAddress};
 use crate::error::Error;
 use crate::fingerprint::TypeFingerprint;
-use crate::handles::{ring_payload_align, Consumer, Producer, TypedConsumer, TypedProducer};
+use crate::handles::{Consumer, Producer, TypedConsumer, TypedProducer};
 use crate::info::{RingInfo, SideState};
-use crate::layout::{Geometry, FLAG_REMOVED, HEADER_LEN, MAGIC};
+use crate::layout::{
+    Geometry, DEFAULT_PAYLOAD_ALIGN, FLAG_REMOVED, HEADER_LEN, MAGIC, SLOT_ALIGN, SLOT_HEADER,
+};
 use crate::mapping::{self, Mapping};
 use crate::notify::Notifier;
 use crate::reclaim::{staleness, Staleness};
@@ -23,7 +25,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Default number of slots.
 pub const DEFAULT_SLOTS: u64 = 1024;
-/// Default slot size in bytes (248-byte messages).
+/// Default slot size in bytes (240-byte messages in one slot).
 pub const DEFAULT_SLOT_SIZE: u64 = 256;
 
 /// Configures and creates (or opens) a ring.
@@ -36,11 +38,13 @@ pub const DEFAULT_SLOT_SIZE: u64 = 256;
 /// let name = format!("shm:doc-builder-{}", std::process::id());
 /// let ring = RingBuilder::new()
 ///     .slots(256)
-///     .max_message(1000) // slot size 1024: 1016-byte payload
+///     .max_message(1000) // slot size 1024: 1008-byte payload in one slot
 ///     .unlink_on_drop(true)
 ///     .create(&name)?;
 /// assert_eq!(ring.info().slot_size, 1024);
-/// assert_eq!(ring.info().max_message, 1016);
+/// assert_eq!(ring.info().max_message, 1008);
+/// // Larger messages take several slots, up to what the ring holds.
+/// assert_eq!(ring.info().message_limit, 256 * 1024 - 16);
 /// # Ok::<(), shmpipe::Error>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -51,7 +55,9 @@ pub struct RingBuilder {
     wait: WaitConfig,
     unlink_on_drop: bool,
     reclaim: bool,
-    message_type: Option<TypeFingerprint>,
+    payload_align: u64,
+    message_limit: Option<u64>,
+    fingerprint: Option<TypeFingerprint>,
 }
 
 impl Default for RingBuilder {
@@ -71,7 +77,9 @@ impl RingBuilder {
             wait: WaitConfig::default(),
             unlink_on_drop: false,
             reclaim: false,
-            message_type: None,
+            payload_align: DEFAULT_PAYLOAD_ALIGN as u64,
+            message_limit: None,
+            fingerprint: None,
         }
     }
 
@@ -121,17 +129,80 @@ impl RingBuilder {
         self
     }
 
-    /// Bytes per slot, including its 8-byte length header: a multiple of
-    /// 64, at most 1 GiB. The largest message is `slot_size - 8`.
+    /// Bytes per slot, including its 16-byte header: a multiple of 64, at
+    /// most 1 GiB. The largest message in one slot is `slot_size` less the
+    /// payload offset (16 bytes, or the payload alignment if larger);
+    /// larger messages take several consecutive slots.
     pub fn slot_size(&mut self, bytes: u64) -> &mut Self {
         self.slot_size = bytes;
         self
     }
 
     /// Sets the slot size to the smallest that carries messages of
-    /// `bytes` bytes.
+    /// `bytes` bytes in one slot (the fast path: one slot, one commit).
+    /// Larger messages still go, over several slots, up to
+    /// [`message_limit`](Self::message_limit).
     pub fn max_message(&mut self, bytes: u64) -> &mut Self {
         self.slot_size = Geometry::slot_size_for(bytes);
+        self
+    }
+
+    /// The largest message the ring accepts, over any number of slots
+    /// (default: what the ring holds, `slots x slot_size - 16`). A larger
+    /// limit than the ring holds is an [`Error::InvalidConfig`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmpipe::RingBuilder::new()
+    ///     .slots(64)
+    ///     .slot_size(4096)
+    ///     .message_limit(100_000)
+    ///     .create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send(vec![7u8; 100_000])?; // 25 slots, committed as one
+    /// assert_eq!(rx.try_recv_vec()?.len(), 100_000);
+    /// assert!(tx.try_send(vec![0u8; 100_001]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_limit(&mut self, bytes: u64) -> &mut Self {
+        self.message_limit = Some(bytes);
+        self
+    }
+
+    /// Every payload starts at an address that is a multiple of `align`
+    /// (default 16): a power of two from 8 to 4096. Above 64 the slot size
+    /// must be a multiple of it. The payload offset in a slot is
+    /// `max(16, align)`, so alignments above 16 cost that many bytes of
+    /// each slot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmpipe::RingBuilder::new()
+    ///     .slots(8)
+    ///     .slot_size(256)
+    ///     .payload_align(64)
+    ///     .create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert_eq!(rx.payload_align(), 64);
+    /// tx.try_send([1u8; 100])?;
+    /// let msg = rx.try_borrow()?;
+    /// assert_eq!(msg.as_ptr() as usize % 64, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn payload_align(&mut self, align: u64) -> &mut Self {
+        self.payload_align = align;
+        self
+    }
+
+    /// The message type the ring carries (`None`: untyped bytes, the
+    /// default). `create` records it in the header; `open` refuses a ring
+    /// recorded with an incompatible type ([`Error::IncompatibleType`]).
+    /// Used by the typed API; an untyped open never checks.
+    #[doc(hidden)]
+    pub fn fingerprint(&mut self, fingerprint: Option<TypeFingerprint>) -> &mut Self {
+        self.fingerprint = fingerprint;
         self
     }
 
@@ -230,8 +301,21 @@ impl RingBuilder {
     }
 
     fn message_type_as<T>(&mut self, fp: TypeFingerprint) -> &mut Self {
-        self.message_type = Some(fp);
-        self.max_message(core::mem::size_of::<T>() as u64)
+        self.fingerprint = Some(fp);
+        // Aligned for `T` (never less than asked for before), and one `T`
+        // per slot: the payload offset is the 16-byte slot header rounded
+        // up to the alignment; slots are multiples of 64 bytes, and of the
+        // alignment above that.
+        let align = (core::mem::align_of::<T>() as u64).max(self.payload_align);
+        self.payload_align = align;
+        let offset = align.max(SLOT_HEADER as u64);
+        let unit = align.max(SLOT_ALIGN as u64);
+        let size = (core::mem::size_of::<T>() as u64).max(1);
+        self.slot_size = offset
+            .saturating_add(size)
+            .div_ceil(unit)
+            .saturating_mul(unit);
+        self
     }
 
     fn geometry(&self) -> Result<Geometry, Error> {
@@ -242,7 +326,28 @@ impl RingBuilder {
                 "must be permission bits, 0 to 0777 (octal)",
             ));
         }
-        Geometry::new(self.slots, self.slot_size)
+        Geometry::with_layout(
+            self.slots,
+            self.slot_size,
+            self.payload_align,
+            self.message_limit,
+        )
+    }
+
+    /// Refuses a ring recorded with another message type than the one this
+    /// builder expects (if any).
+    fn check_type(&self, mapping: &Mapping) -> Result<(), Error> {
+        let Some(expected) = &self.fingerprint else {
+            return Ok(());
+        };
+        match &mapping.fingerprint {
+            Some(found) if expected.compatible(found) => Ok(()),
+            found => Err(Error::IncompatibleType {
+                address: mapping.label.clone(),
+                expected: Box::new(expected.clone()),
+                found: found.clone().map(Box::new),
+            }),
+        }
     }
 
     /// Creates a new ring at `address` (`shm:NAME`, `file:PATH`, ...).
@@ -288,7 +393,7 @@ impl RingBuilder {
             geometry,
             label,
             Some(address.clone()),
-            self.message_type,
+            self.fingerprint.clone(),
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -319,7 +424,7 @@ impl RingBuilder {
             geometry,
             format!("memfd:{name}"),
             None,
-            self.message_type,
+            self.fingerprint.clone(),
         )?;
         Ok(Ring {
             mapping: Arc::new(mapping),
@@ -339,13 +444,13 @@ impl RingBuilder {
         #[cfg(not(loom))]
         let segment = Segment::create_heap(total)?;
         #[cfg(loom)]
-        let segment = Segment::create_heap(total - HEADER_LEN as u64)?;
+        let segment = Segment::create_heap(total - geometry.slots_offset as u64)?;
         let mapping = Mapping::init(
             segment,
             geometry,
             "heap".to_owned(),
             None,
-            self.message_type,
+            self.fingerprint.clone(),
         )?;
         Ok(Ring {
             mapping: Arc::new(mapping),
@@ -368,6 +473,7 @@ impl RingBuilder {
             Some(address),
             self.seg.open_timeout,
         )?;
+        self.check_type(&mapping)?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -387,6 +493,7 @@ impl RingBuilder {
             _ => "fd".to_owned(),
         };
         let mapping = Mapping::attach(segment, label, None, self.seg.open_timeout)?;
+        self.check_type(&mapping)?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -410,6 +517,7 @@ impl RingBuilder {
             Some(address),
             seg.open_timeout,
         )?;
+        self.check_type(&mapping)?;
         Ok(Ring {
             mapping: Arc::new(mapping),
             wait: self.wait,
@@ -523,7 +631,7 @@ impl Ring {
     pub fn typed_producer<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
         &self,
     ) -> Result<TypedProducer<T>, Error> {
-        self.typed_producer_as(core::any::type_name::<T>(), TypeFingerprint::of::<T>())
+        self.typed_producer_as(TypeFingerprint::of::<T>())
     }
 
     /// Like [`typed_producer`](Self::typed_producer), for a ring created
@@ -536,15 +644,14 @@ impl Ring {
         &self,
         name: &str,
     ) -> Result<TypedProducer<T>, Error> {
-        self.typed_producer_as(name, TypeFingerprint::named::<T>(name))
+        self.typed_producer_as(TypeFingerprint::named::<T>(name))
     }
 
     fn typed_producer_as<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
         &self,
-        name: &str,
         fp: TypeFingerprint,
     ) -> Result<TypedProducer<T>, Error> {
-        self.check_type::<T>(name, fp)?;
+        self.check_type::<T>(fp)?;
         Ok(TypedProducer::new(self.producer()?))
     }
 
@@ -569,7 +676,7 @@ impl Ring {
     pub fn typed_consumer<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
         &self,
     ) -> Result<TypedConsumer<T>, Error> {
-        self.typed_consumer_as(core::any::type_name::<T>(), TypeFingerprint::of::<T>())
+        self.typed_consumer_as(TypeFingerprint::of::<T>())
     }
 
     /// Like [`typed_consumer`](Self::typed_consumer), for a ring created
@@ -582,52 +689,53 @@ impl Ring {
         &self,
         name: &str,
     ) -> Result<TypedConsumer<T>, Error> {
-        self.typed_consumer_as(name, TypeFingerprint::named::<T>(name))
+        self.typed_consumer_as(TypeFingerprint::named::<T>(name))
     }
 
     fn typed_consumer_as<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
         &self,
-        name: &str,
         fp: TypeFingerprint,
     ) -> Result<TypedConsumer<T>, Error> {
-        self.check_type::<T>(name, fp)?;
+        self.check_type::<T>(fp)?;
         Ok(TypedConsumer::new(self.consumer()?))
     }
 
     /// The message type the ring was created for
     /// ([`RingBuilder::message_type`]); `None` for a ring of bytes.
     pub fn message_type(&self) -> Option<TypeFingerprint> {
-        self.mapping.message_type
+        self.mapping.fingerprint.clone()
     }
 
-    /// May a typed handle for `T` (named `name`, fingerprint `fp`) be made?
-    fn check_type<T>(&self, name: &str, fp: TypeFingerprint) -> Result<(), Error> {
+    /// May a typed handle for `T` (fingerprint `fp`, whose name is the
+    /// type's name in errors) be made?
+    fn check_type<T>(&self, fp: TypeFingerprint) -> Result<(), Error> {
         let address = || self.mapping.label.clone();
-        if let Some(found) = self.mapping.message_type {
-            if found != fp {
+        // An untyped ring carries bytes: a typed handle on it checks size
+        // and alignment here and each message's length on receipt.
+        if let Some(found) = &self.mapping.fingerprint {
+            if !fp.compatible(found) {
                 return Err(Error::IncompatibleType {
                     address: address(),
-                    expected: fp,
-                    found,
-                    type_name: name.to_owned(),
+                    expected: Box::new(fp),
+                    found: Some(Box::new(found.clone())),
                 });
             }
         }
         let view = &self.mapping.view;
-        let (size, max) = (core::mem::size_of::<T>(), view.payload_capacity());
+        let (size, max) = (core::mem::size_of::<T>(), view.message_limit() as usize);
         if size > max {
             return Err(Error::TypeTooLarge {
                 address: address(),
-                type_name: name.to_owned(),
+                type_name: fp.name,
                 size,
                 max,
             });
         }
-        let (type_align, ring_align) = (core::mem::align_of::<T>(), ring_payload_align(view));
+        let (type_align, ring_align) = (core::mem::align_of::<T>(), view.payload_align());
         if type_align > ring_align {
             return Err(Error::Misaligned {
                 address: address(),
-                type_name: name.to_owned(),
+                type_name: fp.name,
                 type_align,
                 ring_align,
             });

@@ -389,9 +389,11 @@ fn validation(s: &Subject) {
     let mut tx = s.a.producer().unwrap();
     let mut rx = s.b.consumer().unwrap();
     tx.try_send(b"x").unwrap();
-    s.raw.put_u32(0x380, 1 << 30);
+    s.raw.put_u32(0x400, (1 << 30) - 1);
     assert!(matches!(rx.try_recv_vec(), Err(TryRecvError::Corrupt(c)) if c.field == "slot length"));
-    s.raw.put_u32(0x380, 1);
+    s.raw.put_u32(0x400, 3 << 30);
+    assert!(matches!(rx.try_recv_vec(), Err(TryRecvError::Corrupt(c)) if c.field == "slot mark"));
+    s.raw.put_u32(0x400, 1);
     assert_eq!(rx.try_recv_vec().unwrap(), b"x");
 }
 

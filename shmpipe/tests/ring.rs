@@ -88,21 +88,38 @@ fn full_and_empty_hand_back_and_count() {
 
 #[test]
 fn too_large_is_refused_whole() {
+    // 2 slots of 64 bytes hold one message of up to 2 x 64 - 16 bytes.
     let ring = heap(2, 64);
     let (mut tx, mut rx) = pair(&ring);
-    assert_eq!(tx.max_message(), 56);
-    let big = vec![7u8; 57];
+    assert_eq!(tx.max_message(), 48);
+    assert_eq!(tx.message_limit(), 112);
+    let big = vec![7u8; 113];
     match tx.try_send(&big) {
-        Err(TrySendError::TooLarge { msg, max: 56 }) => assert_eq!(msg.len(), 57),
+        Err(TrySendError::TooLarge {
+            msg,
+            len: 113,
+            max: 112,
+        }) => assert_eq!(msg.len(), 113),
         other => panic!("{other:?}"),
     }
     match tx.send_timeout(big.clone(), Duration::from_millis(1)) {
-        Err(SendError::TooLarge { msg, max: 56 }) => assert_eq!(msg, big),
+        Err(
+            e @ SendError::TooLarge {
+                len: 113, max: 112, ..
+            },
+        ) => {
+            let text = e.to_string();
+            assert!(text.contains("113") && text.contains("112"), "{text}");
+            assert!(text.contains("RingBuilder::message_limit"), "{text}");
+            assert_eq!(e.into_inner(), big);
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(rx.try_recv_vec(), Err(TryRecvError::Empty));
-    tx.try_send(&big[..56]).unwrap();
-    assert_eq!(rx.try_recv_vec().unwrap().len(), 56);
+    tx.try_send(&big[..112]).unwrap();
+    assert_eq!(rx.try_recv_vec().unwrap(), &big[..112]);
+    tx.try_send(&big[..48]).unwrap();
+    assert_eq!(rx.try_recv_vec().unwrap().len(), 48);
 }
 
 #[test]
@@ -137,7 +154,7 @@ fn zero_copy_commit_and_abandon() {
     let (mut tx, mut rx) = pair(&ring);
     {
         let mut slot = tx.try_reserve().unwrap();
-        assert_eq!(slot.capacity(), 120);
+        assert_eq!(slot.capacity(), 112);
         slot[..5].copy_from_slice(b"draft");
         // Dropped without commit: nothing is published.
     }
@@ -180,7 +197,7 @@ fn batches_publish_once_and_partially() {
     assert_eq!(batch.remaining(), 1);
     assert!(matches!(
         batch.push([0u8; 100]),
-        Err(TrySendError::TooLarge { max: 56, .. })
+        Err(TrySendError::TooLarge { max: 48, .. })
     ));
     // Nothing is visible before the commit.
     assert_eq!(rx.len(), 0);

@@ -25,10 +25,22 @@ const TOTAL_LEN: u64 = 48;
 const PAGE_SIZE: u64 = 56;
 const CREATOR_PID: u64 = 64;
 const FLAGS: u64 = 68;
-const TAIL: u64 = 128;
-const HEAD: u64 = 256;
-const PRODUCER_CLAIM: u64 = 384;
-const SLOTS: u64 = 896;
+const PAYLOAD_OFFSET: u64 = 80;
+const PAYLOAD_ALIGN: u64 = 84;
+const MESSAGE_LIMIT: u64 = 88;
+const SLOTS_OFFSET: u64 = 96;
+const WRAP_MODE: u64 = 104;
+const META_RESERVED: u64 = 108;
+const TYPE_SIZE: u64 = 128;
+const TYPE_HASH: u64 = 136;
+const TYPE_ALIGN: u64 = 144;
+const TYPE_NAME: u64 = 152;
+const TAIL: u64 = 256;
+const HEAD: u64 = 384;
+const PRODUCER_CLAIM: u64 = 512;
+const SLOTS: u64 = 1024;
+/// Offset of the payload in a slot (the default alignment, 16).
+const PAYLOAD_AT: u64 = 16;
 
 struct Fixture {
     addr: String,
@@ -91,15 +103,24 @@ impl Fixture {
 fn layout_offsets_match_the_design_doc() {
     let f = Fixture::new();
     assert_eq!(f.get_u64(MAGIC).to_le_bytes(), *b"shmpipe\0");
-    assert_eq!(f.get_u64(VERSION) & 0xffff_ffff, 2);
+    assert_eq!(f.get_u64(VERSION) & 0xffff_ffff, 3);
     assert_eq!(f.get_u64(VERSION) >> 32, 2, "init_state READY");
     assert_eq!(f.get_u64(HEADER_LEN), SLOTS);
     assert_eq!(f.get_u64(SLOT_COUNT), 8);
     assert_eq!(f.get_u64(SLOT_SIZE), 128);
-    assert_eq!(f.get_u64(PAYLOAD), 120);
+    assert_eq!(f.get_u64(PAYLOAD), 112);
     assert_eq!(f.get_u64(TOTAL_LEN), SLOTS + 8 * 128);
     assert_eq!(f.get_u64(PAGE_SIZE), 4096);
-    f.open().unwrap();
+    assert_eq!(f.get_u64(PAYLOAD_OFFSET), 16 | (16 << 32), "offset, align");
+    assert_eq!(f.get_u64(MESSAGE_LIMIT), 8 * 128 - 16);
+    assert_eq!(f.get_u64(SLOTS_OFFSET), SLOTS);
+    assert_eq!(f.get_u64(WRAP_MODE), 0, "pads at the wrap, reserved zero");
+    assert_eq!(f.get_u64(TYPE_SIZE) | f.get_u64(TYPE_HASH), 0, "untyped");
+    let info = f.open().unwrap().info();
+    assert_eq!((info.payload_align, info.payload_offset), (16, 16));
+    assert_eq!(info.message_limit, 8 * 128 - 16);
+    assert!(!info.contiguous_wrap);
+    assert_eq!(info.fingerprint, None);
 }
 
 #[test]
@@ -154,7 +175,7 @@ fn version_mismatch() {
         Err(
             e @ Error::VersionMismatch {
                 found: 99,
-                expected: 2,
+                expected: 3,
                 ..
             },
         ) => assert!(e.to_string().contains("same shmpipe version")),
@@ -260,7 +281,7 @@ fn corrupt_tail_on_the_data_path() {
     let mut tx = ring.producer().unwrap();
     let mut rx = ring.consumer().unwrap();
     tx.try_send(b"ok").unwrap();
-    let mut buf = [0u8; 120];
+    let mut buf = [0u8; 112];
     assert_eq!(rx.try_recv(&mut buf).unwrap(), 2);
     // tail beyond head + capacity. A caught-up single receive polls the
     // next slot's commit word, not `tail`: it sees nothing ready. Every
@@ -321,7 +342,7 @@ fn corrupt_slot_length_on_the_data_path() {
         Err(TryRecvError::Corrupt(c)) => {
             assert_eq!(c.field, "slot length");
             assert_eq!(c.found, 100_000);
-            assert_eq!(c.expected, Expected::Range { min: 0, max: 120 });
+            assert_eq!(c.expected, Expected::Range { min: 0, max: 112 });
         }
         other => panic!("{other:?}"),
     }
@@ -369,7 +390,7 @@ fn corrupt_claim_state() {
 /// killed between the two stores leaves behind.
 fn commit_without_tail(f: &Fixture, pos: u64, msg: &[u8]) {
     let slot = SLOTS + (pos % 8) * 128;
-    f.file.write_all_at(msg, slot + 8).unwrap();
+    f.file.write_all_at(msg, slot + PAYLOAD_AT).unwrap();
     f.put_u32(slot, msg.len() as u32);
     f.put_u32(slot + 4, (pos + 1) as u32);
 }
@@ -381,7 +402,7 @@ fn a_message_committed_without_its_tail_store_is_delivered_once() {
     let f = Fixture::new();
     let ring = f.open().unwrap();
     let mut rx = ring.consumer().unwrap();
-    let mut buf = [0u8; 120];
+    let mut buf = [0u8; 112];
     commit_without_tail(&f, 0, b"orphan");
     assert_eq!(f.get_u64(TAIL), 0);
     assert_eq!(rx.try_recv(&mut buf).unwrap(), 6);
@@ -420,4 +441,218 @@ fn a_consumer_ahead_of_uncommitted_slots_is_corruption_for_the_next_producer() {
         Err(Error::Corrupt { corruption, .. }) => assert_eq!(corruption.field, "tail"),
         other => panic!("{other:?}"),
     }
+}
+
+// Layout v3: the payload placement, the message limit, the wrap mode and
+// the type fingerprint, each corrupted alone.
+
+#[test]
+fn bad_payload_alignment() {
+    let f = Fixture::new();
+    for bad in [0u32, 4, 24, 8192] {
+        f.put_u32(PAYLOAD_ALIGN, bad);
+        assert_eq!(f.expect_corrupt("payload_align").found, u64::from(bad));
+    }
+    // 256 is a power of two but does not divide the 128-byte slots.
+    f.put_u32(PAYLOAD_ALIGN, 256);
+    f.expect_corrupt("payload_align");
+    f.put_u32(PAYLOAD_ALIGN, 16);
+    f.open().unwrap();
+}
+
+#[test]
+fn bad_payload_offset() {
+    let f = Fixture::new();
+    for bad in [0u32, 8, 17, 32, 4096] {
+        f.put_u32(PAYLOAD_OFFSET, bad);
+        let c = f.expect_corrupt("payload_offset");
+        assert_eq!(
+            (c.found, c.expected),
+            (u64::from(bad), Expected::Exactly(16))
+        );
+    }
+    // A consistent alignment of 64 with an offset of 64 is fine, but the
+    // payload capacity must agree.
+    f.put_u32(PAYLOAD_ALIGN, 64);
+    f.put_u32(PAYLOAD_OFFSET, 64);
+    f.expect_corrupt("payload_capacity");
+    f.put_u64(PAYLOAD, 64);
+    f.expect_corrupt("message_limit");
+    f.put_u64(MESSAGE_LIMIT, 8 * 128 - 64);
+    let info = f.open().unwrap().info();
+    assert_eq!((info.payload_align, info.max_message), (64, 64));
+}
+
+#[test]
+fn bad_message_limit() {
+    let f = Fixture::new();
+    f.put_u64(MESSAGE_LIMIT, 8 * 128 - 15);
+    let c = f.expect_corrupt("message_limit");
+    assert_eq!(
+        c.expected,
+        Expected::Range {
+            min: 0,
+            max: 8 * 128 - 16
+        }
+    );
+    f.put_u64(MESSAGE_LIMIT, u64::MAX);
+    f.expect_corrupt("message_limit");
+    f.put_u64(MESSAGE_LIMIT, 100);
+    assert_eq!(f.open().unwrap().info().message_limit, 100);
+}
+
+#[test]
+fn bad_wrap_mode_and_slots_offset() {
+    let f = Fixture::new();
+    f.put_u32(WRAP_MODE, 2);
+    f.expect_corrupt("wrap_mode");
+    // Double mapping needs a slot area of whole pages (8 x 128 is not).
+    f.put_u32(WRAP_MODE, 1);
+    f.expect_corrupt("slots_offset");
+    f.put_u32(WRAP_MODE, 0);
+    f.put_u64(SLOTS_OFFSET, 4096);
+    let c = f.expect_corrupt("slots_offset");
+    assert_eq!(c.expected, Expected::Exactly(SLOTS));
+    f.put_u64(SLOTS_OFFSET, SLOTS);
+    f.put_u32(META_RESERVED, 1);
+    f.expect_corrupt("meta reserved");
+}
+
+#[test]
+fn bad_type_fingerprint() {
+    let f = Fixture::new();
+    // A type with no hash, or a non-power-of-two alignment.
+    f.put_u64(TYPE_SIZE, 64);
+    f.expect_corrupt("type_align");
+    f.put_u64(TYPE_HASH, 0xfeed);
+    f.put_u32(TYPE_ALIGN, 3);
+    f.expect_corrupt("type_align");
+    f.put_u32(TYPE_ALIGN, 64);
+    // A name that is not UTF-8, or not zero-padded.
+    f.file.write_all_at(&[0xff, 0xfe], TYPE_NAME).unwrap();
+    f.expect_corrupt("type_name");
+    f.file.write_all_at(b"Tick\0x", TYPE_NAME).unwrap();
+    f.expect_corrupt("type_name");
+    f.file.write_all_at(b"Tick\0\0", TYPE_NAME).unwrap();
+    let fp = f.open().unwrap().info().fingerprint.unwrap();
+    assert_eq!(fp, shmpipe::TypeFingerprint::new(64, 64, 0xfeed, "Tick"));
+}
+
+#[test]
+fn a_fingerprint_mismatch_is_refused_on_open() {
+    use shmpipe::TypeFingerprint;
+    let addr = unique("typed");
+    let _cleanup = Cleanup(addr.clone());
+    let tick = TypeFingerprint::new(64, 64, 0xabc, "Tick");
+    RingBuilder::new()
+        .slots(8)
+        .fingerprint(Some(tick.clone()))
+        .create(&addr)
+        .unwrap();
+    // The same type, and an untyped open, are fine.
+    RingBuilder::new()
+        .fingerprint(Some(tick.clone()))
+        .open(&addr)
+        .unwrap();
+    assert_eq!(
+        Ring::open(&addr).unwrap().info().fingerprint,
+        Some(tick.clone())
+    );
+    let other = TypeFingerprint::new(64, 64, 0xdef, "Tick");
+    match RingBuilder::new()
+        .fingerprint(Some(other.clone()))
+        .open(&addr)
+    {
+        Err(e @ Error::IncompatibleType { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&tick.to_string()) && text.contains(&other.to_string()));
+            assert!(text.contains("same message type"), "{text}");
+            if let Error::IncompatibleType {
+                expected, found, ..
+            } = e
+            {
+                assert_eq!((*expected, found.map(|f| *f)), (other, Some(tick)));
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    // A typed open of an untyped ring.
+    let plain = unique("untyped");
+    let _cleanup2 = Cleanup(plain.clone());
+    RingBuilder::new().slots(8).create(&plain).unwrap();
+    match RingBuilder::new()
+        .fingerprint(Some(TypeFingerprint::new(8, 8, 1, "u64")))
+        .open(&plain)
+    {
+        Err(e @ Error::IncompatibleType { found: None, .. }) => {
+            assert!(e.to_string().contains("untyped"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Writes a multi-slot header (FIRST mark, length) at slot `pos` with its
+/// commit word, as a hostile or broken producer might.
+fn forge_first(f: &Fixture, pos: u64, word: u32, extent: u64) {
+    let slot = SLOTS + (pos % 8) * 128;
+    f.put_u64(slot + 8, extent);
+    f.put_u32(slot, word);
+    f.put_u32(slot + 4, (pos + 1) as u32);
+}
+
+#[test]
+fn hostile_fragment_marks_are_corruption() {
+    let f = Fixture::new();
+    let ring = f.open().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut buf = vec![0u8; 4096];
+    let cases: [(u32, u64, &str); 7] = [
+        // A FIRST mark on a message that fits one slot.
+        (1 << 30, 112, "message length"),
+        (1 << 30, 0, "message length"),
+        // Longer than the limit, longer than the ring.
+        (1 << 30, 8 * 128 - 15, "message length"),
+        (1 << 30, u64::MAX, "message length"),
+        // Length bits beside a mark.
+        ((1 << 30) | 5, 200, "slot length"),
+        // The reserved mark.
+        (3 << 30, 200, "slot mark"),
+        // A PAD that does not reach the end of the ring.
+        (2 << 30, 3, "pad length"),
+    ];
+    for (word, extent, field) in cases {
+        forge_first(&f, 0, word, extent);
+        match rx.try_recv(&mut buf) {
+            Err(TryRecvError::Corrupt(c)) => assert_eq!(c.field, field, "{word:#x} {extent}"),
+            other => panic!("{word:#x} {extent}: {other:?}"),
+        }
+        assert!(matches!(rx.try_borrow(), Err(TryRecvError::Corrupt(_))));
+        assert!(matches!(
+            rx.try_recv_batch(8, |_| panic!()),
+            Err(TryRecvError::Corrupt(_))
+        ));
+    }
+    // A message that would cross the end of a ring that pads at the wrap.
+    let f = Fixture::new();
+    let ring = f.open().unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    for _ in 0..6 {
+        tx.try_send(b"x").unwrap();
+        rx.try_recv(&mut buf).unwrap();
+    }
+    drop(tx);
+    forge_first(&f, 6, 1 << 30, 300); // 3 slots from slot 6
+    match rx.try_recv(&mut buf) {
+        Err(TryRecvError::Corrupt(c)) => assert_eq!(c.field, "message length"),
+        other => panic!("{other:?}"),
+    }
+    // A well-formed forged one is delivered (no way to tell it apart).
+    forge_first(&f, 6, 2 << 30, 2);
+    forge_first(&f, 8, 1 << 30, 300);
+    f.file
+        .write_all_at(&[9u8; 300], SLOTS + PAYLOAD_AT)
+        .unwrap();
+    assert_eq!(rx.try_recv_vec().unwrap(), vec![9u8; 300]);
+    assert_eq!(rx.position(), 11);
 }

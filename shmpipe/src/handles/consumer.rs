@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use super::{check_indices, deadline_after, Holder};
 use crate::error::{Corruption, Error, Expected, RecvError, TryRecvError};
 use crate::info::Stats;
-use crate::layout::{commit_value, Claim, STATE_CLOSED};
+use crate::layout::{
+    commit_value, Claim, MARK_FIRST, MARK_MASK, MARK_PAD, MARK_WHOLE, STATE_CLOSED,
+};
 use crate::mapping::Mapping;
 use crate::side::Side;
 use crate::sync::barrier;
@@ -111,9 +113,21 @@ impl Consumer {
         self.holder.ring.capacity() as usize
     }
 
-    /// Largest message, in bytes.
+    /// Largest message in one slot, in bytes (larger ones take several
+    /// slots, up to [`message_limit`](Self::message_limit)).
     pub fn max_message(&self) -> usize {
         self.holder.ring.payload_capacity()
+    }
+
+    /// Largest message the ring accepts, over any number of slots.
+    pub fn message_limit(&self) -> usize {
+        self.holder.ring.message_limit() as usize
+    }
+
+    /// Every payload starts at an address that is a multiple of this
+    /// ([`RingBuilder::payload_align`](crate::RingBuilder::payload_align)).
+    pub fn payload_align(&self) -> usize {
+        self.holder.ring.payload_align()
     }
 
     /// Whether no message is waiting.
@@ -270,53 +284,189 @@ impl Consumer {
         r
     }
 
-    /// The checked length of the committed message at `pos`.
+    /// The checked length of the committed one-slot message at `pos`;
+    /// `Ok(None)` when the slot starts a multi-slot unit (a FIRST or a PAD
+    /// mark: see [`unit`](Self::unit)).
     #[inline]
-    pub(super) fn message_len(&self, pos: u64) -> Result<usize, TryRecvError> {
+    pub(super) fn message_len(&self, pos: u64) -> Result<Option<usize>, TryRecvError> {
         let ring = self.holder.ring;
-        let len = self
+        let word = self
             .holder
             .mapping
             .tracker
             .read(ring.slot_index(pos), || ring.read_len(pos));
-        if len as usize > ring.payload_capacity() {
+        if word & MARK_MASK != MARK_WHOLE {
+            return Ok(None);
+        }
+        if word as usize > ring.payload_capacity() {
             return Err(TryRecvError::Corrupt(Corruption {
                 field: "slot length",
-                found: u64::from(len),
+                found: u64::from(word),
                 expected: Expected::Range {
                     min: 0,
                     max: ring.payload_capacity() as u64,
                 },
             }));
         }
-        Ok(len as usize)
+        Ok(Some(word as usize))
+    }
+
+    /// The committed unit at `pos`, checked: a message of `len` bytes in
+    /// `slots` slots, or a PAD of `slots` slots to the end of the ring.
+    #[inline]
+    fn unit(&mut self, pos: u64) -> Result<Unit, TryRecvError> {
+        match self.message_len(pos)? {
+            Some(len) => Ok(Unit::Message { len, slots: 1 }),
+            None => self.unit_slow(pos),
+        }
+    }
+
+    #[cold]
+    fn unit_slow(&mut self, pos: u64) -> Result<Unit, TryRecvError> {
+        let ring = self.holder.ring;
+        let (word, extent) = self.holder.mapping.tracker.read(ring.slot_index(pos), || {
+            (ring.read_len(pos), ring.read_extent(pos))
+        });
+        let corrupt = |field, found, expected| {
+            TryRecvError::Corrupt(Corruption {
+                field,
+                found,
+                expected,
+            })
+        };
+        if word & !MARK_MASK != 0 {
+            return Err(corrupt(
+                "slot length",
+                u64::from(word),
+                Expected::Rule("no length bits beside a FIRST or PAD mark"),
+            ));
+        }
+        let unit = match word {
+            MARK_FIRST => {
+                // A FIRST mark on a message that fits one slot, or one
+                // longer than the limit (hence than the ring), is a lie.
+                if extent <= ring.payload_capacity() as u64 || extent > ring.message_limit() {
+                    return Err(corrupt(
+                        "message length",
+                        extent,
+                        Expected::Range {
+                            min: ring.payload_capacity() as u64 + 1,
+                            max: ring.message_limit(),
+                        },
+                    ));
+                }
+                let slots = ring.slots_for(extent);
+                if !ring.contiguous(pos, slots) {
+                    return Err(corrupt(
+                        "message length",
+                        extent,
+                        Expected::Rule(
+                            "a message that ends before the end of the ring (this ring pads \
+                             at the wrap)",
+                        ),
+                    ));
+                }
+                Unit::Message {
+                    len: extent as usize,
+                    slots,
+                }
+            }
+            MARK_PAD => {
+                let to_end = ring.capacity() - ring.slot_index(pos) as u64;
+                if extent != to_end {
+                    return Err(corrupt("pad length", extent, Expected::Exactly(to_end)));
+                }
+                Unit::Pad { slots: to_end }
+            }
+            _ => {
+                return Err(corrupt(
+                    "slot mark",
+                    u64::from(word >> 30),
+                    Expected::Rule("0 (whole), 1 (first of several) or 2 (pad)"),
+                ))
+            }
+        };
+        let slots = match unit {
+            Unit::Message { slots, .. } | Unit::Pad { slots } => slots,
+        };
+        // The unit's first commit word committed all of it.
+        self.known = self.known.max(pos + slots);
+        Ok(unit)
+    }
+
+    /// The next message at `head` (known to be committed): its length and
+    /// slots, after releasing any PAD before it. `Empty` if a PAD was all
+    /// there was.
+    #[inline]
+    pub(super) fn next_message(&mut self) -> Result<(usize, u64), TryRecvError> {
+        loop {
+            match self.unit(self.head)? {
+                Unit::Message { len, slots } => return Ok((len, slots)),
+                Unit::Pad { slots } => {
+                    self.release_unit(slots, 0, 0);
+                    self.available(1)?;
+                }
+            }
+        }
     }
 
     /// The payload of the committed message at `pos`.
     ///
     /// # Safety
     ///
-    /// `pos` is in `head..tail` and `len` was checked by `message_len`; the
-    /// slice must be dropped before `head` passes `pos`.
+    /// `pos` is in `head..tail` and `len` was checked by `unit` (or
+    /// `message_len`); the slice must be dropped before `head` passes
+    /// `pos`.
     #[inline]
     pub(super) unsafe fn payload<'s>(&self, pos: u64, len: usize) -> &'s [u8] {
-        // SAFETY: `len <= payload_capacity`, so the slice stays inside the
-        // slot; the producer does not write the slot until `head` passes it.
+        // SAFETY: `len` fits the slots of the unit, which `unit` checked
+        // are contiguous in this mapping; the producer does not write them
+        // until `head` passes them.
         unsafe { slice::from_raw_parts(self.holder.ring.payload_ptr(pos), len) }
     }
 
-    /// Releases `n` slots holding `bytes` bytes in all.
+    /// Releases `n` one-slot messages holding `bytes` bytes in all.
     #[inline]
     pub(super) fn release(&mut self, n: u64, bytes: u64) {
+        self.head += n;
+        self.publish_head(n, bytes);
+    }
+
+    /// Releases one unit of `slots` slots at `head` (a multi-slot message,
+    /// `messages == 1`, or a PAD). The commit words of its later slots are
+    /// zeroed first: they held payload (or a stale commit), and this
+    /// consumer will poll them as message starts on a later lap.
+    pub(super) fn release_unit(&mut self, slots: u64, messages: u64, bytes: u64) {
+        if slots == 1 {
+            self.head += 1;
+            return self.publish_head(messages, bytes);
+        }
+        let ring = self.holder.ring;
+        for pos in self.head + 1..self.head + slots {
+            self.holder
+                .mapping
+                .tracker
+                .read(ring.slot_index(pos), || ());
+            // Relaxed: the `head` Release store below orders it before the
+            // producer's reuse of the slot; this consumer's own later poll
+            // of the word is after it in program order.
+            ring.commit_word(pos).store(0, Relaxed);
+        }
+        self.head += slots;
+        self.publish_head(messages, bytes);
+    }
+
+    /// Stores `head` and counts `messages` messages of `bytes` bytes.
+    #[inline]
+    fn publish_head(&mut self, messages: u64, bytes: u64) {
         let ring = self.holder.ring;
         let hdr = ring.header();
-        self.head += n;
         // ORDERING: Release; pairs with the Acquire `head` load in
         // `Producer::free_slots`: our reads of these slots happen before
         // the producer overwrites them.
         hdr.head.store(self.head, Release);
         // Counters started from values in the mapping: wrap, never panic.
-        self.holder.stats.messages = self.holder.stats.messages.wrapping_add(n);
+        self.holder.stats.messages = self.holder.stats.messages.wrapping_add(messages);
         self.holder.stats.bytes = self.holder.stats.bytes.wrapping_add(bytes);
         hdr.consumer_stats
             .messages
@@ -346,8 +496,8 @@ impl Consumer {
     /// Copies the next message (known to be committed) into `buf`.
     #[inline]
     fn take_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
+        let (len, slots) = self.next_message()?;
         let pos = self.head;
-        let len = self.message_len(pos)?;
         let Some(dst) = buf.get_mut(..len) else {
             return Err(TryRecvError::BufferTooSmall { needed: len });
         };
@@ -357,7 +507,7 @@ impl Consumer {
             // `len` is checked; the slice is gone before `release`.
             dst.copy_from_slice(unsafe { self.payload(pos, len) });
         });
-        self.release(1, len as u64);
+        self.release_unit(slots, 1, len as u64);
         Ok(len)
     }
 
@@ -407,8 +557,14 @@ impl Consumer {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<usize, RecvError> {
-        self.ready_until(deadline)?;
-        self.take_into(buf).map_err(RecvError::from)
+        loop {
+            self.ready_until(deadline)?;
+            match self.take_into(buf) {
+                // Only a PAD was ready: wait for the message after it.
+                Err(TryRecvError::Empty) => {}
+                r => return r.map_err(RecvError::from),
+            }
+        }
     }
 
     /// Receives the next message into a new `Vec`, waiting until `deadline`
@@ -418,8 +574,7 @@ impl Consumer {
     ///
     /// As [`recv_deadline`](Self::recv_deadline), never `BufferTooSmall`.
     pub fn recv_vec_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>, RecvError> {
-        self.ready_until(deadline)?;
-        Ok(self.borrow_next()?.to_vec())
+        Ok(self.borrow_until(deadline)?.to_vec())
     }
 
     /// Returns once a message is ready to read; fails on timeout,
@@ -644,4 +799,13 @@ impl Drop for Consumer {
         let hdr = ring.header();
         self.holder.close(&hdr.consumer, &hdr.producer);
     }
+}
+
+/// What starts at a committed position.
+#[derive(Clone, Copy, Debug)]
+enum Unit {
+    /// A message of `len` bytes in `slots` slots.
+    Message { len: usize, slots: u64 },
+    /// Padding to the end of the ring.
+    Pad { slots: u64 },
 }

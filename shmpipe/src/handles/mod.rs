@@ -38,7 +38,6 @@ pub use consumer::Consumer;
 pub use producer::Producer;
 pub use slot::{ReadSlot, WriteBatch, WriteSlot};
 pub use typed::{TypedConsumer, TypedProducer};
-pub(crate) use value::ring_payload_align;
 pub use value::{ReadValue, WriteValue, MIN_PAYLOAD_ALIGN};
 
 use std::sync::Arc;

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use super::{check_indices, deadline_after, Holder, MAX_POSITION};
 use crate::error::{Corruption, Error, Expected, SendError, TrySendError};
 use crate::info::Stats;
-use crate::layout::{commit_value, Claim, STATE_CLOSED};
+use crate::layout::{
+    commit_value, Claim, MARK_FIRST, MARK_MASK, MARK_PAD, MARK_WHOLE, STATE_CLOSED,
+};
 use crate::mapping::Mapping;
 use crate::side::Side;
 use crate::sync::barrier;
+use crate::sync::compiler_barrier;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::wake::{self, Sleep, WaitConfig, WaitStats, WaitStrategy};
 use crate::watcher::Fired;
@@ -115,6 +118,7 @@ impl Producer {
                 corruption,
             });
         }
+        p.clean_after_crash(end, head.saturating_add(cap));
         if end != tail {
             p.tail = end;
             // ORDERING: Release; pairs with the consumer's Acquire `tail`
@@ -125,18 +129,62 @@ impl Producer {
         Ok(p)
     }
 
-    /// The end of the run of committed slots from `from` on: the first
-    /// position below `limit` whose commit word is not its own. (A slot's
-    /// word from the previous lap differs: `MAX_SLOTS` keeps laps apart.)
+    /// The end of the run of committed units from `from` on: the first
+    /// position below `limit` where no committed message or PAD starts. A
+    /// unit is committed by its first slot's commit word (a slot's word
+    /// from the previous lap differs: `MAX_SLOTS` keeps laps apart, and the
+    /// consumer zeroes the words inside multi-slot units it releases); a
+    /// unit whose header breaks the rules, or that would run past `limit`,
+    /// ends the run.
     fn committed_end(&self, from: u64, limit: u64) -> u64 {
         let ring = self.holder.ring;
         let mut pos = from;
         // ORDERING: Acquire; pairs with the Release commit store of the
-        // producer that wrote the slot, so its payload is visible.
+        // producer that wrote the unit, so its header and payload are
+        // visible.
         while pos < limit && ring.commit_word(pos).load(Acquire) == commit_value(pos) {
-            pos += 1;
+            let word = ring.read_len(pos);
+            let slots = match word & MARK_MASK {
+                MARK_WHOLE if word as usize <= ring.payload_capacity() => 1,
+                MARK_FIRST => {
+                    let len = ring.read_extent(pos);
+                    if len <= ring.payload_capacity() as u64 || len > ring.message_limit() {
+                        break;
+                    }
+                    ring.slots_for(len)
+                }
+                MARK_PAD
+                    if ring.read_extent(pos) == ring.capacity() - ring.slot_index(pos) as u64 =>
+                {
+                    ring.read_extent(pos)
+                }
+                _ => break,
+            };
+            if pos + slots > limit || !ring.contiguous(pos, slots) {
+                break;
+            }
+            pos += slots;
         }
         pos
+    }
+
+    /// After a takeover at `end`: a predecessor killed while writing a
+    /// multi-slot message at `end` left payload bytes where later slots'
+    /// commit words sit, which could read as commits. Its header was
+    /// written before the payload (`write_first`), so its extent says how
+    /// far to zero them; never past `free_end`, the end of the free slots.
+    fn clean_after_crash(&self, end: u64, free_end: u64) {
+        let ring = self.holder.ring;
+        if end >= free_end || ring.read_len(end) & MARK_MASK != MARK_FIRST {
+            return;
+        }
+        let len = ring.read_extent(end).min(ring.message_limit());
+        let stop = (end + ring.slots_for(len)).min(free_end);
+        for pos in end + 1..stop {
+            // Relaxed: these slots are free (ours); the consumer reaches
+            // them only after our next publish, whose Release orders this.
+            ring.commit_word(pos).store(0, Relaxed);
+        }
     }
 
     /// The ring position the next message will take: the number of
@@ -158,9 +206,21 @@ impl Producer {
         self.holder.ring.capacity() as usize
     }
 
-    /// Largest message, in bytes.
+    /// Largest message in one slot, in bytes (larger ones take several
+    /// slots, up to [`message_limit`](Self::message_limit)).
     pub fn max_message(&self) -> usize {
         self.holder.ring.payload_capacity()
+    }
+
+    /// Largest message the ring accepts, over any number of slots.
+    pub fn message_limit(&self) -> usize {
+        self.holder.ring.message_limit() as usize
+    }
+
+    /// Every payload starts at an address that is a multiple of this
+    /// ([`RingBuilder::payload_align`](crate::RingBuilder::payload_align)).
+    pub fn payload_align(&self) -> usize {
+        self.holder.ring.payload_align()
     }
 
     /// Whether no message is waiting.
@@ -324,17 +384,138 @@ impl Producer {
     #[inline]
     pub fn try_send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), TrySendError<M>> {
         let bytes = msg.as_ref();
-        let max = self.holder.ring.payload_capacity();
-        if bytes.len() > max {
-            return Err(TrySendError::TooLarge { msg, max });
+        let len = bytes.len();
+        if len > self.holder.ring.payload_capacity() {
+            return self.try_send_large(msg);
         }
         if let Err(e) = self.reserve_check(1) {
             return Err(e.map(|()| msg));
         }
-        let len = bytes.len();
         self.write_slot(self.tail, bytes);
         self.publish(1, len as u64);
         Ok(())
+    }
+
+    /// `try_send` of a message larger than one slot: over consecutive
+    /// slots, published as one unit.
+    #[cold]
+    fn try_send_large<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), TrySendError<M>> {
+        let len = msg.as_ref().len();
+        let n = match self.check_limit(len) {
+            Ok(n) => n,
+            Err(max) => return Err(TrySendError::TooLarge { msg, len, max }),
+        };
+        if let Err(e) = self.place(n) {
+            return Err(e.map(|()| msg));
+        }
+        let ring = self.holder.ring;
+        let pos = self.tail;
+        self.holder.mapping.tracker.write(ring.slot_index(pos), || {
+            // SAFETY: `place` made the `n` slots from `tail` on free and
+            // contiguous, so `len <= n * slot_size - payload_offset` bytes
+            // from the payload pointer are ours until published.
+            unsafe {
+                self.write_first(pos, len as u64);
+                ptr::copy_nonoverlapping(msg.as_ref().as_ptr(), ring.payload_ptr(pos), len);
+            }
+        });
+        self.publish_span(n, 1, len as u64);
+        Ok(())
+    }
+
+    /// The slots a message of `len` bytes needs, or the message limit if it
+    /// is larger.
+    pub(super) fn check_limit(&self, len: usize) -> Result<u64, usize> {
+        let ring = self.holder.ring;
+        if len as u64 > ring.message_limit() {
+            return Err(ring.message_limit() as usize);
+        }
+        Ok(ring.slots_for(len as u64))
+    }
+
+    /// Makes the `n` slots from `tail` on free and contiguous: on a ring
+    /// that is not mapped twice, a run that would cross the end of the ring
+    /// is preceded by a PAD to the end (published on its own at once).
+    /// `Full` if the slots are not free yet (a PAD may have been published).
+    pub(super) fn place(&mut self, n: u64) -> Result<(), TrySendError<()>> {
+        let ring = self.holder.ring;
+        let cap = ring.capacity();
+        if !ring.contiguous(self.tail, n) {
+            let pad = cap - ring.slot_index(self.tail) as u64;
+            if self.reserve_check(pad)? < pad {
+                return Err(self.full());
+            }
+            let pos = self.tail;
+            self.holder.mapping.tracker.write(ring.slot_index(pos), || {
+                // SAFETY: the `pad` slots from `tail` are free (checked
+                // above); only their first slot's header is written.
+                unsafe {
+                    ring.write_extent(pos, pad);
+                    ring.write_len(pos, MARK_PAD);
+                }
+            });
+            self.publish_span(pad, 0, 0);
+        }
+        if self.reserve_check(n)? < n {
+            return Err(self.full());
+        }
+        Ok(())
+    }
+
+    /// `Full`, counted as a stall.
+    fn full(&mut self) -> TrySendError<()> {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        self.holder.count_stall(&hdr.producer_stats);
+        TrySendError::Full(())
+    }
+
+    /// Writes the header of a FIRST slot at `pos` for a message of `len`
+    /// bytes, before any of its payload: a producer killed while writing
+    /// the payload leaves the extent its successor must clean (see `new`).
+    ///
+    /// # Safety
+    ///
+    /// The producer owns the slot at `pos`.
+    pub(super) unsafe fn write_first(&self, pos: u64, len: u64) {
+        let ring = self.holder.ring;
+        // SAFETY: the caller owns the slot.
+        unsafe {
+            ring.write_extent(pos, len);
+            ring.write_len(pos, MARK_FIRST);
+        }
+        // The header stores stay before the payload writes that follow
+        // (for a successor reading them after a crash).
+        compiler_barrier();
+    }
+
+    /// Publishes one unit of `slots` slots from `tail` on (a multi-slot
+    /// message, `messages == 1`, or a PAD, `messages == 0`): one commit
+    /// word, on its first slot, then `tail`.
+    pub(super) fn publish_span(&mut self, slots: u64, messages: u64, bytes: u64) {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        let pos = self.tail;
+        // ORDERING: Release; pairs with the Acquire commit-word load in
+        // `Consumer::slot_committed`, publishing the header and every
+        // payload byte of the unit (its later slots have no commit word of
+        // their own: one store commits it all or nothing).
+        ring.commit_word(pos).store(commit_value(pos), Release);
+        self.tail += slots;
+        // ORDERING: Release; pairs with the Acquire `tail` load in
+        // `Consumer::refresh_tail`, as in `publish`.
+        hdr.tail.store(self.tail, Release);
+        self.holder.stats.messages = self.holder.stats.messages.wrapping_add(messages);
+        self.holder.stats.bytes = self.holder.stats.bytes.wrapping_add(bytes);
+        hdr.producer_stats
+            .messages
+            .store(self.holder.stats.messages, Relaxed);
+        hdr.producer_stats
+            .bytes
+            .store(self.holder.stats.bytes, Relaxed);
+        if self.holder.wake_peer(&hdr.consumer) {
+            self.holder.count_wake(&hdr.producer_stats);
+        }
     }
 
     /// Sends a message, waiting as long as it takes for a free slot.
@@ -382,19 +563,30 @@ impl Producer {
         deadline: Option<Instant>,
     ) -> Result<(), SendError<M>> {
         let mut msg = msg;
+        let ring = self.holder.ring;
+        // A multi-slot message waits for all its slots at once (PADs aside:
+        // `place` publishes them as soon as they fit).
+        let want = ring
+            .slots_for(msg.as_ref().len() as u64)
+            .min(ring.capacity());
         loop {
             match self.try_send(msg) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Full(m)) => msg = m,
                 Err(e) => return Err(e.into()),
             }
-            if let Err(e) = self.wait_writable(1, deadline) {
+            let want = if ring.contiguous(self.tail, want) {
+                want
+            } else {
+                ring.capacity() - ring.slot_index(self.tail) as u64
+            };
+            if let Err(e) = self.wait_writable(want, deadline) {
                 return Err(e.map(|()| msg));
             }
         }
     }
 
-    /// Blocks until at least one slot is free (`Ok`), or fails.
+    /// Blocks until at least `want` slots are free (`Ok`), or fails.
     pub(super) fn wait_writable(
         &mut self,
         want: u64,
@@ -422,7 +614,16 @@ impl Producer {
             // `free_slots` reads `head` whenever its cache says full, so
             // every poll is as thorough as the re-check must be.
             |poll| match self.free_slots(want) {
-                Ok(_) => Some(Ok(())),
+                Ok(free) if free >= want => Some(Ok(())),
+                Ok(_) => {
+                    let fired = died.as_ref().is_some_and(Fired::is_set);
+                    if poll.check_peer || fired {
+                        if let Some((pid, false)) = self.holder.peer_status(&hdr.consumer) {
+                            return Some(Err(SendError::PeerDied { msg: (), pid }));
+                        }
+                    }
+                    None
+                }
                 Err(TrySendError::Full(())) => {
                     let fired = died.as_ref().is_some_and(Fired::is_set);
                     if poll.check_peer || fired {

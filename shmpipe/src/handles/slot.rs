@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::deadline_after;
 use super::{Consumer, Producer};
 use crate::error::{RecvError, SendError, TryRecvError, TrySendError};
+use crate::sync::Ordering::Relaxed;
 
 impl Producer {
     /// Reserves the next slot for writing in place, without blocking.
@@ -79,6 +80,98 @@ impl Producer {
         Ok(WriteSlot::new(self))
     }
 
+    /// Reserves room for a message of exactly `len` bytes, without
+    /// blocking: one slot, or as many consecutive slots as it takes, up to
+    /// the [message limit](Producer::message_limit). The returned
+    /// [`WriteSlot`] dereferences to one `&mut [u8]` of `len` bytes
+    /// (contiguous even across the end of the ring); write the message
+    /// into it and [`commit`](WriteSlot::commit) its length (at most
+    /// `len`). The consumer sees all of it or, if this process dies first,
+    /// none of it.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::TooLarge`] above the message limit, else as
+    /// [`try_reserve`](Self::try_reserve). On a ring that pads at the wrap
+    /// ([`RingInfo::contiguous_wrap`](crate::RingInfo::contiguous_wrap)
+    /// false), a `Full` reservation may have published a PAD already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmpipe::RingBuilder::new()
+    ///     .slots(16)
+    ///     .slot_size(4096)
+    ///     .create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut slot = tx.try_reserve_len(20_000)?; // 5 slots
+    /// slot.fill(0xab);
+    /// slot.commit(20_000);
+    /// let msg = rx.try_borrow()?; // one slice, in place
+    /// assert_eq!(msg.len(), 20_000);
+    /// assert!(msg.iter().all(|&b| b == 0xab));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_reserve_len(&mut self, len: usize) -> Result<WriteSlot<'_>, TrySendError<()>> {
+        let n = self
+            .check_limit(len)
+            .map_err(|max| TrySendError::TooLarge { msg: (), len, max })?;
+        if n == 1 {
+            self.reserve_check(1)?;
+        } else {
+            self.place(n)?;
+        }
+        Ok(WriteSlot::with_len(self, len, n))
+    }
+
+    /// Like [`try_reserve_len`](Self::try_reserve_len), waiting until the
+    /// slots are free or `deadline` passes (`None`: as long as it takes).
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve_deadline`](Self::reserve_deadline), and
+    /// [`SendError::TooLarge`].
+    pub fn reserve_len_deadline(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<WriteSlot<'_>, SendError<()>> {
+        let ring = self.holder.ring;
+        let n = self
+            .check_limit(len)
+            .map_err(|max| SendError::TooLarge { msg: (), len, max })?;
+        loop {
+            let r = if n == 1 {
+                self.reserve_check(1).map(|_| ())
+            } else {
+                self.place(n)
+            };
+            match r {
+                Ok(()) => break,
+                Err(TrySendError::Full(())) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let want = if ring.contiguous(self.tail, n) {
+                n
+            } else {
+                ring.capacity() - ring.slot_index(self.tail) as u64
+            };
+            self.wait_writable(want, deadline)?;
+        }
+        Ok(WriteSlot::with_len(self, len, n))
+    }
+
+    /// [`reserve_len_deadline`](Self::reserve_len_deadline) without a
+    /// deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve_len_deadline`](Self::reserve_len_deadline), never
+    /// `Timeout`.
+    pub fn reserve_len(&mut self, len: usize) -> Result<WriteSlot<'_>, SendError<()>> {
+        self.reserve_len_deadline(len, None)
+    }
+
     /// Reserves up to `max` free slots at once, without blocking. Fill them
     /// with [`WriteBatch::push`] or [`WriteBatch::push_with`] and
     /// [`commit`](WriteBatch::commit) to publish them all with one index
@@ -134,16 +227,25 @@ impl Producer {
     }
 }
 
-/// A slot reserved by [`Producer::try_reserve`] (or `reserve*`): write the
-/// message into it (it dereferences to the whole payload area) and
-/// [`commit`](Self::commit) its length. Dropping it publishes nothing.
+/// A slot reserved by [`Producer::try_reserve`] (or `reserve*`), or the
+/// run of slots reserved by [`Producer::try_reserve_len`]: write the
+/// message into it (it dereferences to the whole payload area, one slice)
+/// and [`commit`](Self::commit) its length. Dropping it publishes nothing.
 pub struct WriteSlot<'a> {
     producer: &'a mut Producer,
     buf: &'a mut [u8],
+    /// Slots reserved.
+    slots: u64,
 }
 
 impl<'a> WriteSlot<'a> {
     fn new(producer: &'a mut Producer) -> WriteSlot<'a> {
+        let cap = producer.holder.ring.payload_capacity();
+        WriteSlot::with_len(producer, cap, 1)
+    }
+
+    /// `len` bytes over the `slots` free, contiguous slots at `tail`.
+    fn with_len(producer: &'a mut Producer, len: usize, slots: u64) -> WriteSlot<'a> {
         let ring = producer.holder.ring;
         let pos = producer.tail;
         producer
@@ -151,18 +253,45 @@ impl<'a> WriteSlot<'a> {
             .mapping
             .tracker
             .write(ring.slot_index(pos), || ());
-        // SAFETY: the slot at `tail` is free (checked by the caller), so the
-        // consumer does not read it until it is published, and the
+        if slots > 1 {
+            // SAFETY: the slots are free (checked by the caller). The
+            // header goes first, so that a successor after a crash knows
+            // how far the payload written below may reach.
+            unsafe { producer.write_first(pos, len as u64) };
+        }
+        // SAFETY: the `slots` slots at `tail` are free and contiguous
+        // (checked by the caller: `reserve_check` or `place`), so the
+        // consumer does not read them until they are published, and the
         // exclusive borrow of the producer keeps anyone else in this
-        // process from writing it. It holds `payload_capacity` initialised
-        // bytes (the segment was zero-filled). The lifetime is tied to the
-        // borrow of the producer, which keeps the mapping alive.
-        let buf =
-            unsafe { slice::from_raw_parts_mut(ring.payload_ptr(pos), ring.payload_capacity()) };
-        WriteSlot { producer, buf }
+        // process from writing them; `len` fits them (`check_limit`). They
+        // hold initialised bytes (the segment was zero-filled). The lifetime
+        // is tied to the borrow of the producer, which keeps the mapping
+        // alive.
+        let buf = unsafe { slice::from_raw_parts_mut(ring.payload_ptr(pos), len) };
+        WriteSlot {
+            producer,
+            buf,
+            slots,
+        }
     }
 
-    /// The payload capacity of the slot, in bytes.
+    /// Takes the reservation apart (for `WriteValue`, which views the
+    /// bytes as a `T`); [`from_parts`](Self::from_parts) puts it back.
+    pub(super) fn into_parts(self) -> (&'a mut Producer, &'a mut [u8], u64) {
+        (self.producer, self.buf, self.slots)
+    }
+
+    /// A reservation taken apart by [`into_parts`](Self::into_parts).
+    pub(super) fn from_parts(producer: &'a mut Producer, buf: &'a mut [u8], slots: u64) -> Self {
+        WriteSlot {
+            producer,
+            buf,
+            slots,
+        }
+    }
+
+    /// The bytes reserved: the slot's payload capacity, or the length
+    /// given to [`Producer::try_reserve_len`].
     pub fn capacity(&self) -> usize {
         self.buf.len()
     }
@@ -181,12 +310,38 @@ impl<'a> WriteSlot<'a> {
         let p = self.producer;
         let ring = p.holder.ring;
         let pos = p.tail;
+        if self.slots == 1 {
+            p.holder.mapping.tracker.write(ring.slot_index(pos), || {
+                // SAFETY: as in `WriteSlot::new`, this slot belongs to the
+                // producer until published.
+                unsafe { ring.write_len(pos, len as u32) }
+            });
+            return p.publish(1, len as u64);
+        }
+        // The caller may have written anywhere in the reservation, also
+        // where the commit words of the slots after the message sit: zero
+        // those before publishing (the consumer polls the next one).
+        let used = ring.slots_for(len as u64);
+        for q in pos + used..pos + self.slots {
+            // Relaxed: ours until published; the publish below is Release.
+            ring.commit_word(q).store(0, Relaxed);
+        }
         p.holder.mapping.tracker.write(ring.slot_index(pos), || {
-            // SAFETY: as in `WriteSlot::new`, this slot belongs to the
-            // producer until published.
-            unsafe { ring.write_len(pos, len as u32) }
+            // SAFETY: the slot at `pos` belongs to the producer until
+            // published.
+            unsafe {
+                if used == 1 {
+                    ring.write_len(pos, len as u32);
+                } else {
+                    ring.write_extent(pos, len as u64);
+                }
+            }
         });
-        p.publish(1, len as u64);
+        if used == 1 {
+            p.publish(1, len as u64);
+        } else {
+            p.publish_span(used, 1, len as u64);
+        }
     }
 }
 
@@ -255,19 +410,20 @@ impl<'a> WriteBatch<'a> {
     /// # Errors
     ///
     /// [`TrySendError::Full`] when every reserved slot is filled,
-    /// [`TrySendError::TooLarge`] when `msg` exceeds the payload capacity.
+    /// [`TrySendError::TooLarge`] when `msg` does not fit one slot (a
+    /// batch holds one-slot messages only; send larger ones with
+    /// [`Producer::try_send`]).
     pub fn push<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), TrySendError<M>> {
-        let bytes = msg.as_ref();
+        let len = msg.as_ref().len();
         let max = self.producer.holder.ring.payload_capacity();
-        if bytes.len() > max {
-            return Err(TrySendError::TooLarge { msg, max });
+        if len > max {
+            return Err(TrySendError::TooLarge { msg, len, max });
         }
         if self.filled == self.reserved {
             return Err(TrySendError::Full(msg));
         }
-        let len = bytes.len();
         self.producer
-            .write_slot(self.producer.tail + self.filled, bytes);
+            .write_slot(self.producer.tail + self.filled, msg.as_ref());
         self.filled += 1;
         self.bytes += len as u64;
         Ok(())
@@ -340,20 +496,39 @@ impl Consumer {
     }
 
     pub(super) fn borrow_next(&mut self) -> Result<ReadSlot<'_>, TryRecvError> {
+        let (len, slots) = self.next_message()?;
         let pos = self.head;
-        let len = self.message_len(pos)?;
         let ring = self.holder.ring;
         self.holder
             .mapping
             .tracker
             .read(ring.slot_index(pos), || ());
         // SAFETY: `pos` is committed and `len` checked; the slice lives in
-        // the ReadSlot, which releases the slot only when dropped.
+        // the ReadSlot, which releases the slots only when dropped.
         let data = unsafe { self.payload(pos, len) };
         Ok(ReadSlot {
             consumer: self,
             data,
+            slots,
         })
+    }
+
+    /// Waits for a message (not just a PAD) and borrows it.
+    pub(super) fn borrow_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<ReadSlot<'_>, RecvError> {
+        loop {
+            self.ready_until(deadline)?;
+            // Only a PAD was ready: wait for the message after it. (Checked
+            // without holding the borrow, which the loop could not give up.)
+            match self.next_message() {
+                Ok(_) => break,
+                Err(TryRecvError::Empty) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(self.borrow_next()?)
     }
 
     /// Hands up to `max` waiting messages to `f` in order, in place, and
@@ -380,7 +555,11 @@ impl Consumer {
         while done < n {
             let pos = self.head + done;
             let len = match self.message_len(pos) {
-                Ok(len) => len,
+                Ok(Some(len)) => len,
+                // A multi-slot message or a PAD: alone, by the one-message
+                // path.
+                Ok(None) if done == 0 => return self.recv_one_into(f),
+                Ok(None) => break,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
@@ -398,14 +577,26 @@ impl Consumer {
         Ok(done as usize)
     }
 
+    /// Hands the next message (at `head`, committed) to `f` and releases
+    /// it; 0 if only a PAD was there.
+    fn recv_one_into(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize, TryRecvError> {
+        match self.borrow_next() {
+            Ok(m) => {
+                f(&m);
+                Ok(1)
+            }
+            Err(TryRecvError::Empty) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Borrows the next message in place, waiting as long as it takes.
     ///
     /// # Errors
     ///
     /// As [`borrow_deadline`](Self::borrow_deadline), never `Timeout`.
     pub fn borrow(&mut self) -> Result<ReadSlot<'_>, RecvError> {
-        self.ready_until(None)?;
-        Ok(self.borrow_next()?)
+        self.borrow_until(None)
     }
 
     /// Borrows the next message in place, waiting at most `timeout`.
@@ -414,8 +605,7 @@ impl Consumer {
     ///
     /// As [`borrow_deadline`](Self::borrow_deadline).
     pub fn borrow_timeout(&mut self, timeout: Duration) -> Result<ReadSlot<'_>, RecvError> {
-        self.ready_until(deadline_after(timeout))?;
-        Ok(self.borrow_next()?)
+        self.borrow_until(deadline_after(timeout))
     }
 
     /// Borrows the next message in place, waiting until `deadline`.
@@ -425,8 +615,7 @@ impl Consumer {
     /// [`RecvError::Timeout`], [`RecvError::Disconnected`],
     /// [`RecvError::PeerDied`] or [`RecvError::Corrupt`].
     pub fn borrow_deadline(&mut self, deadline: Instant) -> Result<ReadSlot<'_>, RecvError> {
-        self.ready_until(Some(deadline))?;
-        Ok(self.borrow_next()?)
+        self.borrow_until(Some(deadline))
     }
 
     /// Like [`try_recv_batch`](Self::try_recv_batch), but waits until at
@@ -457,6 +646,20 @@ impl Consumer {
 pub struct ReadSlot<'a> {
     consumer: &'a mut Consumer,
     data: &'a [u8],
+    /// Slots the message takes (1 unless it is larger than a slot).
+    slots: u64,
+}
+
+impl<'a> ReadSlot<'a> {
+    /// The borrow of the committed message at `head` (`data`, over `slots`
+    /// slots), checked by the caller as `borrow_next` checks it.
+    pub(super) fn from_parts(consumer: &'a mut Consumer, data: &'a [u8], slots: u64) -> Self {
+        ReadSlot {
+            consumer,
+            data,
+            slots,
+        }
+    }
 }
 
 impl Deref for ReadSlot<'_> {
@@ -475,7 +678,7 @@ impl AsRef<[u8]> for ReadSlot<'_> {
 impl Drop for ReadSlot<'_> {
     fn drop(&mut self) {
         let len = self.data.len() as u64;
-        self.consumer.release(1, len);
+        self.consumer.release_unit(self.slots, 1, len);
     }
 }
 

@@ -74,7 +74,7 @@ impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> TypedProducer<T> {
     /// Wraps a producer whose ring was checked for `T` (size, alignment,
     /// fingerprint) by the caller.
     pub(crate) fn new(inner: Producer) -> TypedProducer<T> {
-        debug_assert!(size_of::<T>() <= inner.max_message());
+        debug_assert!(size_of::<T>() <= inner.message_limit());
         debug_assert!(align_of::<T>() <= inner.payload_align());
         TypedProducer {
             inner,
@@ -190,7 +190,7 @@ impl<T> fmt::Debug for TypedConsumer<T> {
 impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> TypedConsumer<T> {
     /// Wraps a consumer whose ring was checked for `T` by the caller.
     pub(crate) fn new(inner: Consumer) -> TypedConsumer<T> {
-        debug_assert!(size_of::<T>() <= inner.max_message());
+        debug_assert!(size_of::<T>() <= inner.message_limit());
         debug_assert!(align_of::<T>() <= inner.payload_align());
         TypedConsumer {
             inner,

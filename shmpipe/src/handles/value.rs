@@ -20,11 +20,11 @@
 use std::fmt;
 use std::mem::{align_of, size_of};
 use std::ops::{Deref, DerefMut};
-use std::slice;
 use std::time::Instant;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use super::slot::{ReadSlot, WriteSlot};
 use super::{Consumer, Producer};
 use crate::error::{Corruption, Expected, RecvError, SendError, TryRecvError, TrySendError};
 
@@ -35,13 +35,7 @@ use crate::error::{Corruption, Expected, RecvError, SendError, TryRecvError, Try
 /// that need more use [`Ring::typed_producer`](crate::Ring::typed_producer)
 /// and [`Ring::typed_consumer`](crate::Ring::typed_consumer) on a ring
 /// created for them.
-pub const MIN_PAYLOAD_ALIGN: usize = 8;
-
-/// The alignment of this ring's payloads.
-#[inline]
-pub(crate) fn ring_payload_align(_p: &crate::layout::RingRef) -> usize {
-    MIN_PAYLOAD_ALIGN
-}
+pub const MIN_PAYLOAD_ALIGN: usize = crate::layout::MIN_PAYLOAD_ALIGN;
 
 impl Producer {
     /// Sends a copy of `value`'s bytes as one message, without blocking.
@@ -49,7 +43,8 @@ impl Producer {
     /// # Errors
     ///
     /// As [`try_send`](Self::try_send); the value stays with the caller
-    /// (the error holds `()`). `TooLarge` if `T` does not fit a slot.
+    /// (the error holds `()`). `TooLarge` if a `T` exceeds the
+    /// [message limit](Self::message_limit).
     ///
     /// # Examples
     ///
@@ -136,8 +131,8 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// As [`try_reserve`](Self::try_reserve); `TooLarge` if `T` does not
-    /// fit a slot.
+    /// As [`try_reserve`](Self::try_reserve); `TooLarge` if a `T` exceeds
+    /// the [message limit](Self::message_limit).
     ///
     /// # Examples
     ///
@@ -189,8 +184,8 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// As [`reserve`](Self::reserve); `TooLarge` if `T` does not fit a
-    /// slot.
+    /// As [`reserve`](Self::reserve); `TooLarge` if a `T` exceeds the
+    /// [message limit](Self::message_limit).
     ///
     /// # Examples
     ///
@@ -214,8 +209,8 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// As [`reserve_deadline`](Self::reserve_deadline); `TooLarge` if `T`
-    /// does not fit a slot.
+    /// As [`reserve_deadline`](Self::reserve_deadline); `TooLarge` if a `T`
+    /// exceeds the [message limit](Self::message_limit).
     ///
     /// # Examples
     ///
@@ -243,9 +238,8 @@ impl Producer {
     pub(crate) fn try_reserve_value_aligned<T: FromBytes + IntoBytes + KnownLayout>(
         &mut self,
     ) -> Result<WriteValue<'_, T>, TrySendError<()>> {
-        self.value_fits::<T>()?;
-        self.reserve_check(1)?;
-        WriteValue::new(self).map_err(|corruption| TrySendError::Corrupt {
+        let slot = self.try_reserve_len(size_of::<T>())?;
+        WriteValue::new(slot).map_err(|corruption| TrySendError::Corrupt {
             msg: (),
             corruption,
         })
@@ -256,28 +250,11 @@ impl Producer {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<WriteValue<'_, T>, SendError<()>> {
-        self.value_fits::<T>()?;
-        match self.reserve_check(1) {
-            Ok(_) => {}
-            Err(TrySendError::Full(())) => self.wait_writable(1, deadline)?,
-            Err(e) => return Err(e.into()),
-        }
-        // As in `reserve_until`: the consumer may have closed meanwhile.
-        self.free_slots(1).map_err(SendError::from)?;
-        WriteValue::new(self).map_err(|corruption| SendError::Corrupt {
+        let slot = self.reserve_len_deadline(size_of::<T>(), deadline)?;
+        WriteValue::new(slot).map_err(|corruption| SendError::Corrupt {
             msg: (),
             corruption,
         })
-    }
-
-    /// `TooLarge` unless a `T` fits a slot.
-    #[inline]
-    fn value_fits<T>(&self) -> Result<(), TrySendError<()>> {
-        let max = self.holder.ring.payload_capacity();
-        if size_of::<T>() > max {
-            return Err(TrySendError::TooLarge { msg: (), max });
-        }
-        Ok(())
     }
 }
 
@@ -291,8 +268,9 @@ const fn assert_min_align<T>() {
     );
 }
 
-/// The payload at `ptr` as a `T`, or why not (a ring whose payloads are
-/// not aligned for `T`: never, when the alignment bound was checked).
+/// Why the payload at `ptr` cannot be viewed as a `T`: it is not aligned
+/// for it (unreachable once the alignment bound was checked, at compile
+/// time or when a typed handle was made).
 fn misaligned<T>(ptr: *const u8) -> Corruption {
     Corruption {
         field: "payload alignment",
@@ -312,31 +290,21 @@ fn misaligned<T>(ptr: *const u8) -> Corruption {
 pub struct WriteValue<'a, T> {
     producer: &'a mut Producer,
     value: &'a mut T,
+    /// Slots reserved (1 unless a `T` is larger than a slot).
+    slots: u64,
 }
 
 impl<'a, T: FromBytes + IntoBytes + KnownLayout> WriteValue<'a, T> {
-    /// Takes the slot at `tail` (free, checked by the caller) for a `T`
-    /// (which fits, checked by the caller).
-    fn new(producer: &'a mut Producer) -> Result<WriteValue<'a, T>, Corruption> {
-        let ring = producer.holder.ring;
-        let pos = producer.tail;
-        producer
-            .holder
-            .mapping
-            .tracker
-            .write(ring.slot_index(pos), || ());
-        let ptr = ring.payload_ptr(pos);
-        // SAFETY: the slot at `tail` is free, so the consumer does not read
-        // it until it is published, and the exclusive borrow of the
-        // producer keeps anyone else in this process from writing it (as
-        // in `WriteSlot::new`). `size_of::<T>() <= payload_capacity`
-        // (checked by the caller), and those bytes are initialised (the
-        // segment was zero-filled, and only bytes are ever written). The
-        // lifetime is tied to the borrow of the producer, which keeps the
-        // mapping alive.
-        let buf = unsafe { slice::from_raw_parts_mut(ptr, size_of::<T>()) };
+    /// Views the `size_of::<T>()` bytes of `slot` as a `T`.
+    fn new(slot: WriteSlot<'a>) -> Result<WriteValue<'a, T>, Corruption> {
+        let (producer, buf, slots) = slot.into_parts();
+        let ptr = buf.as_ptr();
         match T::mut_from_bytes(buf) {
-            Ok(value) => Ok(WriteValue { producer, value }),
+            Ok(value) => Ok(WriteValue {
+                producer,
+                value,
+                slots,
+            }),
             Err(_) => Err(misaligned::<T>(ptr)),
         }
     }
@@ -348,16 +316,8 @@ impl<'a, T: FromBytes + IntoBytes + KnownLayout> WriteValue<'a, T> {
 
     /// Publishes the value as one message of `size_of::<T>()` bytes.
     pub fn commit(self) {
-        let len = size_of::<T>();
-        let p = self.producer;
-        let ring = p.holder.ring;
-        let pos = p.tail;
-        p.holder.mapping.tracker.write(ring.slot_index(pos), || {
-            // SAFETY: as in `WriteValue::new`, this slot belongs to the
-            // producer until published; `len` fits the slot.
-            unsafe { ring.write_len(pos, len as u32) }
-        });
-        p.publish(1, len as u64);
+        let buf = self.value.as_mut_bytes();
+        WriteSlot::from_parts(self.producer, buf, self.slots).commit(size_of::<T>());
     }
 }
 
@@ -378,7 +338,7 @@ impl<T> fmt::Debug for WriteValue<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteValue")
             .field("type", &core::any::type_name::<T>())
-            .field("position", &self.producer.tail)
+            .field("position", &self.producer.position())
             .finish()
     }
 }
@@ -443,8 +403,7 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_value<T: FromBytes>(&mut self) -> Result<T, RecvError> {
-        self.ready_until(None)?;
-        Ok(self.take_value()?)
+        self.recv_value_until(None)
     }
 
     /// Receives the next message as a copy of a `T`, waiting until
@@ -467,15 +426,28 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_value_deadline<T: FromBytes>(&mut self, deadline: Instant) -> Result<T, RecvError> {
-        self.ready_until(Some(deadline))?;
-        Ok(self.take_value()?)
+        self.recv_value_until(Some(deadline))
+    }
+
+    fn recv_value_until<T: FromBytes>(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<T, RecvError> {
+        loop {
+            self.ready_until(deadline)?;
+            match self.take_value() {
+                // Only a PAD was ready: wait for the message after it.
+                Err(TryRecvError::Empty) => {}
+                r => return r.map_err(RecvError::from),
+            }
+        }
     }
 
     /// Copies the next message (known to be committed) out as a `T`.
     #[inline]
     fn take_value<T: FromBytes>(&mut self) -> Result<T, TryRecvError> {
+        let (len, slots) = self.value_len::<T>()?;
         let pos = self.head;
-        let len = self.value_len::<T>(pos)?;
         let ring = self.holder.ring;
         let value = self.holder.mapping.tracker.read(ring.slot_index(pos), || {
             // SAFETY: `pos` is committed (`available` returned > 0) and
@@ -485,18 +457,19 @@ impl Consumer {
         // `len == size_of::<T>()`, so the copy cannot fail; if it did, the
         // length was wrong.
         let value = value.map_err(|_| wrong_len::<T>(len))?;
-        self.release(1, len as u64);
+        self.release_unit(slots, 1, len as u64);
         Ok(value)
     }
 
-    /// The length of the committed message at `pos`, checked to be a `T`'s.
+    /// The length and slots of the next message (committed, after any PAD,
+    /// which it releases), checked to be a `T`'s.
     #[inline]
-    fn value_len<T>(&self, pos: u64) -> Result<usize, TryRecvError> {
-        let len = self.message_len(pos)?;
+    fn value_len<T>(&mut self) -> Result<(usize, u64), TryRecvError> {
+        let (len, slots) = self.next_message()?;
         if len != size_of::<T>() {
             return Err(wrong_len::<T>(len));
         }
-        Ok(len)
+        Ok((len, slots))
     }
 
     /// Borrows the next message in place as a `T`, without blocking; the
@@ -602,7 +575,16 @@ impl Consumer {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<ReadValue<'_, T>, RecvError> {
-        self.ready_until(deadline)?;
+        loop {
+            self.ready_until(deadline)?;
+            // Only a PAD was ready: wait for the message after it. (Checked
+            // without holding the borrow, which the loop could not give up.)
+            match self.next_message() {
+                Ok(_) => break,
+                Err(TryRecvError::Empty) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(ReadValue::new(self)?)
     }
 }
@@ -637,15 +619,16 @@ fn wrong_len<T>(len: usize) -> TryRecvError {
 /// place only from a producer you trust; from any other, receive a copy
 /// ([`Consumer::try_recv_value`]) and validate the copy.
 pub struct ReadValue<'a, T> {
-    consumer: &'a mut Consumer,
+    /// Releases the message when dropped.
+    slot: ReadSlot<'a>,
     value: &'a T,
 }
 
 impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
-    /// Borrows the message at `head` (committed, checked by the caller).
+    /// Borrows the next message (committed, checked by the caller).
     fn new(consumer: &'a mut Consumer) -> Result<ReadValue<'a, T>, TryRecvError> {
+        let (len, slots) = consumer.value_len::<T>()?;
         let pos = consumer.head;
-        let len = consumer.value_len::<T>(pos)?;
         let ring = consumer.holder.ring;
         consumer
             .holder
@@ -653,12 +636,15 @@ impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
             .tracker
             .read(ring.slot_index(pos), || ());
         // SAFETY: `pos` is committed and `len` checked; the slice lives in
-        // the ReadValue, which releases the slot only when dropped.
+        // the ReadSlot below, which releases the slots only when dropped.
         let bytes: &'a [u8] = unsafe { consumer.payload(pos, len) };
-        match T::ref_from_bytes(bytes) {
-            Ok(value) => Ok(ReadValue { consumer, value }),
-            Err(_) => Err(TryRecvError::Corrupt(misaligned::<T>(bytes.as_ptr()))),
-        }
+        // Checked before the ReadSlot exists: a refusal releases nothing.
+        let value = T::ref_from_bytes(bytes)
+            .map_err(|_| TryRecvError::Corrupt(misaligned::<T>(bytes.as_ptr())))?;
+        Ok(ReadValue {
+            slot: ReadSlot::from_parts(consumer, bytes, slots),
+            value,
+        })
     }
 }
 
@@ -669,31 +655,11 @@ impl<T> Deref for ReadValue<'_, T> {
     }
 }
 
-impl<T> Drop for ReadValue<'_, T> {
-    fn drop(&mut self) {
-        self.consumer.release(1, size_of::<T>() as u64);
-    }
-}
-
 impl<T> fmt::Debug for ReadValue<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadValue")
             .field("type", &core::any::type_name::<T>())
-            .field("position", &self.consumer.head)
+            .field("len", &self.slot.len())
             .finish()
-    }
-}
-
-impl Producer {
-    /// The alignment of every payload in this ring, in bytes.
-    pub fn payload_align(&self) -> usize {
-        ring_payload_align(&self.holder.ring)
-    }
-}
-
-impl Consumer {
-    /// The alignment of every payload in this ring, in bytes.
-    pub fn payload_align(&self) -> usize {
-        ring_payload_align(&self.holder.ring)
     }
 }

@@ -3,18 +3,39 @@
 //! ```text
 //! offset  line (128 B, CachePadded)  written by       read by
 //! 0x000   meta                       creator, once    openers (snapshot, validated)
-//! 0x080   tail                       producer/msg     consumer when its cache says empty
-//! 0x100   head                       consumer/msg     producer when its cache says full
-//! 0x180   producer control           producer, rare   consumer after each release
-//! 0x200   consumer control           consumer, rare   producer on each send and publish
-//! 0x280   producer counters          producer/msg     inspect
-//! 0x300   consumer counters          consumer/msg     inspect
-//! 0x380   slot 0, slot 1, ...        (slot_count x slot_size bytes)
+//! 0x080   message type               creator, once    openers (the type fingerprint)
+//! 0x100   tail                       producer/msg     consumer when its cache says empty
+//! 0x180   head                       consumer/msg     producer when its cache says full
+//! 0x200   producer control           producer, rare   consumer after each release
+//! 0x280   consumer control           consumer, rare   producer on each send and publish
+//! 0x300   producer counters          producer/msg     inspect
+//! 0x380   consumer counters          consumer/msg     inspect
+//! 0x400   (zero up to `slots_offset`: 1024 B, or one page for a double-mapped ring)
+//! slots_offset  slot 0, slot 1, ...  (slot_count x slot_size bytes)
 //! ```
 //!
 //! Offsets are for x86-64, where `CachePadded` is 128 bytes (adjacent-line
 //! prefetch pairs 64-byte lines); the header records its own length so that
 //! a peer built for another cache-line size is refused, not misread.
+//!
+//! Each slot starts with a 16-byte header, then the payload at
+//! `payload_offset` (a multiple of `payload_align`):
+//!
+//! ```text
+//! +0   u32  length word: low 30 bits the length of a one-slot message;
+//!           top 2 bits the mark: 00 whole message in this slot,
+//!           01 FIRST slot of a multi-slot message, 10 PAD (skip to the
+//!           end of the ring), 11 reserved (corrupt)
+//! +4   u32  commit word: commit_value(position) once published
+//! +8   u64  FIRST: the message length; PAD: the slots skipped; else unused
+//! +payload_offset  payload
+//! ```
+//!
+//! A multi-slot message takes `n` consecutive slots and is one contiguous
+//! byte run from the first slot's payload to the end of slot `n - 1`: the
+//! later slots carry no header (their header bytes are payload), so a
+//! message is always one slice. There are therefore no MIDDLE or LAST
+//! marks: the FIRST slot's length says where the message ends.
 //!
 //! Every field is atomic: another process may write any of them at any time,
 //! and atomics make those concurrent accesses defined behaviour. Fields are
@@ -34,7 +55,12 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmpipe\0");
 ///
 /// 2: slot commit words, the control line's barrier and notification
 /// fields, at most 2^31 slots.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+///
+/// 3: 16-byte slot headers with fragment marks, payload alignment
+/// (`payload_offset`, `payload_align`), a ring-wide `message_limit`,
+/// `slots_offset` and the wrap mode (double mapping), and the message-type
+/// line (type fingerprint).
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 
 /// `meta.init_state`: zero-filled memory, nobody has started.
 pub(crate) const INIT_EMPTY: u32 = 0;
@@ -55,12 +81,37 @@ pub(crate) const KNOWN_FLAGS: u32 = FLAG_REMOVED;
 /// corruption.
 pub(crate) const PID_MAX_LIMIT: u32 = 1 << 22;
 
-/// Bytes at the start of each slot: the message length (`u32` at +0; its
-/// top two bits are reserved, zero) and the commit word (`u32` at +4,
-/// [`commit_value`] of the slot's position once its message is published).
-pub(crate) const SLOT_HEADER: usize = 8;
+/// Bytes at the start of each slot: the length word (`u32` at +0, with the
+/// mark in its top two bits), the commit word (`u32` at +4,
+/// [`commit_value`] of the slot's position once its message is published)
+/// and the extent (`u64` at +8: a FIRST slot's message length, a PAD
+/// slot's count). See the module docs.
+pub(crate) const SLOT_HEADER: usize = 16;
 /// Offset of the commit word in a slot.
 pub(crate) const SLOT_COMMIT: usize = 4;
+/// Offset of the extent word in a slot.
+pub(crate) const SLOT_EXTENT: usize = 8;
+/// The mark bits of the length word.
+pub(crate) const MARK_MASK: u32 = 3 << 30;
+/// Mark: the whole message is in this slot (low bits: its length).
+pub(crate) const MARK_WHOLE: u32 = 0;
+/// Mark: the first slot of a multi-slot message (extent: its length).
+pub(crate) const MARK_FIRST: u32 = 1 << 30;
+/// Mark: padding to the end of the ring (extent: slots skipped), written
+/// by a producer whose ring cannot map messages across the wrap.
+pub(crate) const MARK_PAD: u32 = 2 << 30;
+/// Smallest payload alignment.
+pub(crate) const MIN_PAYLOAD_ALIGN: usize = 8;
+/// Default payload alignment.
+pub(crate) const DEFAULT_PAYLOAD_ALIGN: usize = 16;
+/// Largest payload alignment accepted (one base page).
+pub(crate) const MAX_PAYLOAD_ALIGN: usize = 4096;
+/// `meta.wrap_mode`: messages never cross the end of the ring; a producer
+/// pads to the end instead.
+pub(crate) const WRAP_PAD: u32 = 0;
+/// `meta.wrap_mode`: the slot area is mapped twice, back to back, by every
+/// process, so a message may run across the end of the ring.
+pub(crate) const WRAP_DOUBLE_MAP: u32 = 1;
 /// Slot sizes are multiples of this, so slots never share a cache line.
 pub(crate) const SLOT_ALIGN: usize = 64;
 /// Largest slot accepted, 1 GiB.
@@ -105,9 +156,38 @@ pub(crate) struct Meta {
     /// Start time of the creator (see [`Claim`]), so that a stale ring can
     /// be told from one whose creator is still setting it up.
     pub(crate) creator_start: AtomicU64,
-    /// The message type's fingerprint (`TypeFingerprint`): size, alignment
-    /// and name hash; all zero for an untyped ring.
-    pub(crate) message_type: [AtomicU64; 3],
+    /// Offset of the payload in a slot: `max(SLOT_HEADER, payload_align)`.
+    pub(crate) payload_offset: AtomicU32,
+    /// Every payload starts at a multiple of this: a power of two,
+    /// `MIN_PAYLOAD_ALIGN..=MAX_PAYLOAD_ALIGN`.
+    pub(crate) payload_align: AtomicU32,
+    /// Largest message, in bytes, over any number of slots: at most
+    /// `slot_count * slot_size - payload_offset`.
+    pub(crate) message_limit: AtomicU64,
+    /// Byte offset of slot 0: at least `header_len`, a multiple of
+    /// `payload_align`; one page when `wrap_mode` is [`WRAP_DOUBLE_MAP`].
+    pub(crate) slots_offset: AtomicU64,
+    /// [`WRAP_PAD`] or [`WRAP_DOUBLE_MAP`].
+    pub(crate) wrap_mode: AtomicU32,
+    /// Reserved, zero.
+    pub(crate) reserved: AtomicU32,
+}
+
+/// The message type a ring was created for (all zero: untyped), written
+/// once by the creator with the rest of the header.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct TypeLine {
+    /// `size_of` the type.
+    pub(crate) size: AtomicU64,
+    /// A hash of the type's layout; zero for an untyped ring.
+    pub(crate) hash: AtomicU64,
+    /// `align_of` the type, a power of two (zero: untyped).
+    pub(crate) align: AtomicU32,
+    /// Reserved, zero.
+    pub(crate) reserved: AtomicU32,
+    /// The type's name, UTF-8, zero-padded (`fingerprint::NAME_LEN` bytes).
+    pub(crate) name: [AtomicU64; 4],
 }
 
 /// One side's control line: its claim, and the wake state of the futex it
@@ -175,8 +255,11 @@ pub(crate) struct StatsLine {
 ///
 /// Upheld by every correct process; checked, never assumed, when read:
 /// - `head <= tail <= head + slot_count` at all times;
-/// - slot `p & (slot_count - 1)` for `head <= p < tail` holds a committed
-///   message whose length is at most `payload_capacity`;
+/// - the messages in `head..tail` are committed: each starts in a slot
+///   whose commit word is its position's, holds a whole message (length at
+///   most `payload_capacity`), the FIRST slot of one spanning `n` slots
+///   (length at most `message_limit`, in `n` slots) or a PAD to the end of
+///   the ring;
 /// - only the producer writes `tail`, the slots in `tail..head + slot_count`
 ///   and the producer lines; only the consumer writes `head` and the
 ///   consumer lines;
@@ -185,6 +268,7 @@ pub(crate) struct StatsLine {
 #[derive(Debug, Default)]
 pub(crate) struct RingHeader {
     pub(crate) meta: CachePadded<Meta>,
+    pub(crate) message_type: CachePadded<TypeLine>,
     /// Producer's position: messages `0..tail` have been committed.
     pub(crate) tail: CachePadded<AtomicU64>,
     /// Consumer's position: messages `0..head` have been released.
@@ -213,6 +297,8 @@ impl RingHeader {
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
     assert!(size_of::<Meta>() <= 128);
+    assert!(size_of::<TypeLine>() == 56);
+    assert!(SLOT_HEADER <= SLOT_ALIGN);
     assert!(size_of::<ControlLine>() == 32);
     assert!(size_of::<StatsLine>() == 56);
     assert!(HEADER_LEN % SLOT_ALIGN == 0);
@@ -221,7 +307,7 @@ const _: () = {
     assert!(offset_of!(RingHeader, head) - offset_of!(RingHeader, tail) >= 64);
     assert!(offset_of!(RingHeader, producer) - offset_of!(RingHeader, head) >= 64);
     #[cfg(target_arch = "x86_64")]
-    assert!(HEADER_LEN == 7 * 128);
+    assert!(HEADER_LEN == 8 * 128);
 };
 
 #[cfg(test)]

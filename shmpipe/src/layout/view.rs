@@ -6,7 +6,7 @@
 
 use std::ptr::NonNull;
 
-use super::{Geometry, RingHeader, SLOT_COMMIT, SLOT_HEADER};
+use super::{Geometry, RingHeader, SLOT_COMMIT, SLOT_EXTENT};
 use crate::sync::AtomicU32;
 
 /// A process-local, validated view of a ring: where the header and slots
@@ -19,6 +19,10 @@ pub(crate) struct RingRef {
     mask: u64,
     slot_size: usize,
     capacity: u64,
+    payload_offset: usize,
+    payload_align: usize,
+    message_limit: u64,
+    double_map: bool,
     /// Under loom the commit words cannot live in raw slot memory (loom
     /// atomics are not layout-compatible): they live in an array the
     /// mapping owns, one per slot.
@@ -30,8 +34,9 @@ impl RingRef {
     /// # Safety
     ///
     /// `hdr` points to a live `RingHeader` and `slots` to
-    /// `geom.slot_count * geom.slot_size` bytes, both valid (and not moved
-    /// or unmapped) for as long as any copy of this `RingRef` is used.
+    /// `geom.slot_count * geom.slot_size` bytes (twice that, the second
+    /// half mapping the first, when `geom.double_map`), both valid (and not
+    /// moved or unmapped) for as long as any copy of this `RingRef` is used.
     pub(crate) unsafe fn new(hdr: NonNull<RingHeader>, slots: NonNull<u8>, geom: Geometry) -> Self {
         RingRef {
             hdr,
@@ -39,6 +44,10 @@ impl RingRef {
             mask: geom.slot_count - 1,
             slot_size: geom.slot_size,
             capacity: geom.slot_count,
+            payload_offset: geom.payload_offset,
+            payload_align: geom.payload_align,
+            message_limit: geom.message_limit,
+            double_map: geom.double_map,
             #[cfg(loom)]
             commits: NonNull::dangling(),
         }
@@ -71,10 +80,36 @@ impl RingRef {
         self.capacity
     }
 
-    /// Largest message, in bytes.
+    /// Largest message in one slot, in bytes.
     #[inline]
     pub(crate) fn payload_capacity(&self) -> usize {
-        self.slot_size - SLOT_HEADER
+        self.slot_size - self.payload_offset
+    }
+
+    /// Largest message over any number of slots, in bytes.
+    #[inline]
+    pub(crate) fn message_limit(&self) -> u64 {
+        self.message_limit
+    }
+
+    /// Every payload address is a multiple of this.
+    #[inline]
+    pub(crate) fn payload_align(&self) -> usize {
+        self.payload_align
+    }
+
+    /// Slots a message of `len` bytes takes (`len` at most the limit).
+    #[inline]
+    pub(crate) fn slots_for(&self, len: u64) -> u64 {
+        (len + self.payload_offset as u64).div_ceil(self.slot_size as u64)
+    }
+
+    /// Whether the `n` slots from `pos` on are one contiguous run of
+    /// memory: they do not cross the end of the ring, or it is mapped
+    /// twice.
+    #[inline]
+    pub(crate) fn contiguous(&self, pos: u64, n: u64) -> bool {
+        self.double_map || self.slot_index(pos) as u64 + n <= self.capacity
     }
 
     /// Which slot position `pos` uses.
@@ -92,11 +127,45 @@ impl RingRef {
     }
 
     /// First payload byte of the slot for `pos`; `payload_capacity()` bytes
-    /// follow it.
+    /// follow it in the slot, and `n * slot_size - payload_offset` in the
+    /// `n` slots from `pos` on when `contiguous(pos, n)`.
     #[inline]
     pub(crate) fn payload_ptr(&self, pos: u64) -> *mut u8 {
-        // SAFETY: SLOT_HEADER < slot_size, so this stays inside the slot.
-        unsafe { self.slot_ptr(pos).add(SLOT_HEADER) }
+        // SAFETY: payload_offset < slot_size (validated), so this stays
+        // inside the slot.
+        unsafe { self.slot_ptr(pos).add(self.payload_offset) }
+    }
+
+    /// Reads the extent word of the slot for `pos` exactly once (a FIRST
+    /// slot's message length, a PAD slot's count). Peer-written: check it.
+    #[inline]
+    pub(crate) fn read_extent(&self, pos: u64) -> u64 {
+        // SAFETY: the slot start is 64-byte aligned and in bounds, so the
+        // word at +8 is 8-byte aligned inside the slot header; one volatile
+        // load, so the value checked is the value used.
+        unsafe {
+            self.slot_ptr(pos)
+                .add(SLOT_EXTENT)
+                .cast::<u64>()
+                .read_volatile()
+        }
+    }
+
+    /// Writes the extent word of the slot for `pos`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`write_len`](Self::write_len).
+    #[inline]
+    pub(crate) unsafe fn write_extent(&self, pos: u64, extent: u64) {
+        // SAFETY: aligned and in bounds (see `read_extent`); the caller owns
+        // the slot.
+        unsafe {
+            self.slot_ptr(pos)
+                .add(SLOT_EXTENT)
+                .cast::<u64>()
+                .write_volatile(extent)
+        }
     }
 
     /// The commit word of the slot for `pos` (see [`commit_value`]).

@@ -53,3 +53,11 @@ pub(crate) fn yield_now() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// Keeps the compiler from moving the stores before this point after it
+/// (no instruction: the order that matters is the one a process killed
+/// here leaves in memory, where every executed store stays visible).
+#[inline]
+pub(crate) fn compiler_barrier() {
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::Release);
+}
