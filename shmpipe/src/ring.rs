@@ -265,7 +265,8 @@ impl RingBuilder {
     /// use shmpipe::{Error, RingBuilder};
     ///
     /// let ring = RingBuilder::new().slots(8).message_type::<[u64; 4]>().create_in_process()?;
-    /// assert_eq!(ring.info().max_message, 56); // the smallest slot, 64 bytes
+    /// assert_eq!(ring.info().slot_size, 64); // the smallest that holds one
+    /// assert_eq!(ring.info().max_message, 48); // less its 16-byte header
     /// let mut tx = ring.typed_producer::<[u64; 4]>()?;
     /// tx.try_send(&[1, 2, 3, 4])?;
     /// assert!(matches!(
