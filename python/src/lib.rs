@@ -120,7 +120,7 @@ impl Ring {
         match (max_message, slot_size) {
             (Some(_), Some(_)) => {
                 return Err(PyValueError::new_err(
-                    "give max_message or slot_size, not both (slot_size = max_message + 8, \
+                    "give max_message or slot_size, not both (slot_size = max_message + 16, \
                      rounded up to a multiple of 64)",
                 ))
             }

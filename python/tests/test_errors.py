@@ -73,19 +73,19 @@ def test_bad_magic_is_never_touched(address):
 
 
 def test_a_corrupt_slot_length_is_corrupt(address):
-    ring = shmpipe.Ring.create(address, slots=4, max_message=56)
+    ring = shmpipe.Ring.create(address, slots=4, max_message=48)
     tx, rx = ring.producer(), ring.consumer()
     tx.send(b"fine")
-    # Slot 0 starts at 0x380; its first 4 bytes are the message length.
+    # Slot 0 starts at 0x400; its first 4 bytes are the message length.
     # Writing the file changes the shared pages the consumer reads.
     with open(os.path.join("/dev/shm", address.split(":", 1)[1]), "r+b") as f:
-        f.seek(0x380)
+        f.seek(0x400)
         f.write(struct.pack("<I", 1 << 20))
     with pytest.raises(shmpipe.Corrupt) as e:
         rx.try_recv()
     assert e.value.field == "slot length"
     assert e.value.found == 1 << 20
-    assert "0..=56" in e.value.expected
+    assert "0..=48" in e.value.expected
     with pytest.raises(shmpipe.Corrupt):
         rx.recv(timeout=0)
 
@@ -119,7 +119,7 @@ def test_data_path_errors(address):
         rx.try_recv()
     with pytest.raises(shmpipe.TooLarge, match="larger slot size") as e:
         tx.send(b"x" * 57)
-    assert (e.value.size, e.value.max) == (57, 56)
+    assert (e.value.size, e.value.max) == (57, 48)
     tx.send(b"1")
     with pytest.raises(shmpipe.Full, match="full ring"):
         tx.try_send(b"2")

@@ -185,6 +185,15 @@ pub struct RingJson {
     pub slots: Option<u64>,
     pub slot_size: Option<u64>,
     pub max_message: Option<u64>,
+    /// The largest message over any number of slots.
+    pub message_limit: Option<u64>,
+    /// Every payload's address is a multiple of this.
+    pub payload_align: Option<u64>,
+    /// Whether messages cross the end of the ring as one slice (double
+    /// mapping) rather than the producer padding there.
+    pub contiguous_wrap: Option<bool>,
+    /// The message type the ring was created for, if typed.
+    pub message_type: Option<String>,
     pub total_len: Option<u64>,
     pub mapped_len: Option<u64>,
     pub head: Option<u64>,
@@ -249,6 +258,10 @@ impl RingJson {
             slots: Some(info.slots),
             slot_size: Some(info.slot_size),
             max_message: Some(info.max_message),
+            message_limit: Some(info.message_limit),
+            payload_align: Some(info.payload_align),
+            contiguous_wrap: Some(info.contiguous_wrap),
+            message_type: info.fingerprint.as_ref().map(ToString::to_string),
             total_len: Some(info.total_len),
             mapped_len: Some(info.mapped_len),
             head: Some(info.head),
@@ -312,6 +325,10 @@ impl RingJson {
             slots: None,
             slot_size: None,
             max_message: None,
+            message_limit: None,
+            payload_align: None,
+            contiguous_wrap: None,
+            message_type: None,
             total_len: None,
             mapped_len: None,
             head: None,
@@ -388,12 +405,28 @@ pub fn info_text(info: &RingInfo) -> String {
     line(
         "geometry",
         format!(
-            "{} slots x {} (messages up to {} B)",
+            "{} slots x {} (messages up to {} B in one slot, {} B in all)",
             info.slots,
             bytes(info.slot_size),
-            info.max_message
+            info.max_message,
+            info.message_limit
         ),
     );
+    line(
+        "payload",
+        format!(
+            "aligned to {} B; {}",
+            info.payload_align,
+            if info.contiguous_wrap {
+                "messages cross the wrap (slot area mapped twice)"
+            } else {
+                "padded at the wrap"
+            }
+        ),
+    );
+    if let Some(t) = &info.fingerprint {
+        line("message type", t.to_string());
+    }
     line(
         "size",
         format!(

@@ -664,9 +664,9 @@ impl<T> fmt::Display for TrySendError<T> {
             TrySendError::TooLarge { len, max, .. } => write!(
                 f,
                 "message of {len} bytes is larger than the ring's message limit of {max} \
-                 bytes: create the ring with a larger RingBuilder::message_limit (it may be up \
-                 to slots x slot size - 16), more RingBuilder::slots or a larger \
-                 RingBuilder::slot_size"
+                 bytes: create the ring with a larger message limit (RingBuilder::message_limit, \
+                 up to slots x slot size - 16), more slots (RingBuilder::slots) or a larger \
+                 slot size (RingBuilder::slot_size)"
             ),
             TrySendError::Corrupt { corruption, .. } => {
                 write!(f, "the consumer corrupted the ring: {corruption}")
@@ -692,9 +692,9 @@ impl<T> fmt::Display for SendError<T> {
             SendError::TooLarge { len, max, .. } => write!(
                 f,
                 "message of {len} bytes is larger than the ring's message limit of {max} \
-                 bytes: create the ring with a larger RingBuilder::message_limit (it may be up \
-                 to slots x slot size - 16), more RingBuilder::slots or a larger \
-                 RingBuilder::slot_size"
+                 bytes: create the ring with a larger message limit (RingBuilder::message_limit, \
+                 up to slots x slot size - 16), more slots (RingBuilder::slots) or a larger \
+                 slot size (RingBuilder::slot_size)"
             ),
             SendError::Corrupt { corruption, .. } => {
                 write!(f, "the consumer corrupted the ring: {corruption}")

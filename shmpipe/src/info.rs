@@ -227,7 +227,7 @@ impl RingInfo {
             mapped_len: s.segment.len() as u64,
             slots: s.geometry.slot_count,
             slot_size: s.geometry.slot_size as u64,
-            max_message: s.geometry.payload_capacity() as u64,
+            max_message: s.view.payload_capacity() as u64,
             message_limit: s.geometry.message_limit,
             payload_align: s.geometry.payload_align as u64,
             payload_offset: s.geometry.payload_offset as u64,

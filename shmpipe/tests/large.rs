@@ -143,7 +143,9 @@ fn reserve_len_is_one_slice_and_commits_once() {
             ..
         })
     ));
-    drop(tx.try_reserve_len(1000).unwrap());
+    {
+        let _unpublished = tx.try_reserve_len(1000).unwrap();
+    }
     assert_eq!(rx.try_recv_vec(), Err(TryRecvError::Empty));
 }
 

@@ -100,11 +100,13 @@ impl Drop for Raw {
     }
 }
 
-/// Offsets worth aiming at: the header fields, indices, claims and the
-/// first slots' length words.
+/// Offsets worth aiming at (layout v3): the header fields (geometry,
+/// payload placement, message limit, wrap mode, type line), indices,
+/// claims and the first slot's length, commit and extent words (fragment
+/// marks and lengths).
 const HOT: [u64; 16] = [
-    0x00, 0x08, 0x0c, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38, 0x80, 0x100, 0x180, 0x200, 0x380, 0x3c0,
-    0x400,
+    0x00, 0x08, 0x10, 0x18, 0x28, 0x30, 0x50, 0x58, 0x60, 0x68, 0x80, 0x100, 0x180, 0x200, 0x400,
+    0x408,
 ];
 
 fn target(input: &mut Input<'_>) -> u64 {
@@ -177,7 +179,8 @@ pub fn run(data: &[u8]) {
     };
     let info = ring.info();
     exercise_reports(&info);
-    let max = info.max_message as usize;
+    // A message may take several slots: the bound is the ring-wide limit.
+    let max = info.message_limit as usize;
     let mut rx = match ring.consumer() {
         Ok(rx) => Some(rx),
         Err(e) => {

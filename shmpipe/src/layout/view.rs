@@ -20,6 +20,9 @@ pub(crate) struct RingRef {
     slot_size: usize,
     capacity: u64,
     payload_offset: usize,
+    /// Largest one-slot message: the slot's payload, or the message limit
+    /// if that is lower.
+    one_slot: usize,
     payload_align: usize,
     message_limit: u64,
     double_map: bool,
@@ -45,6 +48,7 @@ impl RingRef {
             slot_size: geom.slot_size,
             capacity: geom.slot_count,
             payload_offset: geom.payload_offset,
+            one_slot: (geom.payload_capacity() as u64).min(geom.message_limit) as usize,
             payload_align: geom.payload_align,
             message_limit: geom.message_limit,
             double_map: geom.double_map,
@@ -80,10 +84,11 @@ impl RingRef {
         self.capacity
     }
 
-    /// Largest message in one slot, in bytes.
+    /// Largest message in one slot, in bytes (never above the message
+    /// limit).
     #[inline]
     pub(crate) fn payload_capacity(&self) -> usize {
-        self.slot_size - self.payload_offset
+        self.one_slot
     }
 
     /// Largest message over any number of slots, in bytes.
