@@ -18,6 +18,7 @@
 //! the handle is made.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
@@ -288,49 +289,51 @@ fn misaligned<T>(ptr: *const u8) -> Corruption {
 /// ring): a valid `T`, since any bytes are, but not a fresh one. Set every
 /// field, assign a whole value, or call [`zero`](Self::zero) first.
 pub struct WriteValue<'a, T> {
-    producer: &'a mut Producer,
-    value: &'a mut T,
-    /// Slots reserved (1 unless a `T` is larger than a slot).
-    slots: u64,
+    /// `size_of::<T>()` bytes, aligned for `T` (checked in `new`).
+    slot: WriteSlot<'a>,
+    _type: PhantomData<&'a mut T>,
 }
 
 impl<'a, T: FromBytes + IntoBytes + KnownLayout> WriteValue<'a, T> {
     /// Views the `size_of::<T>()` bytes of `slot` as a `T`.
-    fn new(slot: WriteSlot<'a>) -> Result<WriteValue<'a, T>, Corruption> {
-        let (producer, buf, slots) = slot.into_parts();
-        let ptr = buf.as_ptr();
-        match T::mut_from_bytes(buf) {
-            Ok(value) => Ok(WriteValue {
-                producer,
-                value,
-                slots,
-            }),
-            Err(_) => Err(misaligned::<T>(ptr)),
+    fn new(mut slot: WriteSlot<'a>) -> Result<WriteValue<'a, T>, Corruption> {
+        let ptr = slot.as_ptr();
+        if T::mut_from_bytes(&mut slot).is_err() {
+            return Err(misaligned::<T>(ptr));
         }
+        Ok(WriteValue {
+            slot,
+            _type: PhantomData,
+        })
     }
 
     /// Sets the value to all zeros.
     pub fn zero(&mut self) {
-        self.value.as_mut_bytes().fill(0);
+        self.slot.fill(0);
     }
 
     /// Publishes the value as one message of `size_of::<T>()` bytes.
     pub fn commit(self) {
-        let buf = self.value.as_mut_bytes();
-        WriteSlot::from_parts(self.producer, buf, self.slots).commit(size_of::<T>());
+        self.slot.commit(size_of::<T>());
     }
 }
 
 impl<T> Deref for WriteValue<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.value
+        // SAFETY: the slot's bytes are exactly `size_of::<T>()` long and
+        // aligned for `T` (checked by `T::mut_from_bytes` in `new`), and any
+        // bytes are a valid `T` (`FromBytes`); the borrow is the slot's.
+        unsafe { &*self.slot.as_ptr().cast::<T>() }
     }
 }
 
 impl<T> DerefMut for WriteValue<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.value
+        // SAFETY: as in `deref`; what is written through it stays valid
+        // bytes for the consumer (`IntoBytes`: no padding). `&mut self`
+        // makes the borrow exclusive.
+        unsafe { &mut *self.slot.as_mut_ptr().cast::<T>() }
     }
 }
 
@@ -338,7 +341,7 @@ impl<T> fmt::Debug for WriteValue<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteValue")
             .field("type", &core::any::type_name::<T>())
-            .field("position", &self.producer.position())
+            .field("capacity", &self.slot.capacity())
             .finish()
     }
 }
@@ -619,9 +622,10 @@ fn wrong_len<T>(len: usize) -> TryRecvError {
 /// place only from a producer you trust; from any other, receive a copy
 /// ([`Consumer::try_recv_value`]) and validate the copy.
 pub struct ReadValue<'a, T> {
-    /// Releases the message when dropped.
+    /// `size_of::<T>()` bytes, aligned for `T` (checked in `new`); releases
+    /// the message when dropped.
     slot: ReadSlot<'a>,
-    value: &'a T,
+    _type: PhantomData<&'a T>,
 }
 
 impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
@@ -635,15 +639,16 @@ impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
             .mapping
             .tracker
             .read(ring.slot_index(pos), || ());
-        // SAFETY: `pos` is committed and `len` checked; the slice lives in
+        // SAFETY: `pos` is committed and `len` checked; the bytes live in
         // the ReadSlot below, which releases the slots only when dropped.
         let bytes: &'a [u8] = unsafe { consumer.payload(pos, len) };
         // Checked before the ReadSlot exists: a refusal releases nothing.
-        let value = T::ref_from_bytes(bytes)
-            .map_err(|_| TryRecvError::Corrupt(misaligned::<T>(bytes.as_ptr())))?;
+        if T::ref_from_bytes(bytes).is_err() {
+            return Err(TryRecvError::Corrupt(misaligned::<T>(bytes.as_ptr())));
+        }
         Ok(ReadValue {
             slot: ReadSlot::from_parts(consumer, bytes, slots),
-            value,
+            _type: PhantomData,
         })
     }
 }
@@ -651,7 +656,11 @@ impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
 impl<T> Deref for ReadValue<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.value
+        // SAFETY: the message is exactly `size_of::<T>()` bytes, aligned for
+        // `T` (checked by `T::ref_from_bytes` in `new`), any bytes are a
+        // valid `T` (`FromBytes`), and `T` has no interior mutability
+        // (`Immutable`); the borrow is the slot's, released only on drop.
+        unsafe { &*self.slot.as_ptr().cast::<T>() }
     }
 }
 
