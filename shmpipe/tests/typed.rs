@@ -483,6 +483,14 @@ fn byte_guards_over_slots() -> Result<(), Failed> {
         assert_eq!(&*m, &[i; 100][..]);
         drop(m);
     }
+    // Reserved over three slots, committed in one: the reservation's later
+    // commit words, inside its bytes, are zeroed before publishing.
+    for i in 0..20u8 {
+        let mut slot = tx.reserve_len(300)?;
+        slot.fill(!i);
+        slot.commit(40);
+        assert_eq!(&*rx.try_borrow()?, &[!i; 40][..]);
+    }
     Ok(())
 }
 
