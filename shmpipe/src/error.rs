@@ -222,8 +222,8 @@ pub enum Error {
         /// The alignment of the ring's payloads, in bytes.
         ring_align: usize,
     },
-    /// A typed handle's message type is larger than the ring's largest
-    /// message.
+    /// A typed handle's message type is larger than the ring's message
+    /// limit.
     TypeTooLarge {
         /// The ring's address.
         address: String,
@@ -231,7 +231,7 @@ pub enum Error {
         type_name: String,
         /// The type's size in bytes.
         size: usize,
-        /// The ring's largest message in bytes.
+        /// The ring's message limit in bytes.
         max: usize,
     },
     /// Any other failed system call.
@@ -438,7 +438,8 @@ impl fmt::Display for Error {
                 f,
                 "`{type_name}` is {size} bytes, but ring `{address}` carries messages of at most \
                  {max} bytes: create the ring for this type (`RingBuilder::message_type`, which \
-                 sizes its slots for it) or with a `max_message` of at least {size}"
+                 sizes its slots for it), or with a `message_limit` of at least {size} (more \
+                 slots or larger ones)"
             ),
             Error::Io { op, target, source } => write!(f, "{op} `{target}` failed: {source}"),
         }

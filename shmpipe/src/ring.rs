@@ -252,12 +252,21 @@ impl RingBuilder {
     /// Creates the ring for messages of type `T`: records `T`'s
     /// [`TypeFingerprint`] (named by [`core::any::type_name`]) in the header,
     /// so that typed handles for another type are refused
-    /// ([`Error::IncompatibleType`]), and sizes the slots to carry exactly a
-    /// `T` (as [`max_message`](Self::max_message)`(size_of::<T>())`; set
-    /// the slot size after this call to change it).
+    /// ([`Error::IncompatibleType`]); aligns every payload for `T` (a
+    /// [`payload_align`](Self::payload_align) of at least `align_of::<T>()`);
+    /// and sizes the slots to carry one `T` each (the slot header, 16 bytes
+    /// or the alignment if larger, plus `size_of::<T>()`, rounded up to 64
+    /// bytes or to the alignment above 64). Set the slot size or the
+    /// alignment after this call to change them.
     ///
     /// Untyped handles ([`Ring::producer`], [`Ring::consumer`]) still open
     /// the ring and see each `T` as its bytes.
+    ///
+    /// On a builder used to [`open`](Self::open) a ring, this makes the
+    /// open itself check the type, strictly: a ring created for another
+    /// type, or for none, is [`Error::IncompatibleType`]. (Typed handles
+    /// made from any [`Ring`] also accept an untyped ring; see
+    /// [`Ring::typed_producer`].)
     ///
     /// # Examples
     ///

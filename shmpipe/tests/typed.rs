@@ -103,6 +103,10 @@ fn main() -> ExitCode {
         ),
         Trial::test("explicit_names_are_checked", explicit_names),
         child(Trial::test(
+            "a_typed_builder_open_is_strict",
+            typed_builder_open,
+        )),
+        child(Trial::test(
             "untyped_handles_open_a_typed_ring",
             untyped_open_of_typed_ring,
         )),
@@ -355,6 +359,33 @@ fn untyped_open_of_typed_ring() -> Result<(), Failed> {
     let mut rx = opened.consumer()?;
     let bytes = rx.try_recv_vec()?;
     assert_eq!(bytes, Tick::new(1).as_bytes());
+    Ok(())
+}
+
+/// `RingBuilder::message_type` before `open`: the open checks the type,
+/// and an untyped ring is refused too.
+fn typed_builder_open() -> Result<(), Failed> {
+    let (typed, plain) = (unique("typed-open"), unique("typed-open-plain"));
+    let _cleanup = (Cleanup(typed.clone()), Cleanup(plain.clone()));
+    RingBuilder::new()
+        .slots(8)
+        .message_type::<Tick>()
+        .create(&typed)?;
+    RingBuilder::new().slots(8).create(&plain)?;
+    let ring = RingBuilder::new().message_type::<Tick>().open(&typed)?;
+    drop(ring.typed_consumer::<Tick>()?);
+    match RingBuilder::new().message_type::<Other>().open(&typed) {
+        Err(Error::IncompatibleType { found: Some(f), .. }) => {
+            assert_eq!(*f, TypeFingerprint::of::<Tick>())
+        }
+        other => return Err(format!("expected IncompatibleType, got {other:?}").into()),
+    }
+    match RingBuilder::new().message_type::<Tick>().open(&plain) {
+        Err(e @ Error::IncompatibleType { found: None, .. }) => {
+            assert!(e.to_string().contains("untyped"), "{e}")
+        }
+        other => return Err(format!("expected IncompatibleType, got {other:?}").into()),
+    }
     Ok(())
 }
 
