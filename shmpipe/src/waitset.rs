@@ -1,7 +1,8 @@
 //! [`WaitSet`]: one thread waits on any number of consumers and producers
 //! at once, with a deadline, and learns which are ready.
 
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::event::epoll;
@@ -9,6 +10,7 @@ use rustix::io::Errno;
 
 use crate::error::Error;
 use crate::handles::{Consumer, Producer};
+use crate::readiness::{SetLink, SourceKind};
 use crate::sync::barrier;
 
 /// Names a member of a [`WaitSet`]: returned by `add_*`, reported by
@@ -32,10 +34,13 @@ pub enum Member {
 /// The set owns its members (get them back with
 /// [`consumer`](Self::consumer), [`producer`](Self::producer) or
 /// [`remove`](Self::remove)); members can be added and removed between
-/// waits. Each member's [readiness descriptor](Consumer::readiness_fd)
-/// joins one epoll set; [`wait`](Self::wait) arms every member with one
-/// heavy barrier for them all, re-checks them, and only then sleeps. A dead
-/// peer wakes the set at once (its pidfd is in the member's descriptor).
+/// waits. Each member's notification socket and its peer's pidfd join one
+/// epoll set directly (no nested epoll per member); [`wait`](Self::wait)
+/// re-arms the members that something happened to since the last wait,
+/// with one heavy barrier for them all, re-checks those, and only then
+/// sleeps. A member nothing happened to stays armed: a wait on a set of
+/// idle members costs one `epoll_wait`. A dead peer wakes the set at once
+/// (its pidfd is in the set).
 ///
 /// A member reported ready is only ready "to try": receive with the
 /// non-blocking calls (`try_recv`, `try_borrow`, ...) until `Empty`.
@@ -66,14 +71,93 @@ pub enum Member {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct WaitSet {
-    epoll: OwnedFd,
+    epoll: Arc<OwnedFd>,
     members: Vec<Option<Member>>,
-    /// Each member's readiness descriptor number, as registered: epoll
-    /// keys its entries by (file, descriptor number), so removal must name
-    /// that very number.
-    fds: Vec<RawFd>,
     free: Vec<usize>,
     events: Vec<epoll::Event>,
+    /// Slots re-armed by the current wait (kept to reuse its allocation).
+    rearmed: Vec<usize>,
+}
+
+/// What the set asks of a member, whatever its kind. A new kind of member
+/// (a listening socket, ...) is a [`Member`] variant, an `impl` of this
+/// trait, and an arm in [`Member::source`].
+///
+/// A wait calls, for every member: [`still_armed`](Self::still_armed); for
+/// those that are not, [`announce`](Self::announce), then one heavy
+/// barrier for all, then [`check`](Self::check). It then sleeps in
+/// `epoll_wait` on the descriptors each member registered in
+/// [`join`](Self::join), and reports a member ready when one of them is
+/// readable (or when `check` said so).
+pub(crate) trait Source {
+    /// Registers the member's descriptors in the set's epoll, under
+    /// `link.key(kind)`.
+    fn join(&mut self, link: SetLink) -> Result<(), Error>;
+    /// Takes them out again (the member leaves the set).
+    fn leave(&mut self);
+    /// Whether the member's last announcement stands: nothing happened to
+    /// it since, so the wait needs nothing of it but its descriptors.
+    fn still_armed(&self) -> bool;
+    /// Announces a wait to whoever will signal the member; returns whether
+    /// the barrier after it must be the heavy one.
+    fn announce(&mut self) -> bool;
+    /// After the barrier: `true` if there is still nothing to do but wait,
+    /// `false` if the member is ready now (or has an error to report).
+    fn check(&mut self) -> bool;
+}
+
+impl Source for Consumer {
+    fn join(&mut self, link: SetLink) -> Result<(), Error> {
+        self.join_set(link)
+    }
+    fn leave(&mut self) {
+        self.leave_set();
+    }
+    fn still_armed(&self) -> bool {
+        Consumer::still_armed(self)
+    }
+    fn announce(&mut self) -> bool {
+        self.announce_wait()
+    }
+    fn check(&mut self) -> bool {
+        matches!(self.check_armed(), Ok(true))
+    }
+}
+
+impl Source for Producer {
+    fn join(&mut self, link: SetLink) -> Result<(), Error> {
+        self.join_set(link)
+    }
+    fn leave(&mut self) {
+        self.leave_set();
+    }
+    fn still_armed(&self) -> bool {
+        Producer::still_armed(self)
+    }
+    fn announce(&mut self) -> bool {
+        self.announce_wait()
+    }
+    fn check(&mut self) -> bool {
+        matches!(self.check_armed(), Ok(true))
+    }
+}
+
+impl Member {
+    /// The member as the set drives it.
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Member::Consumer(c) => c,
+            Member::Producer(p) => p,
+        }
+    }
+
+    #[cfg(test)]
+    fn source_ref(&self) -> &dyn Source {
+        match self {
+            Member::Consumer(c) => c,
+            Member::Producer(p) => p,
+        }
+    }
 }
 
 impl std::fmt::Debug for WaitSet {
@@ -94,11 +178,11 @@ impl WaitSet {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
             .map_err(|e| Error::from_errno("epoll_create", "wait set", e))?;
         Ok(WaitSet {
-            epoll,
+            epoll: Arc::new(epoll),
             members: Vec::new(),
-            fds: Vec::new(),
             free: Vec::new(),
             events: Vec::with_capacity(64),
+            rearmed: Vec::new(),
         })
     }
 
@@ -106,63 +190,46 @@ impl WaitSet {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
-    pub fn add_consumer(&mut self, mut consumer: Consumer) -> Result<Token, Error> {
-        let fd = consumer.readiness_fd()?.as_raw_fd();
-        let slot = self.register(fd)?;
-        self.members[slot] = Some(Member::Consumer(consumer));
-        Ok(Token(slot))
+    /// [`Error::Io`] if its notification socket cannot be made or added.
+    pub fn add_consumer(&mut self, consumer: Consumer) -> Result<Token, Error> {
+        self.add(Member::Consumer(consumer))
     }
 
     /// Adds a producer; it is ready when a send would not say `Full`.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
-    pub fn add_producer(&mut self, mut producer: Producer) -> Result<Token, Error> {
-        let fd = producer.readiness_fd()?.as_raw_fd();
-        let slot = self.register(fd)?;
-        self.members[slot] = Some(Member::Producer(producer));
-        Ok(Token(slot))
+    /// [`Error::Io`] if its notification socket cannot be made or added.
+    pub fn add_producer(&mut self, producer: Producer) -> Result<Token, Error> {
+        self.add(Member::Producer(producer))
     }
 
-    /// Registers a member's readiness descriptor `fd` (open: its handle is
-    /// being added) under a free slot; returns the slot.
-    fn register(&mut self, fd: RawFd) -> Result<usize, Error> {
+    /// Registers `member`'s descriptors under a free slot.
+    fn add(&mut self, mut member: Member) -> Result<Token, Error> {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.members.push(None);
-            self.fds.push(-1);
             self.members.len() - 1
         });
-        // SAFETY: `fd` is the readiness descriptor of the handle being
-        // added, open for the duration of this call.
-        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-        match epoll::add(
-            &self.epoll,
-            bfd,
-            epoll::EventData::new_u64(slot as u64),
-            epoll::EventFlags::IN,
-        ) {
+        let link = SetLink {
+            epoll: Arc::clone(&self.epoll),
+            slot,
+        };
+        match member.source().join(link) {
             Ok(()) => {
-                self.fds[slot] = fd;
-                Ok(slot)
+                self.members[slot] = Some(member);
+                Ok(Token(slot))
             }
             Err(e) => {
                 self.free.push(slot);
-                Err(Error::from_errno("epoll_ctl", "wait set", e))
+                Err(e)
             }
         }
     }
 
     /// Takes a member out of the set.
     pub fn remove(&mut self, token: Token) -> Option<Member> {
-        self.members.get(token.0)?.as_ref()?;
-        // SAFETY: the member (which owns the descriptor) is still in the
-        // set, so the descriptor registered under this slot is open.
-        let bfd = unsafe { BorrowedFd::borrow_raw(self.fds[token.0]) };
-        let _ = epoll::delete(&self.epoll, bfd);
-        let m = self.members[token.0].take()?;
-        self.fds[token.0] = -1;
+        let mut m = self.members.get_mut(token.0)?.take()?;
+        m.source().leave();
         self.free.push(token.0);
         Some(m)
     }
@@ -198,7 +265,9 @@ impl WaitSet {
     /// `ready` (cleared first; empty after a timeout). Returns how many.
     ///
     /// A member whose peer died, closed or corrupted the ring counts as
-    /// ready: its next call reports it.
+    /// ready: its next call reports it. Members stay armed after the wait
+    /// until their next call (their peer signals them once, not per
+    /// message).
     ///
     /// # Errors
     ///
@@ -210,23 +279,26 @@ impl WaitSet {
         ready: &mut Vec<Token>,
     ) -> Result<usize, Error> {
         ready.clear();
-        // Arm everything, pay one heavy barrier for all, then re-check.
+        // Re-arm only the members something happened to since the last
+        // wait; pay one heavy barrier for them all, then re-check them.
+        self.rearmed.clear();
         let mut heavy = false;
-        for m in self.members.iter_mut().flatten() {
-            heavy |= match m {
-                Member::Consumer(c) => c.announce_wait(),
-                Member::Producer(p) => p.announce_wait(),
-            };
-        }
-        let _ = barrier::waiter(heavy);
         for (i, m) in self.members.iter_mut().enumerate() {
-            let armed = match m {
-                Some(Member::Consumer(c)) => !matches!(c.check_armed(), Ok(false) | Err(_)),
-                Some(Member::Producer(p)) => !matches!(p.check_armed(), Ok(false) | Err(_)),
-                None => continue,
-            };
-            if !armed {
-                ready.push(Token(i));
+            let Some(m) = m else { continue };
+            let src = m.source();
+            if !src.still_armed() {
+                heavy |= src.announce();
+                self.rearmed.push(i);
+            }
+        }
+        if !self.rearmed.is_empty() {
+            let _ = barrier::waiter(heavy);
+            for &i in &self.rearmed {
+                if let Some(m) = self.members[i].as_mut() {
+                    if !m.source().check() {
+                        ready.push(Token(i));
+                    }
+                }
             }
         }
         while ready.is_empty() {
@@ -246,35 +318,92 @@ impl WaitSet {
             };
             self.events.clear();
             match epoll::wait(
-                &self.epoll,
+                &*self.epoll,
                 rustix::buffer::spare_capacity(&mut self.events),
                 timeout.as_ref(),
             ) {
                 Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => {
-                    self.disarm_all();
-                    return Err(Error::from_errno("epoll_wait", "wait set", e));
-                }
+                Err(e) => return Err(Error::from_errno("epoll_wait", "wait set", e)),
             }
             for ev in &self.events {
-                let t = Token(ev.data.u64() as usize);
+                let t = Token((ev.data.u64() >> SourceKind::BITS) as usize);
                 let present = self.members.get(t.0).is_some_and(Option::is_some);
                 if present && !ready.contains(&t) {
                     ready.push(t);
                 }
             }
         }
-        self.disarm_all();
         ready.sort_unstable();
         Ok(ready.len())
     }
 
-    fn disarm_all(&mut self) {
+    /// Whether every member is armed (for tests of the lazy re-arming).
+    #[cfg(test)]
+    fn all_armed(&self) -> bool {
+        self.members
+            .iter()
+            .flatten()
+            .all(|m| m.source_ref().still_armed())
+    }
+}
+
+impl Drop for WaitSet {
+    fn drop(&mut self) {
+        // Members leave first: their handles' drops then close the ring with
+        // no announcement of ours left in their control lines.
         for m in self.members.iter_mut().flatten() {
-            match m {
-                Member::Consumer(c) => c.disarm_wait(),
-                Member::Producer(p) => p.disarm_wait(),
-            }
+            m.source().leave();
         }
+    }
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::*;
+    use crate::ring::RingBuilder;
+    use std::time::Duration;
+
+    fn soon() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_millis(5))
+    }
+
+    #[test]
+    fn members_stay_armed_until_something_happens_to_them() {
+        let a = RingBuilder::new().slots(4).create_in_process().unwrap();
+        let b = RingBuilder::new().slots(4).create_in_process().unwrap();
+        let (mut tx_a, _tx_b) = (a.producer().unwrap(), b.producer().unwrap());
+        let mut set = WaitSet::new().unwrap();
+        let ta = set.add_consumer(a.consumer().unwrap()).unwrap();
+        let tb = set.add_consumer(b.consumer().unwrap()).unwrap();
+        let mut ready = Vec::new();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(set.all_armed(), "a timed-out wait leaves every member armed");
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(set.all_armed());
+
+        // A publish consumes the announcement (one datagram) ...
+        tx_a.try_send(b"one").unwrap();
+        assert!(!set.consumer(ta).unwrap().still_armed());
+        assert!(set.consumer(tb).unwrap().still_armed());
+        // ... and a second publish sends nothing more, yet the member is
+        // reported.
+        tx_a.try_send(b"two").unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
+        assert_eq!(ready, [ta]);
+        let rx = set.consumer(ta).unwrap();
+        assert_eq!(rx.try_recv_vec().unwrap(), b"one");
+        assert_eq!(rx.try_recv_vec().unwrap(), b"two");
+        assert!(!rx.still_armed(), "a call disarms");
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(set.all_armed(), "the next wait re-armed it");
+
+        // A removed member is disarmed and out of the set's epoll.
+        let Some(Member::Consumer(mut rx_a)) = set.remove(ta) else {
+            panic!("consumer a")
+        };
+        assert!(!rx_a.still_armed());
+        tx_a.try_send(b"three").unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert_eq!(rx_a.try_recv_vec().unwrap(), b"three");
     }
 }

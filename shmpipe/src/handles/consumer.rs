@@ -2,7 +2,7 @@
 //! the copying receives. Zero-copy and batch receives are in `slot.rs`.
 
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::slice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use crate::error::{Corruption, Error, Expected, RecvError, TryRecvError};
 use crate::info::Stats;
 use crate::layout::{commit_value, Claim, STATE_CLOSED};
 use crate::mapping::Mapping;
+use crate::readiness::SetLink;
 use crate::side::Side;
 use crate::sync::barrier;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
@@ -502,7 +503,7 @@ impl Consumer {
     ///
     /// [`Error::Io`] if the descriptor cannot be made (`EMFILE`, ...).
     pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
-        Ok(self.holder.readiness()?.as_fd())
+        self.holder.readiness_fd()
     }
 
     /// Prepares a wait on the [readiness descriptor](Self::readiness_fd):
@@ -565,9 +566,21 @@ impl Consumer {
         self.holder.asymmetric
     }
 
-    /// For a `WaitSet`: undoes `announce_wait` after the wait.
-    pub(crate) fn disarm_wait(&mut self) {
-        self.holder.disarm();
+    /// For a `WaitSet`: registers the notification socket and the peer's
+    /// pidfd in the set's epoll.
+    pub(crate) fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
+        self.holder.join_set(link)
+    }
+
+    /// For a `WaitSet`: undoes `join_set` (and disarms).
+    pub(crate) fn leave_set(&mut self) {
+        self.holder.leave_set();
+    }
+
+    /// For a `WaitSet`: whether the last announcement still stands, so
+    /// the next wait need not re-arm this member.
+    pub(crate) fn still_armed(&self) -> bool {
+        self.holder.still_armed()
     }
 
     /// Undoes [`arm`](Self::arm) without another call: the peer stops

@@ -32,6 +32,7 @@ pub use consumer::Consumer;
 pub use producer::Producer;
 pub use slot::{ReadSlot, WriteBatch, WriteSlot};
 
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +45,7 @@ use crate::layout::{
 use crate::liveness::{self, ProcessWatch};
 use crate::mapping::Mapping;
 use crate::notify::Notifier;
-use crate::readiness::Readiness;
+use crate::readiness::{Readiness, SetLink};
 use crate::side::Side;
 use crate::sync::barrier;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -244,7 +245,7 @@ impl Holder {
 
     /// The readiness descriptor, made (and its name published) on first
     /// use.
-    fn readiness(&mut self) -> Result<&Readiness, Error> {
+    fn readiness(&mut self) -> Result<&mut Readiness, Error> {
         if self.readiness.is_none() {
             let r = Readiness::new()
                 .map_err(|e| Error::from_errno("socket", &self.mapping.label, e))?;
@@ -254,14 +255,54 @@ impl Holder {
             own.notify_id.store(r.id(), Release);
             self.readiness = Some(r);
         }
-        Ok(self.readiness.as_ref().expect("made above"))
+        Ok(self.readiness.as_mut().expect("made above"))
     }
 
-    /// First half of arming the descriptor: sets `PARKED_NOTIFY` and adds
-    /// the peer's pidfd to the descriptor. The caller then pays the heavy
-    /// barrier (`barrier::waiter`) and re-checks the ring before waiting.
-    fn announce(&mut self) -> Result<(), Error> {
-        self.readiness()?;
+    /// The readiness descriptor itself (`readiness_fd`).
+    fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
+        let label = self.mapping.label.clone();
+        self.readiness()?
+            .fd()
+            .map_err(|e| Error::from_errno("epoll_create", &label, e))
+    }
+
+    /// Registers the notification socket and the peer's pidfd in a
+    /// `WaitSet`'s epoll (`readiness.rs`), making the socket first.
+    fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
+        let label = self.mapping.label.clone();
+        // The peer's pidfd goes in now rather than at the first wait.
+        self.watch_peer_pidfd();
+        self.readiness()?
+            .join(link)
+            .map_err(|e| Error::from_errno("epoll_ctl", &label, e))
+    }
+
+    /// Takes the descriptors out of the `WaitSet`'s epoll, and disarms.
+    fn leave_set(&mut self) {
+        self.disarm();
+        if let Some(r) = self.readiness.as_mut() {
+            r.leave();
+        }
+    }
+
+    /// Whether this handle is still announced since its last `announce`:
+    /// nobody consumed the announcement (a publisher clears
+    /// `PARKED_NOTIFY` as it sends its datagram) and no call disarmed it.
+    /// A `WaitSet` re-arms only members for which this is false.
+    fn still_armed(&self) -> bool {
+        if !self.readiness.as_ref().is_some_and(|r| r.armed) {
+            return false;
+        }
+        let (own, _) = self.lines();
+        // Relaxed: our own word. A stale "set" means a publisher is
+        // sending its datagram right now (the set's epoll sees it); a
+        // stale "clear" is impossible (only this thread sets the bit).
+        own.parked.load(Relaxed) & PARKED_NOTIFY != 0
+    }
+
+    /// Registers the verified peer's pidfd with the readiness state, if
+    /// there is one (socket made) and the peer lives.
+    fn watch_peer_pidfd(&mut self) {
         let (_, peer) = self.lines();
         // Relaxed: only the identity is needed (liveness comes from the OS).
         let c = Claim(peer.claim.load(Relaxed));
@@ -270,6 +311,14 @@ impl Holder {
                 r.watch_peer(c.0, fd);
             }
         }
+    }
+
+    /// First half of arming the descriptor: sets `PARKED_NOTIFY` and adds
+    /// the peer's pidfd to the descriptor. The caller then pays the heavy
+    /// barrier (`barrier::waiter`) and re-checks the ring before waiting.
+    fn announce(&mut self) -> Result<(), Error> {
+        self.readiness()?;
+        self.watch_peer_pidfd();
         let (own, _) = self.lines();
         // ORDERING: Release; pairs with the Acquire load in the publisher's
         // `signal_descriptor`, publishing `notify_id`.
