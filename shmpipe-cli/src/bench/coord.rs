@@ -43,6 +43,9 @@ pub enum Measured {
     },
     Cpu {
         fraction: f64,
+        /// Voluntary context switches of the consumer's threads per
+        /// second while idle (the wake-up that ends the window included).
+        wakeups_per_sec: f64,
     },
 }
 
@@ -470,8 +473,17 @@ impl Bench {
                     None => return Ok(Outcome::Failed("the consumer sent no latencies".into())),
                 }
             }
-            (Workload::IdleCpu, Ok(PeerReport::Cpu { cpu_ns, wall_ns }), Ok(_)) => Measured::Cpu {
+            (
+                Workload::IdleCpu,
+                Ok(PeerReport::Cpu {
+                    cpu_ns,
+                    wall_ns,
+                    wakeups,
+                }),
+                Ok(_),
+            ) => Measured::Cpu {
                 fraction: cpu_ns as f64 / wall_ns as f64,
+                wakeups_per_sec: wakeups as f64 * 1e9 / wall_ns as f64,
             },
             (_, Ok(c), Ok(p)) => {
                 return Ok(Outcome::Failed(format!(
@@ -535,7 +547,7 @@ impl Bench {
                 (self.cfg.wakeup_gap + Duration::from_millis(2))
                     * (self.cfg.wakeup_samples as u32 + 2)
             }
-            Workload::IdleCpu => self.cfg.idle,
+            Workload::IdleCpu => self.cfg.idle + super::jobs::IDLE_SETTLE,
         };
         expected * 4 + Duration::from_secs(20)
     }

@@ -119,10 +119,13 @@ fn run_job<E: Endpoint>(ep: &mut E, job: &Job, size: usize) -> Result<PeerReport
         } => wake(ep, size, samples, gap_ns, await_parked),
         Job::Woken => woken(ep),
         Job::IdleSend { idle_ns } => {
+            std::thread::sleep(IDLE_SETTLE);
+            put_u64(ep.out(), 0, 0);
+            ep.send(size)?;
             std::thread::sleep(Duration::from_nanos(idle_ns));
             finish(ep, size)?;
             Ok(PeerReport::Sent {
-                messages: 0,
+                messages: 1,
                 unparked: 0,
             })
         }
@@ -349,13 +352,30 @@ fn woken<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
     Ok(latency(&hist))
 }
 
-/// Idle receiver: CPU time used while blocked until the end marker.
+/// How long the idle sender waits before its first message: long enough
+/// for the receiver to be asleep in its first wait, which pays the one-time
+/// costs (a readiness descriptor, a pidfd, the death watcher's
+/// registration, a runtime's first poll) outside the measured window.
+pub const IDLE_SETTLE: Duration = Duration::from_millis(50);
+
+/// Idle receiver: the steady state of a blocked consumer. After a first
+/// message (its first wait did any one-time setup), the CPU time used and
+/// the voluntary context switches of every thread (death watcher and
+/// runtime threads included) while blocked until the end marker.
 fn idle_recv<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
+    let first = get_u64(ep.recv()?, 0)?;
+    if first != 0 {
+        return Err(PeerError(format!(
+            "expected the idle sender's first message, got message {first}"
+        )));
+    }
+    let switches0 = voluntary_switches()?;
     let cpu0 = ts_ns(clock_gettime(ClockId::ProcessCPUTime));
     let wall0 = now_ns();
     let msg = ep.recv()?;
     let wall1 = now_ns();
     let cpu1 = ts_ns(clock_gettime(ClockId::ProcessCPUTime));
+    let switches1 = voluntary_switches()?;
     let seq = get_u64(msg, 0)?;
     if seq != END {
         return Err(PeerError(format!(
@@ -365,5 +385,26 @@ fn idle_recv<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
     Ok(PeerReport::Cpu {
         cpu_ns: cpu1.saturating_sub(cpu0),
         wall_ns: wall1.saturating_sub(wall0).max(1),
+        wakeups: switches1.saturating_sub(switches0),
     })
+}
+
+/// The voluntary context switches of every thread of this process so far
+/// (`voluntary_ctxt_switches` in `/proc/self/task/*/status`).
+fn voluntary_switches() -> Result<u64, PeerError> {
+    let mut total = 0;
+    let tasks = std::fs::read_dir("/proc/self/task")
+        .map_err(|e| PeerError(format!("reading /proc/self/task: {e}")))?;
+    for t in tasks.flatten() {
+        // A thread that exited in between has no status any more.
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
 }

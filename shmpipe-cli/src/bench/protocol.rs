@@ -80,7 +80,9 @@ pub enum Job {
     },
     /// Receive timestamps and record how late each arrived.
     Woken,
-    /// Sleep `idle_ns`, then send the end marker.
+    /// Sleep [`IDLE_SETTLE`](super::jobs::IDLE_SETTLE), send one message
+    /// (the receiver's first wait, which does any one-time setup), sleep
+    /// `idle_ns`, then send the end marker.
     IdleSend { idle_ns: u64 },
     /// Block in a receive until the end marker; report CPU time used.
     IdleRecv,
@@ -116,8 +118,14 @@ pub enum PeerReport {
         p999_ns: u64,
         max_ns: u64,
     },
-    /// CPU time used while blocked over `wall_ns` of wall-clock time.
-    Cpu { cpu_ns: u64, wall_ns: u64 },
+    /// CPU time used while blocked over `wall_ns` of wall-clock time, and
+    /// the voluntary context switches of all the receiver's threads in
+    /// that time (each a wake-up).
+    Cpu {
+        cpu_ns: u64,
+        wall_ns: u64,
+        wakeups: u64,
+    },
 }
 
 /// The sequence number that ends a stream.

@@ -158,6 +158,10 @@ pub struct ResultOut {
     pub max_ns: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_fraction: Option<f64>,
+    /// idle-cpu: voluntary context switches per second of all the idle
+    /// consumer's threads (the one that ends the window included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wakeups_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spread: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,7 +222,7 @@ fn primary(m: &Measured) -> f64 {
     match *m {
         Measured::Rate { msgs_per_sec, .. } => msgs_per_sec,
         Measured::Latency { p50_ns, .. } => p50_ns,
-        Measured::Cpu { fraction } => fraction,
+        Measured::Cpu { fraction, .. } => fraction,
     }
 }
 
@@ -360,6 +364,7 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
         p999_ns: None,
         max_ns: None,
         cpu_fraction: None,
+        wakeups_per_sec: None,
         spread: None,
         vs_floor: None,
         vs_bare_ring: None,
@@ -438,7 +443,13 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
         }
         Workload::IdleCpu => {
             out.cpu_fraction = pick(|m| match *m {
-                Measured::Cpu { fraction } => Some(fraction),
+                Measured::Cpu { fraction, .. } => Some(fraction),
+                _ => None,
+            });
+            out.wakeups_per_sec = pick(|m| match *m {
+                Measured::Cpu {
+                    wakeups_per_sec, ..
+                } => Some(wakeups_per_sec),
                 _ => None,
             });
         }
@@ -713,13 +724,15 @@ pub fn table(o: &Output) -> String {
     if runs(Workload::IdleCpu) {
         let _ = writeln!(
             t,
-            "\nIdle consumer: CPU used while blocked {} with nothing to receive",
+            "\nIdle consumer: CPU used while blocked {} with nothing to receive, after a \
+             first wait (one-time setup not counted); wake-ups: voluntary context switches \
+             of all its threads",
             dur(c.idle_ms * 1e6)
         );
         let _ = writeln!(
             t,
-            "  {:<18} {:>12} {:>7}",
-            "mechanism", "% of a core", "spread"
+            "  {:<18} {:>12} {:>10} {:>7}",
+            "mechanism", "% of a core", "wakeups/s", "spread"
         );
         for r in results(Workload::IdleCpu) {
             match unavailable(r) {
@@ -729,9 +742,10 @@ pub fn table(o: &Output) -> String {
                 None => {
                     let _ = writeln!(
                         t,
-                        "  {:<18} {:>12} {:>7}",
+                        "  {:<18} {:>12} {:>10} {:>7}",
                         r.mechanism,
-                        opt(r.cpu_fraction, |x| format!("{:.3} %", x * 100.0)),
+                        opt(r.cpu_fraction, |x| format!("{:.4} %", x * 100.0)),
+                        opt(r.wakeups_per_sec, |x| format!("{x:.1}")),
                         opt(r.spread, |x| format!("{x:.2}")),
                     );
                 }
