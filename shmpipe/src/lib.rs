@@ -61,7 +61,7 @@
 //! |---|---|
 //! | many rings from one thread | [`WaitSet`] |
 //! | a ring in your own epoll, poll or mio loop | [`Consumer::readiness_fd`] and [`Consumer::arm`] (the same on [`Producer`]) |
-//! | a ring from async code on tokio (feature `tokio`) | `AsyncConsumer`, `AsyncProducer` |
+//! | a ring from async code on tokio (feature `tokio`) | `AsyncConsumer`, `AsyncProducer`, `MessageStream` |
 //! | a peer to (re)appear | [`Consumer::wait_for_producer`], [`Producer::wait_for_consumer`] |
 //!
 //! # Layers
@@ -124,7 +124,7 @@ mod watcher;
 
 pub use address::{Address, AsAddress, SysvKey};
 #[cfg(feature = "tokio")]
-pub use async_handles::{AsyncConsumer, AsyncProducer};
+pub use async_handles::{AsyncConsumer, AsyncProducer, MessageStream};
 pub use error::{Corruption, Error, Expected, RecvError, SendError, TryRecvError, TrySendError};
 pub use handles::{Consumer, Producer, ReadSlot, WriteBatch, WriteSlot};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};

@@ -163,6 +163,13 @@ impl Holder {
             Side::Consumer => &hdr.producer,
         };
         holder.wake_peer(peer_line);
+        // The one-time setup of a sleep, done now rather than in the first
+        // wait when the peer is already here: its pidfd, verified, in the
+        // death watcher (a peer that claims later is watched at our first
+        // sleep after it came).
+        if !holder.mapping.process_local {
+            let _ = holder.watch_peer_death();
+        }
         Ok(holder)
     }
 
