@@ -47,11 +47,13 @@ impl SourceKind {
 
 /// A `WaitSet`'s epoll instance and the slot a member has in it.
 #[derive(Clone, Debug)]
+#[cfg_attr(loom, allow(dead_code))] // loom models no epoll
 pub(crate) struct SetLink {
     pub(crate) epoll: Arc<OwnedFd>,
     pub(crate) slot: usize,
 }
 
+#[cfg_attr(loom, allow(dead_code))]
 impl SetLink {
     /// The epoll key of this member's descriptor of `kind`.
     pub(crate) fn key(&self, kind: SourceKind) -> u64 {
@@ -77,6 +79,7 @@ impl SetLink {
 
 /// The notification socket and the epoll sets it is registered in.
 #[derive(Debug)]
+#[cfg_attr(loom, allow(dead_code))] // loom models no epoll and no pidfd
 pub(crate) struct Readiness {
     socket: NotifySocket,
     /// The handle's own epoll instance (`readiness_fd`), made on first use.
@@ -108,7 +111,37 @@ impl Readiness {
         self.socket.id()
     }
 
+    /// Under loom there is no descriptor (the socket is a model).
+    #[cfg(loom)]
+    pub(crate) fn fd(&mut self) -> Result<BorrowedFd<'_>, Errno> {
+        Err(Errno::NOSYS)
+    }
+
+    /// Under loom: remembers the set (which checks [`pending`](Self::pending)).
+    #[cfg(loom)]
+    pub(crate) fn join(&mut self, link: SetLink) -> Result<(), Errno> {
+        self.set = Some(link);
+        Ok(())
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn leave(&mut self) {
+        self.set = None;
+    }
+
+    /// Under loom: pidfds are not modelled (the models' rings are in one
+    /// process, whose handles never watch a pidfd).
+    #[cfg(loom)]
+    pub(crate) fn watch_peer(&mut self, _claim: u64, _pidfd: BorrowedFd<'_>) {}
+
+    /// Under loom: whether the modelled socket holds a datagram.
+    #[cfg(loom)]
+    pub(crate) fn pending(&self) -> bool {
+        self.socket.pending()
+    }
+
     /// The handle's own readiness descriptor, made on first use.
+    #[cfg(not(loom))]
     pub(crate) fn fd(&mut self) -> Result<BorrowedFd<'_>, Errno> {
         if self.epoll.is_none() {
             let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
@@ -133,6 +166,7 @@ impl Readiness {
 
     /// Registers the socket (and the peer's pidfd, once known) in a
     /// `WaitSet`'s epoll; replaces a previous set.
+    #[cfg(not(loom))]
     pub(crate) fn join(&mut self, link: SetLink) -> Result<(), Errno> {
         self.leave();
         link.add(self.socket.as_fd(), SourceKind::Socket)?;
@@ -147,6 +181,7 @@ impl Readiness {
     }
 
     /// Takes the descriptors out of the `WaitSet`'s epoll, if in one.
+    #[cfg(not(loom))]
     pub(crate) fn leave(&mut self) {
         if let Some(link) = self.set.take() {
             link.delete(self.socket.as_fd());
@@ -159,6 +194,7 @@ impl Readiness {
     /// Makes the descriptor (and the set) also readable when the peer
     /// holding claim word `claim` exits; replaces the previous peer's
     /// pidfd.
+    #[cfg(not(loom))]
     pub(crate) fn watch_peer(&mut self, claim: u64, pidfd: BorrowedFd<'_>) {
         if self.peer.as_ref().is_some_and(|(c, _)| *c == claim) {
             return;

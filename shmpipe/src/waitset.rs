@@ -104,6 +104,10 @@ pub(crate) trait Source {
     /// After the barrier: `true` if there is still nothing to do but wait,
     /// `false` if the member is ready now (or has an error to report).
     fn check(&mut self) -> bool;
+    /// Under loom, which models no epoll: whether one of the member's
+    /// (modelled) descriptors is readable.
+    #[cfg(loom)]
+    fn signalled(&self) -> bool;
 }
 
 impl Source for Consumer {
@@ -115,6 +119,10 @@ impl Source for Consumer {
     }
     fn still_armed(&self) -> bool {
         Consumer::still_armed(self)
+    }
+    #[cfg(loom)]
+    fn signalled(&self) -> bool {
+        self.readiness_pending()
     }
     fn announce(&mut self) -> bool {
         self.announce_wait()
@@ -134,6 +142,10 @@ impl Source for Producer {
     fn still_armed(&self) -> bool {
         Producer::still_armed(self)
     }
+    #[cfg(loom)]
+    fn signalled(&self) -> bool {
+        self.readiness_pending()
+    }
     fn announce(&mut self) -> bool {
         self.announce_wait()
     }
@@ -151,7 +163,7 @@ impl Member {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     fn source_ref(&self) -> &dyn Source {
         match self {
             Member::Consumer(c) => c,
@@ -300,6 +312,20 @@ impl WaitSet {
                     }
                 }
             }
+        }
+        #[cfg(loom)]
+        if ready.is_empty() {
+            // The model of `epoll_wait` (no deadline: loom has no time).
+            let _ = deadline;
+            let members = &self.members;
+            crate::notify::wait_until(|| {
+                ready.extend(members.iter().enumerate().filter_map(|(i, m)| {
+                    m.as_ref()
+                        .is_some_and(|m| m.source_ref().signalled())
+                        .then_some(Token(i))
+                }));
+                !ready.is_empty()
+            });
         }
         while ready.is_empty() {
             let timeout = match deadline {

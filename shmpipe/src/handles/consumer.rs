@@ -583,6 +583,23 @@ impl Consumer {
         self.holder.still_armed()
     }
 
+    /// The loom model of waiting on the readiness descriptor (there is no
+    /// descriptor under loom): sleeps until the modelled notification
+    /// socket holds a datagram. Call after [`arm`](Self::arm) returned
+    /// `true`, as `poll` would be.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_wait_readiness(&mut self) {
+        self.holder.wait_readiness();
+    }
+
+    /// For a `WaitSet` under loom: whether the modelled socket holds a
+    /// datagram.
+    #[cfg(loom)]
+    pub(crate) fn readiness_pending(&self) -> bool {
+        self.holder.readiness_pending()
+    }
+
     /// Undoes [`arm`](Self::arm) without another call: the peer stops
     /// signalling the readiness descriptor. Every other call on the
     /// consumer does this by itself; an event loop that armed many handles
@@ -594,6 +611,12 @@ impl Consumer {
     /// The re-check after announcing (and the barrier): `true` if there is
     /// still nothing to do but wait.
     pub(crate) fn check_armed(&mut self) -> Result<bool, RecvError> {
+        // The deliberate bug loom must catch (`.ci/run`): no re-check after
+        // announcing, so a message published just before the announcement
+        // (whose producer saw no `PARKED_NOTIFY`) is never signalled.
+        if cfg!(shmpipe_bug = "no_notify_recheck") {
+            return Ok(true);
+        }
         match self.available_thorough() {
             Err(TryRecvError::Empty) => {}
             _ => return Ok(false),

@@ -307,6 +307,20 @@ impl Holder {
         own.parked.load(Relaxed) & PARKED_NOTIFY != 0
     }
 
+    /// Under loom: sleeps until the modelled notification socket holds a
+    /// datagram (what `poll` on the readiness descriptor does).
+    #[cfg(loom)]
+    fn wait_readiness(&mut self) {
+        let r = self.readiness.as_ref();
+        crate::notify::wait_until(|| r.map_or(true, |r| r.pending()));
+    }
+
+    /// Under loom: whether the modelled socket holds a datagram.
+    #[cfg(loom)]
+    fn readiness_pending(&self) -> bool {
+        self.readiness.as_ref().is_some_and(|r| r.pending())
+    }
+
     /// Registers the verified peer's pidfd with the readiness state, if
     /// there is one (socket made) and the peer lives.
     fn watch_peer_pidfd(&mut self) {

@@ -541,6 +541,23 @@ impl Producer {
         self.holder.still_armed()
     }
 
+    /// The loom model of waiting on the readiness descriptor (there is no
+    /// descriptor under loom): sleeps until the modelled notification
+    /// socket holds a datagram. Call after [`arm`](Self::arm) returned
+    /// `true`, as `poll` would be.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_wait_readiness(&mut self) {
+        self.holder.wait_readiness();
+    }
+
+    /// For a `WaitSet` under loom: whether the modelled socket holds a
+    /// datagram.
+    #[cfg(loom)]
+    pub(crate) fn readiness_pending(&self) -> bool {
+        self.holder.readiness_pending()
+    }
+
     /// Undoes [`arm`](Self::arm) without another call: the peer stops
     /// signalling the readiness descriptor. Every other call on the
     /// producer does this by itself; an event loop that armed many handles
@@ -552,6 +569,10 @@ impl Producer {
     /// The re-check after announcing (and the barrier): `true` if there is
     /// still nothing to do but wait.
     pub(crate) fn check_armed(&mut self) -> Result<bool, SendError<()>> {
+        // The deliberate bug loom must catch: see `Consumer::check_armed`.
+        if cfg!(shmpipe_bug = "no_notify_recheck") {
+            return Ok(true);
+        }
         match self.free_slots(1) {
             Ok(_) => Ok(false),
             Err(TrySendError::Full(())) => {
