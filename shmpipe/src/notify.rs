@@ -41,7 +41,7 @@ use rustix::net::{
 };
 
 #[cfg(loom)]
-pub(crate) use model::{wait_until, NotifySocket, Notifier};
+pub(crate) use model::{wait_until, Notifier, NotifySocket};
 
 #[cfg(not(loom))]
 fn address(id: u64) -> Result<SocketAddrUnix, Errno> {

@@ -403,7 +403,10 @@ mod tests {
         let tb = set.add_consumer(b.consumer().unwrap()).unwrap();
         let mut ready = Vec::new();
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
-        assert!(set.all_armed(), "a timed-out wait leaves every member armed");
+        assert!(
+            set.all_armed(),
+            "a timed-out wait leaves every member armed"
+        );
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
         assert!(set.all_armed());
 

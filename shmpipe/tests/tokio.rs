@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use libtest_mimic::{Arguments, Failed, Trial};
 use futures_core::Stream;
+use libtest_mimic::{Arguments, Failed, Trial};
 use shmpipe::{AsyncConsumer, AsyncProducer, MessageStream, RecvError, Ring, RingBuilder};
 
 fn main() -> ExitCode {
