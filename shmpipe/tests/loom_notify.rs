@@ -114,10 +114,11 @@ fn producer_closes_while_descriptor_consumer_waits() {
     });
 }
 
-/// A `WaitSet` of two rings fed by one producer thread, first `a` then
-/// `b`: the set handles only the member it was told about, so `b` stays
-/// armed across the wait that reported `a` (no re-arm), and its publish
-/// must still be signalled.
+/// A `WaitSet` of two rings fed by one producer thread, `a`, `b`, then
+/// `a` again: the set handles only the members it was told about, so `b`
+/// stays armed across a wait that reported `a` (no re-arm) and its publish
+/// must still be signalled, while `a`, disarmed by its receive, is re-armed
+/// by the next wait and its second publish signalled.
 #[test]
 fn waitset_member_stays_armed_across_waits() {
     loom::model(|| {
@@ -129,11 +130,12 @@ fn waitset_member_stays_armed_across_waits() {
         let producer = thread::spawn(move || {
             tx_a.try_send([1u8]).unwrap();
             tx_b.try_send([2u8]).unwrap();
+            tx_a.try_send([3u8]).unwrap();
             (tx_a, tx_b)
         });
         let mut got = Vec::new();
         let mut ready = Vec::new();
-        while got.len() < 2 {
+        while got.len() < 3 {
             set.wait(None, &mut ready).unwrap();
             for &t in &ready {
                 let rx = set.consumer(t).unwrap();
@@ -145,7 +147,7 @@ fn waitset_member_stays_armed_across_waits() {
         // Two rings: nothing orders `a`'s publish before `b`'s for the
         // consumer, so either may be reported first.
         got.sort();
-        assert_eq!(got, [(ta, 1), (tb, 2)]);
+        assert_eq!(got, [(ta, 1), (ta, 3), (tb, 2)]);
         drop(producer.join().unwrap());
     });
 }

@@ -292,19 +292,15 @@ impl Holder {
         }
     }
 
-    /// Whether this handle is still announced since its last `announce`:
-    /// nobody consumed the announcement (a publisher clears
-    /// `PARKED_NOTIFY` as it sends its datagram) and no call disarmed it.
-    /// A `WaitSet` re-arms only members for which this is false.
+    /// Whether this handle's last `announce` still stands: no call
+    /// disarmed it since. A `WaitSet` re-arms only members for which this
+    /// is false. A publisher may have consumed the announcement (cleared
+    /// `PARKED_NOTIFY` as it sent its datagram): the datagram stays queued,
+    /// the socket readable, until the next disarm drains it, so the set's
+    /// epoll reports the member without a re-arm (and without the heavy
+    /// barrier a re-arm costs).
     fn still_armed(&self) -> bool {
-        if !self.readiness.as_ref().is_some_and(|r| r.armed) {
-            return false;
-        }
-        let (own, _) = self.lines();
-        // Relaxed: our own word. A stale "set" means a publisher is
-        // sending its datagram right now (the set's epoll sees it); a
-        // stale "clear" is impossible (only this thread sets the bit).
-        own.parked.load(Relaxed) & PARKED_NOTIFY != 0
+        self.readiness.as_ref().is_some_and(|r| r.armed)
     }
 
     /// Under loom: sleeps until the modelled notification socket holds a
