@@ -216,7 +216,7 @@ mod model {
 
     /// The sending end.
     #[derive(Debug, Default)]
-    pub(crate) struct Notifier;
+    pub(crate) struct Notifier {}
 
     impl Notifier {
         pub(crate) fn send(&mut self, id: u64) {

@@ -400,7 +400,7 @@ mod tests {
         let (mut tx_a, _tx_b) = (a.producer().unwrap(), b.producer().unwrap());
         let mut set = WaitSet::new().unwrap();
         let ta = set.add_consumer(a.consumer().unwrap()).unwrap();
-        let tb = set.add_consumer(b.consumer().unwrap()).unwrap();
+        let _tb = set.add_consumer(b.consumer().unwrap()).unwrap();
         let mut ready = Vec::new();
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
         assert!(
