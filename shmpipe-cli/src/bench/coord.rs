@@ -44,8 +44,11 @@ pub enum Measured {
     Cpu {
         fraction: f64,
         /// Voluntary context switches of the consumer's threads per
-        /// second while idle (the wake-up that ends the window included).
+        /// second while parked.
         wakeups_per_sec: f64,
+        /// CPU time of the whole idle wait: going to sleep, the parked
+        /// time, and the wake-up by the end marker.
+        wait_cpu_ns: f64,
     },
 }
 
@@ -479,11 +482,13 @@ impl Bench {
                     cpu_ns,
                     wall_ns,
                     wakeups,
+                    wait_cpu_ns,
                 }),
                 Ok(_),
             ) => Measured::Cpu {
                 fraction: cpu_ns as f64 / wall_ns as f64,
                 wakeups_per_sec: wakeups as f64 * 1e9 / wall_ns as f64,
+                wait_cpu_ns: wait_cpu_ns as f64,
             },
             (_, Ok(c), Ok(p)) => {
                 return Ok(Outcome::Failed(format!(
@@ -530,7 +535,9 @@ impl Bench {
                 },
             ),
             Workload::IdleCpu => (
-                Job::IdleRecv,
+                Job::IdleRecv {
+                    window_ns: ns(self.cfg.idle),
+                },
                 Job::IdleSend {
                     idle_ns: ns(self.cfg.idle),
                 },
@@ -547,7 +554,9 @@ impl Bench {
                 (self.cfg.wakeup_gap + Duration::from_millis(2))
                     * (self.cfg.wakeup_samples as u32 + 2)
             }
-            Workload::IdleCpu => self.cfg.idle + super::jobs::IDLE_SETTLE,
+            Workload::IdleCpu => {
+                self.cfg.idle + super::jobs::IDLE_SETTLE * 2 + super::jobs::IDLE_MARGIN
+            }
         };
         expected * 4 + Duration::from_secs(20)
     }
