@@ -553,7 +553,7 @@ fn report_writes_markdown_json_and_charts() {
             "idle-cpu.svg",
             "idle-cpu",
             "lower is better",
-            &["mechanism", "% of one core (log)"][..],
+            &["mechanism", "µs of CPU (log)"][..],
             &[][..],
         ),
     ] {

@@ -761,7 +761,7 @@ pub fn table(o: &Output) -> String {
                         r.mechanism,
                         opt(r.cpu_fraction, |x| format!("{:.4} %", x * 100.0)),
                         opt(r.wakeups_per_sec, |x| format!("{x:.1}")),
-                        opt(r.wait_cpu_ns, |x| dur(x)),
+                        opt(r.wait_cpu_ns, dur),
                         opt(r.spread, |x| format!("{x:.2}")),
                     );
                 }
