@@ -277,6 +277,7 @@ impl Holder {
     /// `WaitSet`'s epoll (`readiness.rs`), making the socket first.
     fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
         let label = self.mapping.label.clone();
+        self.readiness()?;
         // The peer's pidfd goes in now rather than at the first wait.
         self.watch_peer_pidfd();
         self.readiness()?
