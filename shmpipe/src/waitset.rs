@@ -104,6 +104,11 @@ pub(crate) trait Source {
     /// After the barrier: `true` if there is still nothing to do but wait,
     /// `false` if the member is ready now (or has an error to report).
     fn check(&mut self) -> bool;
+    /// Withdraws the announcement (a member `check` found ready: nothing
+    /// will signal its descriptor for what is already there, so the next
+    /// wait must re-arm and re-check it, to report it again if it is
+    /// still ready).
+    fn disarm(&mut self);
     /// Under loom, which models no epoll: whether one of the member's
     /// (modelled) descriptors is readable.
     #[cfg(loom)]
@@ -119,6 +124,9 @@ impl Source for Consumer {
     }
     fn still_armed(&self) -> bool {
         Consumer::still_armed(self)
+    }
+    fn disarm(&mut self) {
+        Consumer::disarm(self);
     }
     #[cfg(loom)]
     fn signalled(&self) -> bool {
@@ -141,6 +149,9 @@ impl Source for Producer {
     }
     fn still_armed(&self) -> bool {
         Producer::still_armed(self)
+    }
+    fn disarm(&mut self) {
+        Producer::disarm(self);
     }
     #[cfg(loom)]
     fn signalled(&self) -> bool {
@@ -277,9 +288,10 @@ impl WaitSet {
     /// `ready` (cleared first; empty after a timeout). Returns how many.
     ///
     /// A member whose peer died, closed or corrupted the ring counts as
-    /// ready: its next call reports it. Members stay armed after the wait
-    /// until their next call (their peer signals them once, not per
-    /// message).
+    /// ready: its next call reports it. Readiness is level-triggered: a
+    /// member reported ready and left as it was is reported by the next
+    /// wait again. Members stay armed after the wait until their next call
+    /// (their peer signals them once, not per message).
     ///
     /// # Errors
     ///
@@ -307,7 +319,9 @@ impl WaitSet {
             let _ = barrier::waiter(heavy);
             for &i in &self.rearmed {
                 if let Some(m) = self.members[i].as_mut() {
-                    if !m.source().check() {
+                    let src = m.source();
+                    if !src.check() {
+                        src.disarm();
                         ready.push(Token(i));
                     }
                 }
@@ -424,6 +438,16 @@ mod tests {
         assert!(!rx.still_armed(), "a call disarms");
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
         assert!(set.all_armed(), "the next wait re-armed it");
+
+        // Ready before the wait (a disarmed member: no datagram; the
+        // re-check finds it) and left alone: reported again by the next
+        // wait.
+        set.consumer(ta).unwrap().disarm();
+        tx_a.try_send(b"early").unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
+        assert_eq!(ready, [ta]);
+        assert_eq!(set.consumer(ta).unwrap().try_recv_vec().unwrap(), b"early");
 
         // A removed member is disarmed and out of the set's epoll.
         let Some(Member::Consumer(mut rx_a)) = set.remove(ta) else {
