@@ -89,6 +89,13 @@ pub struct WaitSet {
 /// `epoll_wait` on the descriptors each member registered in
 /// [`join`](Self::join), and reports a member ready when one of them is
 /// readable (or when `check` said so).
+///
+/// A member that is a descriptor itself (a listening socket) has nothing to
+/// announce: `join` adds its descriptor under a new
+/// [`SourceKind`](crate::readiness::SourceKind) (keeping the link to delete
+/// it in `leave`), `still_armed` is `true`, `announce` returns `false` (no
+/// heavy barrier), `check` returns `true` and `disarm` does nothing; the
+/// level-triggered epoll reports it while it is readable.
 pub(crate) trait Source {
     /// Registers the member's descriptors in the set's epoll, under
     /// `link.key(kind)`.
@@ -97,7 +104,7 @@ pub(crate) trait Source {
     fn leave(&mut self);
     /// Whether the member's last announcement stands: nothing happened to
     /// it since, so the wait needs nothing of it but its descriptors.
-    fn still_armed(&self) -> bool;
+    fn still_armed(&mut self) -> bool;
     /// Announces a wait to whoever will signal the member; returns whether
     /// the barrier after it must be the heavy one.
     fn announce(&mut self) -> bool;
@@ -112,7 +119,7 @@ pub(crate) trait Source {
     /// Under loom, which models no epoll: whether one of the member's
     /// (modelled) descriptors is readable.
     #[cfg(loom)]
-    fn signalled(&self) -> bool;
+    fn signalled(&mut self) -> bool;
 }
 
 impl Source for Consumer {
@@ -122,14 +129,14 @@ impl Source for Consumer {
     fn leave(&mut self) {
         self.leave_set();
     }
-    fn still_armed(&self) -> bool {
+    fn still_armed(&mut self) -> bool {
         Consumer::still_armed(self)
     }
     fn disarm(&mut self) {
         Consumer::disarm(self);
     }
     #[cfg(loom)]
-    fn signalled(&self) -> bool {
+    fn signalled(&mut self) -> bool {
         self.readiness_pending()
     }
     fn announce(&mut self) -> bool {
@@ -147,14 +154,14 @@ impl Source for Producer {
     fn leave(&mut self) {
         self.leave_set();
     }
-    fn still_armed(&self) -> bool {
+    fn still_armed(&mut self) -> bool {
         Producer::still_armed(self)
     }
     fn disarm(&mut self) {
         Producer::disarm(self);
     }
     #[cfg(loom)]
-    fn signalled(&self) -> bool {
+    fn signalled(&mut self) -> bool {
         self.readiness_pending()
     }
     fn announce(&mut self) -> bool {
@@ -168,14 +175,6 @@ impl Source for Producer {
 impl Member {
     /// The member as the set drives it.
     fn source(&mut self) -> &mut dyn Source {
-        match self {
-            Member::Consumer(c) => c,
-            Member::Producer(p) => p,
-        }
-    }
-
-    #[cfg(any(test, loom))]
-    fn source_ref(&self) -> &dyn Source {
         match self {
             Member::Consumer(c) => c,
             Member::Producer(p) => p,
@@ -331,11 +330,11 @@ impl WaitSet {
         if ready.is_empty() {
             // The model of `epoll_wait` (no deadline: loom has no time).
             let _ = deadline;
-            let members = &self.members;
+            let members = &mut self.members;
             crate::notify::wait_until(|| {
-                ready.extend(members.iter().enumerate().filter_map(|(i, m)| {
-                    m.as_ref()
-                        .is_some_and(|m| m.source_ref().signalled())
+                ready.extend(members.iter_mut().enumerate().filter_map(|(i, m)| {
+                    m.as_mut()
+                        .is_some_and(|m| m.source().signalled())
                         .then_some(Token(i))
                 }));
                 !ready.is_empty()
@@ -379,11 +378,11 @@ impl WaitSet {
 
     /// Whether every member is armed (for tests of the lazy re-arming).
     #[cfg(test)]
-    fn all_armed(&self) -> bool {
+    fn all_armed(&mut self) -> bool {
         self.members
-            .iter()
+            .iter_mut()
             .flatten()
-            .all(|m| m.source_ref().still_armed())
+            .all(|m| m.source().still_armed())
     }
 }
 
