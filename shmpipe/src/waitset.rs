@@ -92,7 +92,7 @@ pub struct WaitSet {
 ///
 /// A member that is a descriptor itself (a listening socket) has nothing to
 /// announce: `join` adds its descriptor under a new
-/// [`SourceKind`](crate::readiness::SourceKind) (keeping the link to delete
+/// [`SourceKind`] (keeping the link to delete
 /// it in `leave`), `still_armed` is `true`, `announce` returns `false` (no
 /// heavy barrier), `check` returns `true` and `disarm` does nothing; the
 /// level-triggered epoll reports it while it is readable.
