@@ -300,6 +300,18 @@ pub(crate) fn block<T>(
             }
             WaitOutcome::Woken | WaitOutcome::Interrupted => {}
         }
+        // Look before announcing again: a wake almost always means the
+        // ring has what we wait for, and the announcement's heavy barrier
+        // (a membarrier) is only needed before the next sleep. `parked`
+        // stays set meanwhile: at worst the peer wakes a side that is
+        // already awake.
+        if let Some(r) = poll(Poll {
+            check_peer: false,
+            thorough: true,
+        }) {
+            own.parked.fetch_and(!PARKED_FUTEX, Relaxed);
+            return Some(r);
+        }
     }
 }
 
