@@ -78,25 +78,27 @@ impl fmt::Display for Corruption {
 
 impl std::error::Error for Corruption {}
 
-/// A ring's shape: how many slots, and how many bytes each (its 8-byte
-/// length header included). Found in [`Error::GeometryMismatch`].
+/// A ring's shape: how many slots, and how many bytes each (its 16-byte
+/// slot header included). Found in [`Error::GeometryMismatch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Geometry {
     /// Number of slots.
     pub slots: u64,
-    /// Bytes per slot, the 8-byte length header included.
+    /// Bytes per slot, the 16-byte slot header included.
     pub slot_size: u64,
 }
 
 impl Geometry {
-    /// The largest message a slot of this size carries, in bytes.
+    /// The largest message a slot of this size carries in one slot, in
+    /// bytes, at the default payload alignment (16): the slot less its
+    /// 16-byte header.
     pub fn max_message(&self) -> u64 {
-        self.slot_size.saturating_sub(8)
+        self.slot_size.saturating_sub(16)
     }
 }
 
 impl fmt::Display for Geometry {
-    /// `1024 slots x 4096 bytes (4088-byte messages)`.
+    /// `1024 slots x 4096 bytes (4080-byte messages)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

@@ -468,9 +468,9 @@ fn geometry() -> Result<(), Failed> {
         }
     }
     // A dimension not given is not checked; max_message asks for the slot
-    // size it would create (56-byte messages: 64-byte slots).
+    // size it would create (48-byte messages: 64-byte slots).
     RingBuilder::new().slots(4).open(addr.as_str())?;
-    RingBuilder::new().max_message(56).open(addr.as_str())?;
+    RingBuilder::new().max_message(48).open(addr.as_str())?;
     if RingBuilder::new()
         .max_message(20)
         .open(addr.as_str())
@@ -479,11 +479,11 @@ fn geometry() -> Result<(), Failed> {
         return Err("max_message(20) creates 64-byte slots too".into());
     }
     if RingBuilder::new()
-        .max_message(57)
+        .max_message(49)
         .open(addr.as_str())
         .is_ok()
     {
-        return Err("max_message(57) needs 128-byte slots".into());
+        return Err("max_message(49) needs 128-byte slots".into());
     }
     // The opt-out.
     let any = want.accept_any_geometry(true).open(addr.as_str())?;
