@@ -10,8 +10,8 @@
 //! in [`FAMILIES`].
 //!
 //! ```text
-//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset: rings
-//!               by address
+//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset, -4k,
+//!               -4k-borrow, -4k-padded: rings by address
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
 //! queues.rs     posix-mq, sysv-mq
 //! tokio_rt.rs   shmpipe-tokio, tokio-unix: the receiver awaits on tokio
@@ -53,6 +53,9 @@ pub enum Mechanism {
     ShmpipeHuge,
     ShmpipeFd,
     ShmpipeWaitset,
+    Shmpipe4k,
+    Shmpipe4kBorrow,
+    Shmpipe4kPadded,
     ShmpipeTokio,
     Pipe,
     UnixStream,
@@ -101,6 +104,9 @@ pub const REGISTRY: &[Entry] = &[
     shmpipe::HUGE,
     shmpipe::FD,
     shmpipe::WAITSET,
+    shmpipe::SLOTS_4K,
+    shmpipe::SLOTS_4K_BORROW,
+    shmpipe::SLOTS_4K_PADDED,
     tokio_rt::SHMPIPE_TOKIO,
     fd::PIPE,
     fd::UNIX_STREAM,

@@ -5,6 +5,14 @@
 //! waiting (`shmpipe-fd`: `arm` and `poll(2)` on the readiness
 //! descriptor, then `try_recv`; `shmpipe-waitset`: the ring is one of
 //! [`WAITSET_RINGS`] in a `WaitSet`, the others idle, without producers).
+//!
+//! Three more run messages larger than a slot over a ring of 4 KiB slots
+//! ([`SLOTS_4K`], 4 MiB in all) whatever the message size: `shmpipe-4k`
+//! (`send`, `recv`: copies), `shmpipe-4k-borrow` (`send`, then `borrow`
+//! in place: the consumer reads the sequence number and the last byte
+//! where they lie, copying nothing) and `shmpipe-4k-padded` (as
+//! `shmpipe-4k` on a ring that pads at the wrap instead of mapping its
+//! slot area twice).
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -74,6 +82,47 @@ pub const WAITSET: Entry = Entry {
     default: false,
 };
 
+pub const SLOTS_4K: Entry = Entry {
+    mechanism: Mechanism::Shmpipe4k,
+    name: "shmpipe-4k",
+    about: "shmpipe on 1024 slots of 4 KiB whatever the size (large messages span slots): \
+            send / recv, copies",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+pub const SLOTS_4K_BORROW: Entry = Entry {
+    mechanism: Mechanism::Shmpipe4kBorrow,
+    name: "shmpipe-4k-borrow",
+    about: "shmpipe on 1024 slots of 4 KiB: send / borrow in place (zero-copy: the consumer \
+            reads the sequence number and the last byte where they lie)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+pub const SLOTS_4K_PADDED: Entry = Entry {
+    mechanism: Mechanism::Shmpipe4kPadded,
+    name: "shmpipe-4k-padded",
+    about: "as shmpipe-4k on a ring that pads at the wrap (RingBuilder::double_map(false))",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+
+/// The ring of the `shmpipe-4k*` rows: 1024 slots of 4 KiB (4 MiB), so
+/// that a 1 MiB message takes 257 slots and the ring holds three.
+pub const SLOTS_4K_SHAPE: RingShape = RingShape {
+    slots: 1024,
+    slot_size: 4096,
+};
+
+fn is_4k(m: Mechanism) -> bool {
+    matches!(
+        m,
+        Mechanism::Shmpipe4k | Mechanism::Shmpipe4kBorrow | Mechanism::Shmpipe4kPadded
+    )
+}
+
 /// How a shmpipe peer's blocking calls wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -113,6 +162,9 @@ pub struct RingLink {
     /// `shmpipe-waitset`'s idle rings, joined to the receiving end's set.
     #[serde(default)]
     pub idle: Vec<String>,
+    /// `shmpipe-4k-borrow`: receive with `borrow`, in place.
+    #[serde(default)]
+    pub borrow: bool,
 }
 
 /// The shmpipe family.
@@ -139,6 +191,7 @@ fn ring(
     ch: &mut Channel,
     g: RingShape,
     huge: bool,
+    double_map: bool,
 ) -> Result<String, String> {
     let addr = format!("shm:{}", setup.name());
     // Guard first, so that even a half-made ring is removed.
@@ -150,6 +203,7 @@ fn ring(
     b.slots(g.slots)
         .slot_size(g.slot_size)
         .populate(true)
+        .double_map(double_map)
         .unlink_on_drop(true);
     if huge {
         b.huge_pages(HugePages::Require);
@@ -213,10 +267,22 @@ impl Family for Shmpipe {
         let mut ch = Channel::default();
         let wait = WaitMode::of(m);
         let huge = m == Mechanism::ShmpipeHuge;
-        let g = ring_shape(size);
-        let a = ring(setup, &mut ch, g, huge)?;
+        let double_map = m != Mechanism::Shmpipe4kPadded;
+        let g = if is_4k(m) {
+            let holds = SLOTS_4K_SHAPE.slots * SLOTS_4K_SHAPE.slot_size - 16;
+            if size as u64 > holds {
+                return Err(format!(
+                    "{size}-byte messages do not fit the {holds} bytes a ring of 1024 x 4 KiB \
+                     slots holds"
+                ));
+            }
+            SLOTS_4K_SHAPE
+        } else {
+            ring_shape(size)
+        };
+        let a = ring(setup, &mut ch, g, huge, double_map)?;
         let b = if two_way {
-            Some(ring(setup, &mut ch, g, huge)?)
+            Some(ring(setup, &mut ch, g, huge, double_map)?)
         } else {
             None
         };
@@ -225,21 +291,24 @@ impl Family for Shmpipe {
         let mut idle = Vec::new();
         if wait == WaitMode::WaitSet {
             for _ in 1..WAITSET_RINGS {
-                idle.push(ring(setup, &mut ch, ring_shape(MIN_MSG), false)?);
+                idle.push(ring(setup, &mut ch, ring_shape(MIN_MSG), false, true)?);
             }
             ch.shape = Some((g, ch.shape.map_or(4096, |s| s.1)));
         }
+        let borrow = m == Mechanism::Shmpipe4kBorrow;
         let producer = RingLink {
             tx: Some(a.clone()),
             rx: b.clone(),
             wait,
             idle: Vec::new(),
+            borrow,
         };
         let consumer = RingLink {
             tx: b,
             rx: Some(a),
             wait,
             idle,
+            borrow,
         };
         ch.links(self.kind(), &producer, &consumer);
         Ok(ch)
@@ -250,6 +319,11 @@ impl Family for Shmpipe {
     }
 
     fn notes(&self, m: Mechanism, w: Workload) -> Vec<String> {
+        if is_4k(m) {
+            return vec![
+                "1024 slots of 4 KiB (4 MiB): a message over 4080 B spans slots".to_owned(),
+            ];
+        }
         if WaitMode::of(m) != WaitMode::Spin {
             return Vec::new();
         }
@@ -282,6 +356,8 @@ pub struct RingEnd {
     set: Option<(WaitSet, Token)>,
     ready: Vec<Token>,
     wait: WaitMode,
+    /// Receive with `borrow` (in place) instead of `recv`.
+    borrow: bool,
     out: Vec<u8>,
     inb: Vec<u8>,
 }
@@ -308,7 +384,7 @@ impl RingEnd {
                 let ring = Ring::open(addr)?;
                 let mut p = ring.producer()?;
                 p.set_wait_strategy(strategy);
-                check(p.max_message())?;
+                check(p.message_limit())?;
                 (Some(ring), Some(p))
             }
             None => (None, None),
@@ -317,7 +393,7 @@ impl RingEnd {
             Some(addr) => {
                 let mut c = Ring::open(addr)?.consumer()?;
                 c.set_wait_strategy(strategy);
-                check(c.max_message())?;
+                check(c.message_limit())?;
                 Some(c)
             }
             None => None,
@@ -340,6 +416,7 @@ impl RingEnd {
             set,
             ready: Vec::new(),
             wait,
+            borrow: link.borrow,
             out: out_buffer(size),
             inb: vec![0; size],
         })
@@ -372,6 +449,23 @@ impl Endpoint for RingEnd {
             }
         }
         let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+        if self.borrow {
+            // Zero-copy: the job needs the sequence number and the length;
+            // read them (and the last byte, the far end of the slice) in
+            // place and copy nothing else.
+            let msg = rx.borrow()?;
+            let n = msg.len();
+            let dst = self
+                .inb
+                .get_mut(..n)
+                .ok_or_else(|| PeerError(format!("a {n}-byte message is larger than expected")))?;
+            let head = n.min(8);
+            dst[..head].copy_from_slice(&msg[..head]);
+            if n > head {
+                dst[n - 1] = msg[n - 1];
+            }
+            return Ok(&self.inb[..n]);
+        }
         if self.wait != WaitMode::Fd {
             let n = rx.recv(&mut self.inb)?;
             return Ok(&self.inb[..n]);
