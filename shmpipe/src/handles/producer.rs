@@ -416,7 +416,8 @@ impl Producer {
         self.place(n)?;
         let ring = self.holder.ring;
         let pos = self.tail;
-        self.holder.mapping.tracker.write(ring.slot_index(pos), || {
+        let tracker = &self.holder.mapping.tracker;
+        tracker.write_span(ring.slot_index(pos), n, || {
             // SAFETY: `place` made the `n` slots from `tail` on free and
             // contiguous, so `len <= n * slot_size - payload_offset` bytes
             // from the payload pointer are ours until published.
