@@ -12,6 +12,10 @@
 //! | System V | `sysv` | `sysv:KEY`, `sysv:PATH:ID` | `SHM_HUGETLB` |
 //! | heap | `heap` | nothing | (never) |
 //!
+//! A ring whose slot area is whole pages is mapped with that area twice,
+//! back to back ([`Segment::map_twice`], `twice.rs`), for every backend
+//! but the heap.
+//!
 //! Huge-page mappings are always whole huge pages long (memmap2 leaks a
 //! mapping whose length is not), never `MAP_NORESERVE` (a dry pool would
 //! then raise `SIGBUS` on first touch instead of failing the map with
