@@ -489,7 +489,9 @@ fn large_across_wrap(s: &Subject) {
     assert_eq!(limit, slots * slot_size - offset);
     let n = scaled(1500);
     let body = move |seq: u64, len: usize| -> Vec<u8> {
-        (0..len).map(|i| (mix(seq ^ (i as u64) << 24) >> 13) as u8).collect()
+        (0..len)
+            .map(|i| (mix(seq ^ (i as u64) << 24) >> 13) as u8)
+            .collect()
     };
     let len_of = move |seq: u64| match seq % 5 {
         0 => limit,
@@ -547,7 +549,11 @@ fn mapped_twice_and_unmapped(kind: Kind, pages: Pages, slots: u64, slot_size: u6
     // a and b, at least two mappings each, and the raw map.
     assert!(mappings >= 5, "{kind:?}: {mappings} mappings of {name}");
     drop(s);
-    assert_eq!(smaps_page_sizes(&name), Vec::<u64>::new(), "{kind:?}: all unmapped");
+    assert_eq!(
+        smaps_page_sizes(&name),
+        Vec::<u64>::new(),
+        "{kind:?}: all unmapped"
+    );
 }
 
 /// Huge pages really come out of the pool while mapped.

@@ -135,7 +135,11 @@ impl Slots {
     fn of(raw: &Raw) -> Slots {
         let len = raw.len as u64;
         let offset = raw.peek(0x60);
-        let offset = if offset >= 0x400 && offset < len { offset & !63 } else { 0x400 };
+        let offset = if offset >= 0x400 && offset < len {
+            offset & !63
+        } else {
+            0x400
+        };
         let size = raw.peek(0x20).clamp(64, len) & !63;
         let count = raw.peek(0x18).clamp(1, 64);
         Slots {
@@ -183,7 +187,9 @@ fn value(input: &mut Input<'_>, slots: &Slots) -> u64 {
         // (past the limit, longer than the ring).
         7 => {
             let k = u64::from(input.u8()) % (2 * slots.count + 1);
-            (k * slots.size).wrapping_add(u64::from(input.u8() % 3)).wrapping_sub(1)
+            (k * slots.size)
+                .wrapping_add(u64::from(input.u8() % 3))
+                .wrapping_sub(1)
         }
         // A PAD's slot count near what reaches the end, or past it.
         8 => {
