@@ -123,13 +123,12 @@ impl Mapping {
             let header = Box::new(RingHeader::default());
             let hdr = NonNull::from(&*header);
             let slots = NonNull::new(segment.base()).expect("heap blocks are never null");
-            // SAFETY: the boxed header and the segment are owned by the
-            // returned Mapping and never moved out of it.
             let commits: Box<[crate::sync::AtomicU32]> = (0..geometry.slot_count)
                 .map(|_| crate::sync::AtomicU32::new(0))
                 .collect();
-            // SAFETY: as above; the commit words are owned by the returned
-            // Mapping too, one per slot.
+            // SAFETY: the boxed header, the segment and the commit words
+            // (one per slot) are owned by the returned Mapping and never
+            // moved out of it.
             let view = unsafe {
                 RingRef::new(hdr, slots, geometry)
                     .with_commit_words(NonNull::new(commits.as_ptr().cast_mut()).unwrap())

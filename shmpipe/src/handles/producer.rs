@@ -463,6 +463,11 @@ impl Producer {
             });
             self.publish_span(pad, 0, 0);
         }
+        // The deliberate bug CI builds for loom: only one free slot asked
+        // for, so the rest of the message may overwrite slots the consumer
+        // is still reading (a causality violation in `loom_ring`).
+        #[cfg(shmpipe_bug = "place_one_slot")]
+        let n = 1;
         if self.reserve_check(n)? < n {
             return Err(self.full());
         }
