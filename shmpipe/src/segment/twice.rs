@@ -188,8 +188,10 @@ impl Drop for Twice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(not(miri))]
     use std::os::fd::AsFd;
 
+    #[cfg(not(miri))]
     fn maps_overlapping(base: usize, len: usize) -> usize {
         let text = std::fs::read_to_string("/proc/self/maps").unwrap();
         text.lines()
@@ -205,6 +207,8 @@ mod tests {
             .count()
     }
 
+    // Miri cannot make memfds or shared mappings.
+    #[cfg(not(miri))]
     #[test]
     fn second_half_mirrors_the_area_and_drop_unmaps_all() {
         let page = rustix::param::page_size();
