@@ -370,6 +370,15 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
             msg,
             attrs!(py; "address" => address, "attempts" => attempts),
         ),
+        // The second mapping of a double-mapped ring failed: an `Io` error
+        // of the `mmap` that failed.
+        Error::DoubleMapFailed { address, source } => {
+            let errno = source.raw_os_error();
+            match attrs!(py; "op" => "mmap (slot area mapped twice)", "target" => address) {
+                Ok(a) => make(py, "Io", (errno, msg), &a),
+                Err(e) => e,
+            }
+        }
         Error::Io { op, target, source } => {
             let errno = source.raw_os_error();
             match attrs!(py; "op" => op, "target" => target) {

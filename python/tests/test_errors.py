@@ -76,10 +76,15 @@ def test_a_corrupt_slot_length_is_corrupt(address):
     ring = shmpipe.Ring.create(address, slots=4, max_message=48)
     tx, rx = ring.producer(), ring.consumer()
     tx.send(b"fine")
-    # Slot 0 starts at 0x400; its first 4 bytes are the message length.
-    # Writing the file changes the shared pages the consumer reads.
+    # Slot 0 starts at slots_offset (header + 0x60: 0x400 on this padded
+    # ring, one page on a ring whose slot area is mapped twice); its first 4
+    # bytes are the message length. Writing the file changes the shared
+    # pages the consumer reads.
     with open(os.path.join("/dev/shm", address.split(":", 1)[1]), "r+b") as f:
-        f.seek(0x400)
+        f.seek(0x60)
+        (slot0,) = struct.unpack("<Q", f.read(8))
+        assert slot0 == 0x400
+        f.seek(slot0)
         f.write(struct.pack("<I", 1 << 20))
     with pytest.raises(shmpipe.Corrupt) as e:
         rx.try_recv()

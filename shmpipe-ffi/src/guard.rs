@@ -237,7 +237,9 @@ impl From<Error> for Fail {
             Error::Handshake { .. } => SHMPIPE_ERROR,
             Error::HugePagesUnavailable { .. } => SHMPIPE_HUGE_PAGES_UNAVAILABLE,
             Error::Unsupported { .. } => SHMPIPE_UNSUPPORTED,
-            Error::Io { .. } => SHMPIPE_IO,
+            // The second mapping of a double-mapped ring failed: a system
+            // call's error, with its message.
+            Error::Io { .. } | Error::DoubleMapFailed { .. } => SHMPIPE_IO,
             Error::Removed { .. } => SHMPIPE_REMOVED,
             _ => SHMPIPE_ERROR,
         };

@@ -164,6 +164,18 @@ pub unsafe extern "C" fn shmpipe_producer_send(
         let tx = unsafe { handle(p) }?.idle()?;
         // SAFETY: forwarded contract.
         let bytes = unsafe { message(msg, len, "msg") }?;
+        // The C interface keeps one-slot messages (a receiver sizes its
+        // buffer by `shmpipe_consumer_max_message`), as the batch send does.
+        let max = tx.max_message();
+        if bytes.len() > max {
+            return Err(Fail::new(
+                SHMPIPE_TOO_LARGE,
+                format!(
+                    "message of {len} bytes larger than the ring's largest message of {max} \
+                     bytes: create the ring with a larger slot size"
+                ),
+            ));
+        }
         match Wait::from_ns(timeout_ns) {
             Wait::Never => tx.try_send(bytes).map_err(try_send_fail),
             Wait::Until(None) => tx.send(bytes).map_err(send_fail),

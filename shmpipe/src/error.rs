@@ -269,6 +269,17 @@ pub enum Error {
         /// What went wrong and how to fix it.
         reason: String,
     },
+    /// The ring was created with its slot area mapped twice (messages may
+    /// cross the end of the ring as one slice,
+    /// [`RingInfo::contiguous_wrap`](crate::RingInfo::contiguous_wrap)),
+    /// and this process could not map it so. Without the second mapping it
+    /// could not read or write such messages, so the open is refused.
+    DoubleMapFailed {
+        /// The ring's address.
+        address: String,
+        /// Why the second mapping failed.
+        source: io::Error,
+    },
     /// This operation does not apply to this backend.
     Unsupported {
         /// The ring's address.
@@ -539,6 +550,14 @@ impl fmt::Display for Error {
             Error::HugePagesUnavailable { address, reason } => {
                 write!(f, "huge pages unavailable for ring `{address}`: {reason}")
             }
+            Error::DoubleMapFailed { address, source } => write!(
+                f,
+                "ring `{address}` maps its slot area twice (messages cross the end of the \
+                 ring) and this process could not map it so ({source}): raise the \
+                 address-space or mapping limits (`ulimit -v`, vm.max_map_count), or have \
+                 the creator make the ring with `RingBuilder::double_map(false)` (CLI: \
+                 `shmpipe create --no-double-map`)"
+            ),
             Error::Unsupported { address, what } => {
                 write!(f, "{what} is not supported for ring `{address}`")
             }
@@ -597,7 +616,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::DoubleMapFailed { source, .. } => Some(source),
             Error::Corrupt { corruption, .. } => Some(corruption),
             _ => None,
         }

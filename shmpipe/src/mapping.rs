@@ -64,17 +64,33 @@ impl Mapping {
         label: String,
         address: Option<Address>,
         fingerprint: Option<TypeFingerprint>,
+        double_map: bool,
     ) -> Result<Mapping, Error> {
         let page_size = segment.page_size();
         let process_local = segment.backend() == Backend::Heap;
         #[cfg(not(loom))]
         {
+            let mut segment = segment;
+            // Map the slot area twice where the pages allow it and the
+            // backend can (not heap memory); otherwise the ring pads at the
+            // wrap. The creator decides, and records it in the header.
+            let geometry = match geometry.double_mapped(page_size) {
+                Some(g)
+                    if double_map
+                        && g.total_len() == Some(segment.len() as u64)
+                        && segment.map_twice(g.slots_offset, g.slot_area()).is_ok() =>
+                {
+                    g
+                }
+                _ => geometry,
+            };
             let base = NonNull::new(segment.base()).expect("mappings are never null");
             let hdr = base.cast::<RingHeader>();
             // SAFETY: the segment is at least `total_len` bytes (the caller
-            // sized it so), page-aligned, zero-filled and ours alone until
-            // `init_header` publishes it; all-zero bytes are a valid
-            // RingHeader (atomics only).
+            // sized it so; for a double-mapped geometry `map_twice` mapped
+            // the slot area again right after it), page-aligned,
+            // zero-filled and ours alone until `init_header` publishes it;
+            // all-zero bytes are a valid RingHeader (atomics only).
             let view = unsafe {
                 let slots = base.add(geometry.slots_offset);
                 RingRef::new(hdr, slots, geometry)
@@ -102,18 +118,17 @@ impl Mapping {
         #[cfg(loom)]
         {
             // Loom atomics cannot live in raw memory: the header goes on
-            // the heap, the slots stay in the segment.
-            let _ = (process_local, &address);
+            // the heap, the slots stay in the segment (never mapped twice).
+            let _ = (process_local, &address, double_map);
             let header = Box::new(RingHeader::default());
             let hdr = NonNull::from(&*header);
             let slots = NonNull::new(segment.base()).expect("heap blocks are never null");
-            // SAFETY: the boxed header and the segment are owned by the
-            // returned Mapping and never moved out of it.
             let commits: Box<[crate::sync::AtomicU32]> = (0..geometry.slot_count)
                 .map(|_| crate::sync::AtomicU32::new(0))
                 .collect();
-            // SAFETY: as above; the commit words are owned by the returned
-            // Mapping too, one per slot.
+            // SAFETY: the boxed header, the segment and the commit words
+            // (one per slot) are owned by the returned Mapping and never
+            // moved out of it.
             let view = unsafe {
                 RingRef::new(hdr, slots, geometry)
                     .with_commit_words(NonNull::new(commits.as_ptr().cast_mut()).unwrap())
@@ -165,8 +180,26 @@ impl Mapping {
         layout::wait_ready(hdr_ref, &label, open_timeout)?;
         let (geometry, page_size) = layout::read_geometry(hdr_ref, segment.len(), &label)?;
         let fingerprint = layout::read_fingerprint(hdr_ref, &label)?;
+        let mut segment = segment;
+        if geometry.double_map {
+            // The creator's producer lets messages cross the end of the
+            // ring: without the second mapping this process would read or
+            // write past the slot area. Refuse rather than guess.
+            segment
+                .map_twice(geometry.slots_offset, geometry.slot_area())
+                .map_err(|e| Error::DoubleMapFailed {
+                    address: label.clone(),
+                    source: e.into(),
+                })?;
+        }
+        // The mapping may have moved (`map_twice`); the geometry is the one
+        // validated above, copied into process memory.
+        let base = NonNull::new(segment.base()).expect("mappings are never null");
+        let hdr = base.cast::<RingHeader>();
         // SAFETY: `read_geometry` checked that header and slots fit inside
-        // the mapping; the segment is owned by the returned Mapping.
+        // the mapping, and for a double-mapped ring `map_twice` mapped the
+        // slot area a second time right after it; the segment is owned by
+        // the returned Mapping.
         let view = unsafe { RingRef::new(hdr, base.add(geometry.slots_offset), geometry) };
         let process_local = segment.backend() == Backend::Heap;
         Ok(Mapping {

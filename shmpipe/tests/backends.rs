@@ -98,6 +98,18 @@ struct Subject {
 impl Subject {
     /// `None` when the case is skipped (the reason is printed).
     fn new(kind: Kind, pages: Pages, slots: u64, slot_size: u64) -> Option<Subject> {
+        Subject::with(kind, pages, slots, slot_size, true)
+    }
+
+    /// As `new`, choosing whether the creator maps the slot area twice
+    /// (`RingBuilder::double_map`).
+    fn with(
+        kind: Kind,
+        pages: Pages,
+        slots: u64,
+        slot_size: u64,
+        double_map: bool,
+    ) -> Option<Subject> {
         let lock = if pages == Pages::Huge {
             let guard = HUGE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(why) = huge_ready(kind) {
@@ -112,7 +124,7 @@ impl Subject {
             None
         };
         let mut b = RingBuilder::new();
-        b.slots(slots).slot_size(slot_size);
+        b.slots(slots).slot_size(slot_size).double_map(double_map);
         if pages == Pages::Huge {
             b.huge_pages(HugePages::Require).populate(true);
         }
@@ -389,11 +401,16 @@ fn validation(s: &Subject) {
     let mut tx = s.a.producer().unwrap();
     let mut rx = s.b.consumer().unwrap();
     tx.try_send(b"x").unwrap();
-    s.raw.put_u32(0x400, (1 << 30) - 1);
+    // Slot 0 is at `slots_offset` (meta + 0x60): one page on a ring mapped
+    // twice, 0x400 otherwise.
+    let slot0 = s.raw.get_u64(0x60) as usize;
+    let double = s.a.info().contiguous_wrap;
+    assert_eq!(slot0, if double { 4096 } else { 0x400 }, "{:?}", s.kind);
+    s.raw.put_u32(slot0, (1 << 30) - 1);
     assert!(matches!(rx.try_recv_vec(), Err(TryRecvError::Corrupt(c)) if c.field == "slot length"));
-    s.raw.put_u32(0x400, 3 << 30);
+    s.raw.put_u32(slot0, 3 << 30);
     assert!(matches!(rx.try_recv_vec(), Err(TryRecvError::Corrupt(c)) if c.field == "slot mark"));
-    s.raw.put_u32(0x400, 1);
+    s.raw.put_u32(slot0, 1);
     assert_eq!(rx.try_recv_vec().unwrap(), b"x");
 }
 
@@ -449,6 +466,98 @@ fn page_size(s: &Subject) {
     eprintln!(
         "page size: {:?} with {:?} pages: {} bytes (smaps KernelPageSize {:?}), {} bytes mapped",
         s.kind, s.pages, info.page_size, kernel[0], info.mapped_len
+    );
+}
+
+/// Random sizes from 0 to the message limit, byte-identical, through a
+/// producer on one mapping and a consumer on another, many laps of the
+/// ring. On a ring mapped twice some messages cross the end of the ring,
+/// and each is still one slice, running on through the second mapping; on
+/// a padded ring none crosses.
+fn large_across_wrap(s: &Subject) {
+    let info = s.a.info();
+    let double = info.contiguous_wrap;
+    assert_eq!(s.b.info().contiguous_wrap, double, "both mappings agree");
+    let (slots, slot_size, offset) = (
+        info.slots as usize,
+        info.slot_size as usize,
+        info.payload_offset as usize,
+    );
+    let mut tx = s.a.producer().unwrap();
+    let mut rx = s.b.consumer().unwrap();
+    let limit = tx.message_limit();
+    assert_eq!(limit, slots * slot_size - offset);
+    // Huge-page rings carry messages up to 2 MiB: fewer of them still
+    // make several hundred laps of crossings.
+    let n = scaled(if s.pages == Pages::Huge { 200 } else { 1500 });
+    // Cheap enough for 2 MiB messages in a debug build; differs per
+    // message and per position.
+    let body = move |seq: u64, len: usize| -> Vec<u8> {
+        let salt = mix(seq);
+        (0..len as u64)
+            .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(salt) >> 56) as u8)
+            .collect()
+    };
+    let len_of = move |seq: u64| match seq % 5 {
+        0 => limit,
+        1 => 0,
+        _ => (mix(seq + 77) % (limit as u64 + 1)) as usize,
+    };
+    let crossed = with_watchdog(Duration::from_secs(120), move || {
+        let t = thread::spawn(move || {
+            for seq in 0..n {
+                tx.send(body(seq, len_of(seq))).unwrap();
+            }
+        });
+        // Where slot 0's payload is in the consumer's mapping, learned
+        // from the first message (position 0, slot 0).
+        let mut slot0: Option<usize> = None;
+        let mut crossed = 0u64;
+        for seq in 0..n {
+            let len = len_of(seq);
+            let msg = rx.borrow().unwrap();
+            assert_eq!(msg.len(), len, "seq {seq}");
+            assert!(*msg == body(seq, len)[..], "seq {seq}: bytes differ");
+            let at = msg.as_ptr() as usize;
+            let base = *slot0.get_or_insert(at);
+            let index = (at - base) / slot_size;
+            assert!(index < slots && (at - base) % slot_size == 0, "seq {seq}");
+            let used = (len + offset).div_ceil(slot_size);
+            if index + used > slots {
+                // One slice past the end of the first mapping of the area.
+                assert!(double, "seq {seq}: a padded ring never crosses");
+                assert!(at + len > base - offset + slots * slot_size);
+                crossed += 1;
+            }
+        }
+        t.join().unwrap();
+        crossed
+    });
+    eprintln!(
+        "{:?} {:?} double_map={double}: {n} messages up to {limit} B, {crossed} across the wrap",
+        s.kind, s.pages
+    );
+    if double {
+        assert!(crossed > 0, "some messages cross the wrap");
+    }
+}
+
+/// `/proc/self/smaps` shows a double-mapped ring's two mappings; dropping
+/// the rings unmaps every one of them.
+fn mapped_twice_and_unmapped(kind: Kind, pages: Pages, slots: u64, slot_size: u64) {
+    let Some(s) = Subject::new(kind, pages, slots, slot_size) else {
+        return;
+    };
+    assert!(s.a.info().contiguous_wrap && s.b.info().contiguous_wrap);
+    let name = s.smaps_name();
+    let mappings = smaps_page_sizes(&name).len();
+    // a and b, at least two mappings each, and the raw map.
+    assert!(mappings >= 5, "{kind:?}: {mappings} mappings of {name}");
+    drop(s);
+    assert_eq!(
+        smaps_page_sizes(&name),
+        Vec::<u64>::new(),
+        "{kind:?}: all unmapped"
     );
 }
 
@@ -517,6 +626,38 @@ macro_rules! conformance {
                 if let Some(s) = subject() {
                     super::page_size(&s);
                 }
+            }
+
+            /// A slot area of one page (base) or one huge page.
+            fn wrap_geometry() -> (u64, u64) {
+                match $pages {
+                    Pages::Base => (16, 256),
+                    Pages::Huge => (512, 4096),
+                }
+            }
+
+            #[test]
+            fn large_across_wrap_double_mapped() {
+                let (slots, size) = wrap_geometry();
+                if let Some(s) = Subject::with($kind, $pages, slots, size, true) {
+                    assert!(s.a.info().contiguous_wrap);
+                    super::large_across_wrap(&s);
+                }
+            }
+
+            #[test]
+            fn large_across_wrap_padded() {
+                let (slots, size) = wrap_geometry();
+                if let Some(s) = Subject::with($kind, $pages, slots, size, false) {
+                    assert!(!s.a.info().contiguous_wrap);
+                    super::large_across_wrap(&s);
+                }
+            }
+
+            #[test]
+            fn mapped_twice_and_unmapped() {
+                let (slots, size) = wrap_geometry();
+                super::mapped_twice_and_unmapped($kind, $pages, slots, size);
             }
         }
     };

@@ -45,6 +45,10 @@ fn main() -> ExitCode {
             memfd_passing(true)
         }),
         Trial::test("permissions_keep_other_users_out", permissions),
+        Trial::test(
+            "double_mapped_ring_refused_where_it_cannot_be_mapped_twice",
+            double_map_refused,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -55,6 +59,7 @@ fn run_role(role: &str) -> ExitCode {
         "hold-producer" => hold_producer(),
         "receive-fd" => receive_fd(),
         "open-as-other-user" => open_as_other_user(),
+        "open-under-rlimit" => open_under_rlimit(),
         other => Err(format!("unknown role {other}")),
     };
     match result {
@@ -455,4 +460,68 @@ fn nobody() -> (u32, u32) {
             })
         })
         .unwrap_or((65534, 65534))
+}
+
+/// Slot area of the rings `double_map_refused` makes: 64 MiB.
+const BIG_AREA: u64 = 64 << 20;
+
+/// A process whose address space has room for a ring's segment but not
+/// for its slot area twice cannot open a ring created double-mapped: it
+/// gets `DoubleMapFailed` (never a ring it would read past the end of),
+/// and opens the same geometry created padded.
+fn double_map_refused() -> Result<(), Failed> {
+    let (double, padded) = (unique("twice-rlimit"), unique("padded-rlimit"));
+    let (_c1, _c2) = (Cleanup(double.clone()), Cleanup(padded.clone()));
+    let mut b = RingBuilder::new();
+    b.slots(1024).slot_size(BIG_AREA / 1024);
+    let r1 = b.create(double.as_str())?;
+    let r2 = b.double_map(false).create(padded.as_str())?;
+    if !r1.info().contiguous_wrap || r2.info().contiguous_wrap {
+        return Err("expected one double-mapped and one padded ring".into());
+    }
+    let mut child = spawn_child(
+        "open-under-rlimit",
+        &[("SHMPIPE_ADDRS", format!("{double},{padded}"))],
+    );
+    let (out, status) = child.output()?;
+    if !status.success() || out != "refused,open" {
+        return Err(format!("child said {out:?} ({status})").into());
+    }
+    Ok(())
+}
+
+/// Child of `double_map_refused`: limits its address space to what it
+/// uses now plus 1.5 slot areas, then opens both rings.
+fn open_under_rlimit() -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or("no VmSize")?;
+    let limit = vm_kib * 1024 + BIG_AREA * 3 / 2;
+    let rl = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: a valid rlimit struct for this process.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) } != 0 {
+        return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
+    }
+    let mut out = Vec::new();
+    for addr in var("SHMPIPE_ADDRS").split(',') {
+        out.push(match Ring::open(addr) {
+            Ok(_) => "open".to_owned(),
+            Err(e @ Error::DoubleMapFailed { .. }) => {
+                let msg = e.to_string();
+                if !msg.contains("double_map(false)") {
+                    return Err(format!("the error says what to do: {msg}"));
+                }
+                "refused".to_owned()
+            }
+            Err(e) => format!("error:{e}"),
+        });
+    }
+    println!("{}", out.join(","));
+    Ok(())
 }

@@ -204,3 +204,61 @@ fn payloads_are_aligned_as_asked() {
         .create_in_process()
         .is_err());
 }
+
+/// A memfd ring whose slot area is one page is mapped twice: a
+/// `try_reserve_len` that runs past the last slot is one writable slice
+/// (no PAD), its bytes past the end land in slot 0 on, and `try_borrow`
+/// hands the message back as one slice; payload alignment holds across the
+/// wrap. The same on a padded ring goes to slot 0 after a PAD.
+#[test]
+fn reserve_len_and_borrow_cross_the_wrap_when_mapped_twice() {
+    for double_map in [true, false] {
+        let ring = RingBuilder::new()
+            .slots(16)
+            .slot_size(256)
+            .double_map(double_map)
+            .create_memfd("large-wrap")
+            .unwrap();
+        assert_eq!(ring.info().contiguous_wrap, double_map);
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        // Move to slot 14 (of 0..16), learning where slot 0's payload is.
+        let slot0 = {
+            tx.try_send(b"first").unwrap();
+            rx.try_borrow().unwrap().as_ptr() as usize
+        };
+        for _ in 1..14 {
+            tx.try_send(b"x").unwrap();
+            rx.try_recv_vec().unwrap();
+        }
+        assert_eq!(tx.position(), 14);
+        // 1000 bytes take 4 slots: 14, 15, then 0 and 1 again.
+        let msg = body(7, 1000);
+        let r = tx.try_reserve_len(msg.len());
+        // Every slot is free: it fits at once. (A padded ring published a
+        // PAD over slots 14-15 first; the consumer skips it.)
+        let mut slot = r.unwrap();
+        let at = slot.as_ptr() as usize;
+        slot.copy_from_slice(&msg);
+        slot.commit(msg.len());
+        let got = rx.try_borrow().unwrap();
+        assert!(*got == msg[..]);
+        assert_eq!(
+            got.as_ptr() as usize,
+            at,
+            "the consumer reads it where it was written"
+        );
+        assert_eq!(at % 16, 0, "aligned across the wrap too");
+        if double_map {
+            assert_eq!(
+                at,
+                slot0 + 14 * 256,
+                "at slot 14, running past the area's end"
+            );
+            assert!(at + msg.len() > slot0 - 16 + 16 * 256);
+        } else {
+            assert_eq!(at, slot0, "after the PAD, at slot 0");
+        }
+        drop(got);
+        assert_eq!(rx.try_recv_vec(), Err(TryRecvError::Empty));
+    }
+}

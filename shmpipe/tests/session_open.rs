@@ -479,11 +479,11 @@ fn geometry() -> Result<(), Failed> {
         return Err("max_message(20) creates 64-byte slots too".into());
     }
     if RingBuilder::new()
-        .max_message(57)
+        .max_message(49)
         .open(addr.as_str())
         .is_ok()
     {
-        return Err("max_message(57) needs 128-byte slots".into());
+        return Err("max_message(49) needs 128-byte slots".into());
     }
     // The opt-out.
     let any = want.accept_any_geometry(true).open(addr.as_str())?;

@@ -39,7 +39,7 @@ pub struct CreateOptions {
     /// Number of slots, a power of two [default: 128].
     #[arg(long, value_name = "N", value_parser = parse::count)]
     pub slots: Option<u64>,
-    /// Bytes per slot including its 8-byte header, a multiple of 64; suffixes K, M
+    /// Bytes per slot including its 16-byte header, a multiple of 64; suffixes K, M
     /// [default: 64K].
     #[arg(long, value_name = "BYTES", value_parser = parse::size)]
     pub slot_size: Option<u64>,
@@ -62,6 +62,11 @@ pub struct CreateOptions {
     /// and every holder are dead).
     #[arg(long)]
     pub reclaim: bool,
+    /// Pad at the end of the ring instead of mapping the slot area twice
+    /// (by default messages cross the end as one slice where the slot
+    /// area is a whole number of pages).
+    #[arg(long)]
+    pub no_double_map: bool,
 }
 
 impl CreateOptions {
@@ -84,7 +89,8 @@ impl CreateOptions {
             .mode(self.mode.unwrap_or(0o600))
             .populate(self.populate)
             .lock_memory(self.lock)
-            .reclaim_stale(self.reclaim);
+            .reclaim_stale(self.reclaim)
+            .double_map(!self.no_double_map);
         if let Some(s) = self.huge_page_size {
             b.huge_page_size(s);
         }

@@ -8,7 +8,11 @@
 //! The promise under test: whatever the bytes, every call returns a value or
 //! a typed error; no panic, no out-of-bounds access (the fuzzer runs with
 //! AddressSanitizer), no hang (every wait has a zero timeout), and every
-//! length handed out fits the geometry.
+//! length handed out fits the geometry. The bytes flipped aim at the
+//! header, and at the slots' length words (fragment marks: lying FIRSTs
+//! and PADs), commit words and extents (lengths past the limit, longer
+//! than the ring, PADs past the end), of rings padded at the wrap and
+//! rings mapped twice.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
@@ -84,6 +88,14 @@ impl Raw {
         unsafe { self.ptr.add(off).cast::<u64>().write_volatile(v) }
     }
 
+    /// Reads the u64 at `off` (8-aligned, wrapped into the segment).
+    fn peek(&self, off: u64) -> u64 {
+        let off = (off as usize % self.len) & !7;
+        // SAFETY: in bounds and aligned; the library may write it meanwhile
+        // (only through atomics), a volatile read of plain bytes.
+        unsafe { self.ptr.add(off).cast::<u64>().read_volatile() }
+    }
+
     /// Writes `bytes` at `off` (wrapped into the segment).
     fn write(&self, off: u64, bytes: &[u8]) {
         let off = off as usize % self.len;
@@ -102,29 +114,90 @@ impl Drop for Raw {
 
 /// Offsets worth aiming at (layout v3): the header fields (geometry,
 /// payload placement, message limit, wrap mode, type line), indices,
-/// claims and the first slot's length, commit and extent words (fragment
-/// marks and lengths).
+/// claims and slot 0's words where a padded ring has it (0x400); the slots
+/// themselves are aimed at through [`Slots`].
 const HOT: [u64; 16] = [
     0x00, 0x08, 0x10, 0x18, 0x28, 0x30, 0x50, 0x58, 0x60, 0x68, 0x80, 0x100, 0x180, 0x200, 0x400,
     0x408,
 ];
 
-fn target(input: &mut Input<'_>) -> u64 {
+/// The slot area as the image's header describes it before the fuzzing
+/// (clamped into the segment): where slot headers are, to aim at their
+/// length/mark, commit and extent words, and what lengths are near the
+/// ring's limits.
+struct Slots {
+    offset: u64,
+    size: u64,
+    count: u64,
+}
+
+impl Slots {
+    fn of(raw: &Raw) -> Slots {
+        let len = raw.len as u64;
+        let offset = raw.peek(0x60);
+        let offset = if offset >= 0x400 && offset < len {
+            offset & !63
+        } else {
+            0x400
+        };
+        let size = raw.peek(0x20).clamp(64, len) & !63;
+        let count = raw.peek(0x18).clamp(1, 64);
+        Slots {
+            offset,
+            size,
+            count,
+        }
+    }
+
+    /// Bytes of the slot area.
+    fn area(&self) -> u64 {
+        self.size * self.count
+    }
+}
+
+fn target(input: &mut Input<'_>, slots: &Slots) -> u64 {
     let sel = input.u8();
-    if sel < 192 {
+    if sel < 160 {
         HOT[(sel % 16) as usize] + u64::from(input.u8() % 8) * 8 * u64::from(sel >= 128)
+    } else if sel < 224 {
+        // A slot's first word (length word with its mark, commit word) or
+        // its extent (a FIRST's length, a PAD's slot count).
+        let slot = u64::from(input.u8()) % slots.count;
+        slots.offset + slot * slots.size + 8 * u64::from(sel & 1)
     } else {
         u64::from(input.u16())
     }
 }
 
-fn value(input: &mut Input<'_>) -> u64 {
-    match input.u8() % 8 {
+fn value(input: &mut Input<'_>, slots: &Slots) -> u64 {
+    // The length word is the low half of a slot's first u64, its commit
+    // word the high half: a small commit value can match a position.
+    let commit = |input: &mut Input<'_>| u64::from(input.u8() % 8) << 32;
+    match input.u8() % 12 {
         0 => 0,
         1 => u64::MAX,
         2 => u64::from(input.u8()),
         3 => 1 << (input.u8() % 64),
         4 => u64::from(input.u16()) << 32,
+        // A FIRST mark, possibly committed, possibly with length bits.
+        5 => (1 << 30) | commit(input) | u64::from(input.u8() % 2),
+        // A PAD mark, likewise.
+        6 => (2 << 30) | commit(input) | u64::from(input.u8() % 2),
+        // A FIRST's length near slot boundaries, up to twice the ring
+        // (past the limit, longer than the ring).
+        7 => {
+            let k = u64::from(input.u8()) % (2 * slots.count + 1);
+            (k * slots.size)
+                .wrapping_add(u64::from(input.u8() % 3))
+                .wrapping_sub(1)
+        }
+        // A PAD's slot count near what reaches the end, or past it.
+        8 => {
+            let short = u64::from(input.u8()) % (slots.count + 1);
+            (slots.count - short.min(slots.count)) + u64::from(input.u8() % 3)
+        }
+        // A length past the whole slot area.
+        9 => slots.area() + u64::from(input.u16()),
         _ => input.u64(),
     }
 }
@@ -137,16 +210,25 @@ pub fn run(data: &[u8]) {
         // A real ring (random geometry), then mutated.
         let slots = 1u64 << (input.u8() % 5);
         let slot_size = 64 * (1 + u64::from(input.u8() % 4));
+        // Half of them mapped twice (where the slot area is a page: 16 x
+        // 256 B), the others padded at the wrap.
         let ring = RingBuilder::new()
             .slots(slots)
             .slot_size(slot_size)
+            .double_map(input.u8() & 1 == 0)
             .create_memfd("fuzz")
             .expect("create a valid ring");
         let len = ring.info().mapped_len as usize;
-        // Put some real messages in.
+        let limit = ring.info().message_limit as usize;
+        // Put some real messages in, some over several slots (FIRST
+        // marks, extents; PADs on a padded ring).
         let mut tx = ring.producer().expect("producer");
         for i in 0..input.u8() % 6 {
-            let _ = tx.try_send(vec![i; usize::from(input.u8()) % 64]);
+            let n = match input.u8() % 3 {
+                0 => usize::from(input.u8()) % 64,
+                _ => usize::from(input.u16()) % (limit + 1),
+            };
+            let _ = tx.try_send(vec![i; n]);
         }
         drop(tx);
         let fd = ring.fd().unwrap().try_clone_to_owned().unwrap();
@@ -163,8 +245,9 @@ pub fn run(data: &[u8]) {
         let n = usize::from(input.u16()) % 2048;
         raw.write(0, input.bytes(n));
     }
+    let slots = Slots::of(&raw);
     for _ in 0..input.u8() % 8 {
-        let (t, v) = (target(&mut input), value(&mut input));
+        let (t, v) = (target(&mut input, &slots), value(&mut input, &slots));
         raw.poke(t, v);
     }
 
@@ -222,7 +305,7 @@ pub fn run(data: &[u8]) {
             }
             4 | 5 => {
                 // The hostile peer strikes between reads.
-                let (t, v) = (target(&mut input), value(&mut input));
+                let (t, v) = (target(&mut input, &slots), value(&mut input, &slots));
                 raw.poke(t, v);
             }
             6 => {
@@ -235,6 +318,15 @@ pub fn run(data: &[u8]) {
                     if let Ok(mut batch) = tx.try_reserve_batch(usize::from(input.u8() % 4)) {
                         let _ = batch.push(&buf[..n.min(max)]);
                         batch.commit();
+                    }
+                    // A zero-copy reservation of any length, committed
+                    // shorter: one slice of exactly that length.
+                    let want = usize::from(input.u16()) % (max + 2);
+                    if let Ok(mut slot) = tx.try_reserve_len(want) {
+                        assert_eq!(slot.capacity(), want);
+                        slot.fill(0x5a);
+                        let used = usize::from(input.u16()) % (want + 1);
+                        slot.commit(used);
                     }
                 }
             }

@@ -205,7 +205,7 @@ static void test_addresses_and_options(void) {
     shmpipe_info info;
     OK(shmpipe_ring_info(ring, &info));
     CHECK(info.backend == SHMPIPE_BACKEND_POSIX_SHM);
-    CHECK(info.slots == 16 && info.slot_size == 128 && info.max_message == 120);
+    CHECK(info.slots == 16 && info.slot_size == 128 && info.max_message == 112);
     CHECK(info.mode == 0640);
     CHECK(info.sysv_id == -1);
     CHECK(info.creator_pid == (uint32_t)getpid() && info.creator_alive);

@@ -503,7 +503,8 @@ impl Consumer {
             return Err(TryRecvError::BufferTooSmall { needed: len });
         };
         let ring = self.holder.ring;
-        self.holder.mapping.tracker.read(ring.slot_index(pos), || {
+        let tracker = &self.holder.mapping.tracker;
+        tracker.read_span(ring.slot_index(pos), slots, || {
             // SAFETY: `pos` is committed (`available` returned > 0) and
             // `len` is checked; the slice is gone before `release`.
             dst.copy_from_slice(unsafe { self.payload(pos, len) });

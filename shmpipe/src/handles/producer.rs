@@ -417,7 +417,8 @@ impl Producer {
         self.place(n)?;
         let ring = self.holder.ring;
         let pos = self.tail;
-        self.holder.mapping.tracker.write(ring.slot_index(pos), || {
+        let tracker = &self.holder.mapping.tracker;
+        tracker.write_span(ring.slot_index(pos), n, || {
             // SAFETY: `place` made the `n` slots from `tail` on free and
             // contiguous, so `len <= n * slot_size - payload_offset` bytes
             // from the payload pointer are ours until published.
@@ -463,6 +464,11 @@ impl Producer {
             });
             self.publish_span(pad, 0, 0);
         }
+        // The deliberate bug CI builds for loom: only one free slot asked
+        // for, so the rest of the message may overwrite slots the consumer
+        // is still reading (a causality violation in `loom_ring`).
+        #[cfg(shmpipe_bug = "place_one_slot")]
+        let n = 1;
         if self.reserve_check(n)? < n {
             return Err(self.full());
         }

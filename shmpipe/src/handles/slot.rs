@@ -269,7 +269,7 @@ impl<'a> WriteSlot<'a> {
             .holder
             .mapping
             .tracker
-            .write(ring.slot_index(pos), || ());
+            .write_span(ring.slot_index(pos), slots, || ());
         if slots > 1 {
             // SAFETY: the slots are free (checked by the caller). The
             // header goes first, so that a successor after a crash knows
@@ -516,8 +516,8 @@ impl Consumer {
         self.holder
             .mapping
             .tracker
-            .read(ring.slot_index(pos), || ());
-        // SAFETY: `pos` is committed and `len` checked; the bytes live in
+            .read_span(ring.slot_index(pos), slots, || ());
+        // SAFETY: `pos` is committed and `len` checked; the slice lives in
         // the ReadSlot, which releases the slots only when dropped.
         let data = unsafe { self.payload(pos, len) };
         Ok(ReadSlot::from_parts(self, data, slots))

@@ -70,6 +70,7 @@ pub struct RingBuilder {
     payload_align: u64,
     message_limit: Option<u64>,
     fingerprint: Option<TypeFingerprint>,
+    double_map: bool,
 }
 
 impl Default for RingBuilder {
@@ -94,6 +95,7 @@ impl RingBuilder {
             payload_align: DEFAULT_PAYLOAD_ALIGN as u64,
             message_limit: None,
             fingerprint: None,
+            double_map: true,
         }
     }
 
@@ -268,6 +270,44 @@ impl RingBuilder {
     #[doc(hidden)]
     pub fn fingerprint(&mut self, fingerprint: Option<TypeFingerprint>) -> &mut Self {
         self.fingerprint = fingerprint;
+        self
+    }
+
+    /// Whether a new ring maps its slot area twice, back to back, so that
+    /// a message may run across the end of the ring and still be one
+    /// slice (default `true`). It applies where the pages allow it: the
+    /// slot area (slots x slot size) a whole number of pages (4 KiB, or the
+    /// huge page size with huge pages; never 1 GiB pages), on a shared
+    /// backend (not [`create_in_process`](Self::create_in_process)). Every
+    /// other ring pads at the wrap: a message that would cross the end is
+    /// preceded by a PAD slot run to the end, and is one slice too, at the
+    /// cost of the padded slots. [`RingInfo::contiguous_wrap`] says which
+    /// one a ring got.
+    ///
+    /// The data path is the same either way; mapping twice costs address
+    /// space (twice the slot area), a few more `mmap` calls at create and
+    /// open (`docs/benchmarks.md`), and every process that opens the ring
+    /// must be able to map it twice too ([`Error::DoubleMapFailed`]
+    /// otherwise).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::RingBuilder;
+    ///
+    /// # let name = format!("shm:doc-double-map-{}", std::process::id());
+    /// // 64 slots of 64 bytes: the slot area is one 4 KiB page.
+    /// let mut b = RingBuilder::new();
+    /// b.slots(64).slot_size(64).unlink_on_drop(true);
+    /// assert!(b.create(&name)?.info().contiguous_wrap); // dropped: removed
+    /// b.double_map(false);
+    /// assert!(!b.create(&name)?.info().contiguous_wrap);
+    /// # Ok::<(), shmpipe::Error>(())
+    /// ```
+    ///
+    /// [`RingInfo::contiguous_wrap`]: crate::RingInfo::contiguous_wrap
+    pub fn double_map(&mut self, yes: bool) -> &mut Self {
+        self.double_map = yes;
         self
     }
 
@@ -468,6 +508,7 @@ impl RingBuilder {
             label,
             Some(address.clone()),
             self.fingerprint.clone(),
+            self.double_map,
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -500,6 +541,7 @@ impl RingBuilder {
             format!("memfd:{name}"),
             None,
             self.fingerprint.clone(),
+            self.double_map,
         )?;
         Ok(Ring {
             mapping: Arc::new(mapping),
@@ -527,6 +569,7 @@ impl RingBuilder {
             "heap".to_owned(),
             None,
             self.fingerprint.clone(),
+            false,
         )?;
         Ok(Ring {
             mapping: Arc::new(mapping),

@@ -12,6 +12,10 @@
 //! | System V | `sysv` | `sysv:KEY`, `sysv:PATH:ID` | `SHM_HUGETLB` |
 //! | heap | `heap` | nothing | (never) |
 //!
+//! A ring whose slot area is whole pages is mapped with that area twice,
+//! back to back ([`Segment::map_twice`], `twice.rs`), for every backend
+//! but the heap.
+//!
 //! Huge-page mappings are always whole huge pages long (memmap2 leaks a
 //! mapping whose length is not), never `MAP_NORESERVE` (a dry pool would
 //! then raise `SIGBUS` on first touch instead of failing the map with
@@ -27,6 +31,7 @@ pub(crate) mod hugetlbfs;
 mod memfd;
 mod posix_shm;
 pub(crate) mod sysv;
+mod twice;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -139,6 +144,9 @@ enum Memory {
     Mapped(memmap2::MmapRaw),
     SysV(sysv::Attach),
     Heap(HeapBlock),
+    /// The slot area mapped a second time right after the first
+    /// ([`Segment::map_twice`]).
+    Twice(twice::Twice),
 }
 
 /// A mapped segment. Unmapped on drop; the name (if any) outlives it until
@@ -152,6 +160,11 @@ pub(crate) struct Segment {
     path: Option<PathBuf>,
     sysv_id: Option<i32>,
     huge_fallback: Option<String>,
+    /// Pre-fault pages when (re)mapping (`SegmentOptions::populate`).
+    populate: bool,
+    /// The pages are locked (`SegmentOptions::lock`): lock them again
+    /// after remapping.
+    lock: bool,
 }
 
 impl std::fmt::Debug for Segment {
@@ -212,6 +225,8 @@ impl Segment {
             path: None,
             sysv_id: None,
             huge_fallback: None,
+            populate: false,
+            lock: false,
         })
     }
 
@@ -325,6 +340,8 @@ impl Segment {
             path: None,
             sysv_id: None,
             huge_fallback: None,
+            populate: false,
+            lock: false,
         };
         seg.prepare(opts, label)?;
         Ok(seg)
@@ -332,6 +349,8 @@ impl Segment {
 
     /// Applies `lock` (and `populate` where the map call could not).
     fn prepare(&mut self, opts: &SegmentOptions, label: &str) -> Result<(), Error> {
+        self.populate = opts.populate;
+        self.lock = opts.lock;
         let (ptr, len) = (self.base().cast::<core::ffi::c_void>(), self.len());
         if opts.populate && matches!(self.memory, Memory::SysV(_)) && !opts.read_only {
             // SAFETY: the range is this segment's own attachment;
@@ -367,6 +386,7 @@ impl Segment {
             Memory::Mapped(m) => m.as_mut_ptr(),
             Memory::SysV(a) => a.as_ptr(),
             Memory::Heap(h) => h.as_ptr(),
+            Memory::Twice(t) => t.as_ptr(),
         }
     }
 
@@ -376,7 +396,53 @@ impl Segment {
             Memory::Mapped(m) => m.len(),
             Memory::SysV(a) => a.len(),
             Memory::Heap(h) => h.len(),
+            Memory::Twice(t) => t.len(),
         }
+    }
+
+    /// Maps the `area` bytes at `offset` (the slot area) a second time,
+    /// right after the first mapping of them, so that `base() + offset`
+    /// starts `2 * area` bytes of which the second half mirrors the first.
+    /// `offset` and `area` must be multiples of the page size, and
+    /// `offset + area` at most the segment as mapped now (for System V,
+    /// exactly all of it); `len()` becomes `offset + area`. The old mapping is
+    /// replaced (pointers into it become invalid); on error it stays.
+    ///
+    /// Errors: `NOTSUP` for heap memory, `INVAL` for a shape that cannot be
+    /// mapped twice, and whatever `mmap`/`shmat` report.
+    pub(crate) fn map_twice(&mut self, offset: usize, area: usize) -> Result<(), Errno> {
+        let plan = twice::Plan {
+            offset,
+            area,
+            align: self.page_size,
+            read_only: self.read_only,
+            populate: self.populate,
+        };
+        let primary = offset.checked_add(area).ok_or(Errno::INVAL)?;
+        let mapped = match &self.memory {
+            Memory::Mapped(m) if m.len() >= primary => {
+                let fd = self.fd.as_ref().ok_or(Errno::NOTSUP)?;
+                twice::Twice::map_fd(fd.as_fd(), &plan)?
+            }
+            // shmat maps the whole segment: it must be exactly header and
+            // area, or the second attach would reach past the reservation.
+            Memory::SysV(a)
+                if round_up(a.len() as u64, self.page_size as u64) == Some(primary as u64) =>
+            {
+                twice::Twice::attach_sysv(self.sysv_id.ok_or(Errno::NOTSUP)?, &plan)?
+            }
+            Memory::Mapped(_) | Memory::SysV(_) => return Err(Errno::INVAL),
+            Memory::Heap(_) | Memory::Twice(_) => return Err(Errno::NOTSUP),
+        };
+        self.memory = Memory::Twice(mapped);
+        if self.lock {
+            // SAFETY: the first mapping of this segment's own pages (the
+            // second maps the same pages, so they are locked through this
+            // one; locking both would count them twice against
+            // RLIMIT_MEMLOCK). Locking does not change their contents.
+            unsafe { rustix::mm::mlock(self.base().cast(), self.len()) }?;
+        }
+        Ok(())
     }
 
     pub(crate) fn page_size(&self) -> usize {

@@ -255,6 +255,8 @@ impl Segment {
                     path: None,
                     sysv_id: Some(id),
                     huge_fallback: None,
+                    populate: false,
+                    lock: false,
                 };
                 seg.prepare(opts, label)?;
                 Ok(seg)
@@ -292,6 +294,8 @@ impl Segment {
             path: None,
             sysv_id: Some(id),
             huge_fallback: None,
+            populate: false,
+            lock: false,
         };
         seg.prepare(opts, label)?;
         Ok(seg)

@@ -30,6 +30,19 @@ impl SlotTracker {
     pub(crate) fn write<R>(&self, _index: usize, f: impl FnOnce() -> R) -> R {
         f()
     }
+
+    /// Runs `f`, a read of the `_n` slots from `_first` on (a multi-slot
+    /// message; indices wrap at the end of the ring).
+    #[inline(always)]
+    pub(crate) fn read_span<R>(&self, _first: usize, _n: u64, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// Runs `f`, a write of the `_n` slots from `_first` on.
+    #[inline(always)]
+    pub(crate) fn write_span<R>(&self, _first: usize, _n: u64, f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }
 
 #[cfg(loom)]
@@ -52,5 +65,24 @@ impl SlotTracker {
 
     pub(crate) fn write<R>(&self, index: usize, f: impl FnOnce() -> R) -> R {
         self.0[index].with_mut(|_| f())
+    }
+
+    /// Every slot of the span is recorded as read, not just the first: a
+    /// multi-slot message's payload runs through all of them.
+    pub(crate) fn read_span<R>(&self, first: usize, n: u64, f: impl FnOnce() -> R) -> R {
+        let len = self.0.len();
+        for i in 1..(n as usize).min(len) {
+            self.0[(first + i) % len].with(|_| ());
+        }
+        self.0[first].with(|_| f())
+    }
+
+    /// As `read_span`, for writes.
+    pub(crate) fn write_span<R>(&self, first: usize, n: u64, f: impl FnOnce() -> R) -> R {
+        let len = self.0.len();
+        for i in 1..(n as usize).min(len) {
+            self.0[(first + i) % len].with_mut(|_| ());
+        }
+        self.0[first].with_mut(|_| f())
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset,
-//!               -in-place, -typed, -typed-in-place: rings by address
+//!               -in-place, -typed, -typed-in-place, -4k, -4k-borrow,
+//!               -4k-padded: rings by address
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
 //! queues.rs     posix-mq, sysv-mq
 //! tokio_rt.rs   shmpipe-tokio, tokio-unix: the receiver awaits on tokio
@@ -59,6 +60,9 @@ pub enum Mechanism {
     ShmpipeInPlace,
     ShmpipeTyped,
     ShmpipeTypedInPlace,
+    Shmpipe4k,
+    Shmpipe4kBorrow,
+    Shmpipe4kPadded,
     ShmpipeTokio,
     Pipe,
     UnixStream,
@@ -113,6 +117,9 @@ pub const REGISTRY: &[Entry] = &[
     shmpipe::IN_PLACE,
     shmpipe::TYPED,
     shmpipe::TYPED_IN_PLACE,
+    shmpipe::SLOTS_4K,
+    shmpipe::SLOTS_4K_BORROW,
+    shmpipe::SLOTS_4K_PADDED,
     tokio_rt::SHMPIPE_TOKIO,
     fd::PIPE,
     fd::UNIX_STREAM,

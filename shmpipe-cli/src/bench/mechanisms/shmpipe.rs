@@ -15,6 +15,13 @@
 //! (`TypedProducer::reserve`, `TypedConsumer::borrow`: the
 //! `reserve_value`/`borrow_value` path). The typed rows carry only that
 //! struct: other message sizes say so.
+//! Three more run messages larger than a slot over a ring of 4 KiB slots
+//! ([`SLOTS_4K`], 4 MiB in all) whatever the message size: `shmpipe-4k`
+//! (`send`, `recv`: copies), `shmpipe-4k-borrow` (`send`, then `borrow`
+//! in place: the consumer reads the sequence number and the last byte
+//! where they lie, copying nothing) and `shmpipe-4k-padded` (as
+//! `shmpipe-4k` on a ring that pads at the wrap instead of mapping its
+//! slot area twice).
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -94,6 +101,15 @@ pub const IN_PLACE: Entry = Entry {
     group: Group::Shmpipe,
     default: false,
 };
+pub const SLOTS_4K: Entry = Entry {
+    mechanism: Mechanism::Shmpipe4k,
+    name: "shmpipe-4k",
+    about: "shmpipe on 1024 slots of 4 KiB whatever the size (large messages span slots): \
+            send / recv, copies",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
 pub const TYPED: Entry = Entry {
     mechanism: Mechanism::ShmpipeTyped,
     name: "shmpipe-typed",
@@ -103,11 +119,28 @@ pub const TYPED: Entry = Entry {
     group: Group::Shmpipe,
     default: false,
 };
+pub const SLOTS_4K_BORROW: Entry = Entry {
+    mechanism: Mechanism::Shmpipe4kBorrow,
+    name: "shmpipe-4k-borrow",
+    about: "shmpipe on 1024 slots of 4 KiB: send / borrow in place (zero-copy: the consumer \
+            reads the sequence number and the last byte where they lie)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
 pub const TYPED_IN_PLACE: Entry = Entry {
     mechanism: Mechanism::ShmpipeTypedInPlace,
     name: "shmpipe-typed-in-place",
     about: "shmpipe-spin with a 64-byte align(64) struct in place: TypedProducer::reserve, \
             TypedConsumer::borrow (64-byte messages only)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+pub const SLOTS_4K_PADDED: Entry = Entry {
+    mechanism: Mechanism::Shmpipe4kPadded,
+    name: "shmpipe-4k-padded",
+    about: "as shmpipe-4k on a ring that pads at the wrap (RingBuilder::double_map(false))",
     family: &Shmpipe,
     group: Group::Shmpipe,
     default: false,
@@ -136,6 +169,9 @@ pub enum Api {
     Typed,
     /// `TypedProducer::reserve`, `TypedConsumer::borrow` of a [`Msg64`].
     TypedInPlace,
+    /// `Producer::send`, then `Consumer::borrow` reading only the sequence
+    /// number and the last byte in place (`shmpipe-4k-borrow`).
+    Borrow,
 }
 
 impl Api {
@@ -144,6 +180,7 @@ impl Api {
             Mechanism::ShmpipeInPlace => Api::InPlace,
             Mechanism::ShmpipeTyped => Api::Typed,
             Mechanism::ShmpipeTypedInPlace => Api::TypedInPlace,
+            Mechanism::Shmpipe4kBorrow => Api::Borrow,
             _ => Api::Copy,
         }
     }
@@ -151,6 +188,20 @@ impl Api {
     fn typed(self) -> bool {
         matches!(self, Api::Typed | Api::TypedInPlace)
     }
+}
+
+/// The ring of the `shmpipe-4k*` rows: 1024 slots of 4 KiB (4 MiB), so
+/// that a 1 MiB message takes 257 slots and the ring holds three.
+pub const SLOTS_4K_SHAPE: RingShape = RingShape {
+    slots: 1024,
+    slot_size: 4096,
+};
+
+fn is_4k(m: Mechanism) -> bool {
+    matches!(
+        m,
+        Mechanism::Shmpipe4k | Mechanism::Shmpipe4kBorrow | Mechanism::Shmpipe4kPadded
+    )
 }
 
 /// How a shmpipe peer's blocking calls wait.
@@ -225,6 +276,7 @@ fn ring(
     g: RingShape,
     huge: bool,
     typed: bool,
+    double_map: bool,
 ) -> Result<String, String> {
     let addr = format!("shm:{}", setup.name());
     // Guard first, so that even a half-made ring is removed.
@@ -240,6 +292,7 @@ fn ring(
     b.slots(g.slots)
         .slot_size(g.slot_size)
         .populate(true)
+        .double_map(double_map)
         .unlink_on_drop(true);
     if huge {
         b.huge_pages(HugePages::Require);
@@ -310,10 +363,22 @@ impl Family for Shmpipe {
             ));
         }
         let huge = m == Mechanism::ShmpipeHuge;
-        let g = ring_shape(size);
-        let a = ring(setup, &mut ch, g, huge, api.typed())?;
+        let double_map = m != Mechanism::Shmpipe4kPadded;
+        let g = if is_4k(m) {
+            let holds = SLOTS_4K_SHAPE.slots * SLOTS_4K_SHAPE.slot_size - 16;
+            if size as u64 > holds {
+                return Err(format!(
+                    "{size}-byte messages do not fit the {holds} bytes a ring of 1024 x 4 KiB \
+                     slots holds"
+                ));
+            }
+            SLOTS_4K_SHAPE
+        } else {
+            ring_shape(size)
+        };
+        let a = ring(setup, &mut ch, g, huge, api.typed(), double_map)?;
         let b = if two_way {
-            Some(ring(setup, &mut ch, g, huge, api.typed())?)
+            Some(ring(setup, &mut ch, g, huge, api.typed(), double_map)?)
         } else {
             None
         };
@@ -322,7 +387,14 @@ impl Family for Shmpipe {
         let mut idle = Vec::new();
         if wait == WaitMode::WaitSet {
             for _ in 1..WAITSET_RINGS {
-                idle.push(ring(setup, &mut ch, ring_shape(MIN_MSG), false, false)?);
+                idle.push(ring(
+                    setup,
+                    &mut ch,
+                    ring_shape(MIN_MSG),
+                    false,
+                    false,
+                    true,
+                )?);
             }
             ch.shape = Some((g, ch.shape.map_or(4096, |s| s.1)));
         }
@@ -349,6 +421,11 @@ impl Family for Shmpipe {
     }
 
     fn notes(&self, m: Mechanism, w: Workload) -> Vec<String> {
+        if is_4k(m) {
+            return vec![
+                "1024 slots of 4 KiB (4 MiB): a message over 4080 B spans slots".to_owned(),
+            ];
+        }
         if WaitMode::of(m) != WaitMode::Spin {
             return Vec::new();
         }
@@ -427,7 +504,7 @@ impl RingEnd {
             } else {
                 let mut p = ring.producer()?;
                 p.set_wait_strategy(strategy);
-                check(p.max_message())?;
+                check(p.message_limit())?;
                 tx = Some(p);
             }
             tx_ring = Some(ring);
@@ -442,7 +519,7 @@ impl RingEnd {
             } else {
                 let mut c = ring.consumer()?;
                 c.set_wait_strategy(strategy);
-                check(c.max_message())?;
+                check(c.message_limit())?;
                 rx = Some(c);
             }
         }
@@ -525,7 +602,7 @@ impl Endpoint for RingEnd {
                 slot.commit();
                 Ok(())
             }
-            Api::Copy | Api::Typed => {
+            Api::Copy | Api::Typed | Api::Borrow => {
                 put_u64(self.out(), 0, seq);
                 self.send(len)
             }
@@ -558,6 +635,23 @@ impl Endpoint for RingEnd {
             let msg = rx.borrow()?;
             let n = msg.len().min(self.inb.len());
             self.inb[..n].copy_from_slice(&msg[..n]);
+            return Ok(&self.inb[..n]);
+        }
+        if self.api == Api::Borrow {
+            // Zero-copy: the job needs the sequence number and the length;
+            // read them (and the last byte, the far end of the slice) in
+            // place and copy nothing else.
+            let msg = rx.borrow()?;
+            let n = msg.len();
+            let dst = self
+                .inb
+                .get_mut(..n)
+                .ok_or_else(|| PeerError(format!("a {n}-byte message is larger than expected")))?;
+            let head = n.min(8);
+            dst[..head].copy_from_slice(&msg[..head]);
+            if n > head {
+                dst[n - 1] = msg[n - 1];
+            }
             return Ok(&self.inb[..n]);
         }
         if self.wait != WaitMode::Fd {
@@ -594,7 +688,7 @@ impl Endpoint for RingEnd {
                 let msg = rx.borrow()?;
                 Ok((msg.seq, size_of::<Msg64>()))
             }
-            Api::Copy | Api::Typed => {
+            Api::Copy | Api::Typed | Api::Borrow => {
                 let msg = self.recv()?;
                 Ok((get_u64(msg, 0)?, msg.len()))
             }
