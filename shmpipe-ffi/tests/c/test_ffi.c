@@ -205,7 +205,7 @@ static void test_addresses_and_options(void) {
     shmpipe_info info;
     OK(shmpipe_ring_info(ring, &info));
     CHECK(info.backend == SHMPIPE_BACKEND_POSIX_SHM);
-    CHECK(info.slots == 16 && info.slot_size == 128 && info.max_message == 120);
+    CHECK(info.slots == 16 && info.slot_size == 128 && info.max_message == 112);
     CHECK(info.mode == 0640);
     CHECK(info.sysv_id == -1);
     CHECK(info.creator_pid == (uint32_t)getpid() && info.creator_alive);
@@ -325,12 +325,16 @@ static void test_try_and_timeouts(void) {
 }
 
 static void test_sizes(void) {
-    pair p = make_pair("sizes", 4, 56);
+    pair p = make_pair("sizes", 4, 48);
     size_t max = shmpipe_producer_max_message(p.tx);
+    size_t limit = shmpipe_producer_message_limit(p.tx);
+    CHECK(max == 48 && limit == 4 * 64 - 16);
+    CHECK(shmpipe_consumer_message_limit(p.rx) == limit);
+    CHECK(shmpipe_producer_payload_align(p.tx) == 16);
     char big[4096];
     memset(big, 'x', sizeof big);
-    CHECK_RC(shmpipe_producer_send(p.tx, big, max + 1, 0), SHMPIPE_TOO_LARGE);
-    CHECK(contains(shmpipe_last_error(), "larger"));
+    CHECK_RC(shmpipe_producer_send(p.tx, big, limit + 1, 0), SHMPIPE_TOO_LARGE);
+    CHECK(contains(shmpipe_last_error(), "240"));
     OK(shmpipe_producer_send(p.tx, big, max, 0));
     char small[8];
     size_t len = 0;
