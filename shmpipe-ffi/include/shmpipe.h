@@ -23,9 +23,9 @@
  *
  * Ownership
  * ---------
- * - shmpipe_ring, shmpipe_producer and shmpipe_consumer are opaque handles
- *   made by this library and freed only by shmpipe_ring_close,
- *   shmpipe_producer_close and shmpipe_consumer_close (never free()). Each
+ * - shmpipe_ring, shmpipe_producer, shmpipe_consumer, shmpipe_listener,
+ *   shmpipe_duplex and shmpipe_waitset are opaque handles made by this
+ *   library and freed only by their _close call (never free()). Each
  *   close accepts NULL. Producer and consumer handles keep the mapping
  *   alive: closing the ring handle first is fine.
  * - Strings returned by the library (shmpipe_last_error,
