@@ -430,7 +430,7 @@ pub(crate) fn send<T>(py: Python<'_>, e: SendError<T>) -> PyErr {
 pub(crate) fn too_large(py: Python<'_>, size: usize, max: usize) -> PyErr {
     let msg = format!(
         "message of {size} bytes is larger than the {max} bytes this call takes: create the \
-         ring with a larger message_limit (or slot size)"
+         ring with a larger slot size or message_limit"
     );
     with_attrs(
         py,

@@ -28,7 +28,8 @@ def test_the_stubs_name_everything_the_module_has():
 
 
 def test_every_call_has_a_docstring():
-    for name in ("Ring", "Producer", "Consumer", "Borrowed", "RingInfo", "SideInfo"):
+    for name in ("Ring", "Producer", "Consumer", "Borrowed", "RingInfo", "SideInfo",
+                 "Listener", "Duplex", "Connection", "Client", "PeerCredentials"):
         cls = getattr(shmpipe, name)
         assert cls.__doc__, name
         for attr in dir(cls):
@@ -51,3 +52,10 @@ def test_the_borrow_example():
     script = os.path.join(PYTHON_DIR, "examples", "borrow.py")
     out = subprocess.run([sys.executable, script], capture_output=True, timeout=60, check=True)
     assert out.stdout.decode().splitlines()[:2] == ["0 0.0 b'payload 0'", "100 50.0 b'payload 100'"]
+
+
+def test_the_rpc_example():
+    script = os.path.join(PYTHON_DIR, "examples", "rpc.py")
+    out = subprocess.run([sys.executable, script, "4", "200"], capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stdout.decode().strip() == "served 800 calls from 4 clients, 0 failed"
