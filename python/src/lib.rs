@@ -186,7 +186,8 @@ impl Ring {
     /// that peers can start in any order: of any number of processes doing
     /// this at once, exactly one creates the ring (`created` says which).
     /// The ring found must have the geometry given (`GeometryMismatch`
-    /// otherwise) unless `accept_any_geometry=True`.
+    /// otherwise) unless `accept_any_geometry=True`; `timeout` is how long
+    /// to wait for its creator to finish initialising it.
     #[staticmethod]
     #[pyo3(signature = (address, *, slots=1024, max_message=None, slot_size=None,
                         message_limit=None, payload_align=None, huge_pages="never",

@@ -613,20 +613,21 @@ pub unsafe extern "C" fn shmpipe_duplex_serve(
             return Err(Fail::null("handler"));
         };
         let _in_callback = CallbackGuard::enter(&h.state);
+        // Replies that fit are committed right after the handler returns
+        // (nothing between can fail), so this counts the answered requests,
+        // also when the loop ends with an error.
         let mut count = 0u64;
         let r = client.duplex().serve(|req, out| {
-            count += 1;
+            let cap = out.len();
             // SAFETY: `handler` is valid by the contract.
-            unsafe { run_handler(handler, ctx, req, out) }
+            let n = unsafe { run_handler(handler, ctx, req, out) };
+            if n <= cap {
+                count += 1;
+            }
+            n
         });
-        let n = match &r {
-            Ok(n) => *n,
-            // The failing request, if it was one, was counted above but not
-            // answered.
-            Err(_) => count.saturating_sub(1),
-        };
         // SAFETY: forwarded contract.
-        unsafe { guard::store(served, n) };
+        unsafe { guard::store(served, count) };
         r.map(drop).map_err(call_fail)
     })
 }

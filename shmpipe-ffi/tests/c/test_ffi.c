@@ -1050,6 +1050,23 @@ static void rpc_client(const char *path, int calls) {
     _exit(0);
 }
 
+/* A handler that calls back into its own duplex (refused: BUSY) and then
+ * returns more than the reply slot holds (no reply: TOO_LARGE). */
+typedef struct {
+    shmpipe_duplex *d;
+    int inner_rc;
+} reentry;
+
+static size_t reenter_then_overflow(void *ctx, const void *req, size_t len, void *reply,
+                                    size_t cap) {
+    reentry *r = ctx;
+    (void)req;
+    (void)len;
+    (void)reply;
+    r->inner_rc = shmpipe_duplex_send(r->d, "x", 1, 0);
+    return cap + 1;
+}
+
 /* One server thread, one wait set: the listener and every connection;
  * 4 client processes x 1000 calls, then a client killed mid-session. */
 static void test_listener_calls(void) {
@@ -1199,6 +1216,38 @@ static void test_listener_calls(void) {
     CHECK(waitpid(plain, &status, 0) == plain);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     shmpipe_duplex_close(d);
+
+    /* A handler that re-enters its duplex, then overflows its reply. */
+    pid_t caller = fork();
+    CHECK(caller >= 0);
+    if (caller == 0) {
+        shmpipe_duplex *c = NULL;
+        char out[64];
+        size_t got = 0;
+        if (shmpipe_connect(path, NULL, &c) != SHMPIPE_OK) _exit(2);
+        if (shmpipe_duplex_call(c, "a", 1, out, sizeof out, &got, 300 * 1000 * 1000) !=
+            SHMPIPE_TIMEOUT)
+            _exit(3); /* no reply came */
+        if (shmpipe_duplex_call(c, "b", 1, out, sizeof out, &got, -1) != SHMPIPE_OK || got != 1 ||
+            out[0] != 'c')
+            _exit(4);
+        shmpipe_duplex_close(c);
+        _exit(0);
+    }
+    OK(shmpipe_listener_accept(l, &d));
+    reentry re = {d, 0};
+    int rc;
+    do {
+        did = 0;
+        rc = shmpipe_duplex_try_serve(d, reenter_then_overflow, &re, &did);
+    } while (rc == SHMPIPE_OK && !did);
+    CHECK_RC(rc, SHMPIPE_TOO_LARGE);
+    CHECK(re.inner_rc == SHMPIPE_BUSY);
+    OK(shmpipe_duplex_serve(d, plus_one, NULL, &count)); /* "b", then the close */
+    CHECK(count == 1);
+    shmpipe_duplex_close(d);
+    CHECK(waitpid(caller, &status, 0) == caller);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
     /* A second bind at a live listener's path is refused; after close the
      * socket file is gone and nothing listens. */
