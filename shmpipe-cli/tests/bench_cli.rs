@@ -18,13 +18,16 @@ const EXE: &str = env!("CARGO_BIN_EXE_shmpipe");
 /// One benchmark run at a time (they raise and restore shared limits).
 static RUNS: Mutex<()> = Mutex::new(());
 
-const MECHANISMS: [&str; 17] = [
+const MECHANISMS: [&str; 20] = [
     "shmpipe-spin",
     "shmpipe-spin-park",
     "shmpipe-park",
     "shmpipe-huge",
     "shmpipe-fd",
     "shmpipe-waitset",
+    "shmpipe-in-place",
+    "shmpipe-typed",
+    "shmpipe-typed-in-place",
     "shmpipe-tokio",
     "tokio-unix",
     "pipe",

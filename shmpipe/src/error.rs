@@ -303,6 +303,30 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A typed handle's message type needs more alignment than the ring
+    /// gives its payloads.
+    Misaligned {
+        /// The ring's address.
+        address: String,
+        /// The handle's type.
+        type_name: String,
+        /// The alignment the type needs, in bytes.
+        type_align: usize,
+        /// The alignment of the ring's payloads, in bytes.
+        ring_align: usize,
+    },
+    /// A typed handle's message type is larger than the ring's message
+    /// limit.
+    TypeTooLarge {
+        /// The ring's address.
+        address: String,
+        /// The handle's type.
+        type_name: String,
+        /// The type's size in bytes.
+        size: usize,
+        /// The ring's message limit in bytes.
+        max: usize,
+    },
     /// Any other failed system call.
     Io {
         /// The operation (`shm_open`, `ftruncate`, `mmap`, ...).
@@ -454,7 +478,9 @@ impl fmt::Display for Error {
                 f,
                 "ring `{address}` carries {found}, but this side expects {expected}: build both \
                  sides with the same message type, or open the ring with the type it was \
-                 created for"
+                 created for (a type is named by its path, `core::any::type_name`, unless \
+                 named explicitly: define it in a crate both programs use, or give both sides \
+                 the same explicit name, `message_type_named` and `typed_*_named`)"
             ),
             Error::IncompatibleType {
                 address,
@@ -537,6 +563,31 @@ impl fmt::Display for Error {
                 f,
                 "connection handshake with `{address}` failed: {reason}; check that both \
                  sides run the same shmpipe version and that the peer is not stuck"
+            ),
+            Error::Misaligned {
+                address,
+                type_name,
+                type_align,
+                ring_align,
+            } => write!(
+                f,
+                "`{type_name}` needs {type_align}-byte alignment, but ring `{address}` aligns \
+                 its payloads to {ring_align} bytes: create the ring for this type \
+                 (`RingBuilder::message_type`, which aligns for it) or with a `payload_align` \
+                 of at least {type_align}; or receive copies (`Consumer::recv_value`), which \
+                 need no alignment"
+            ),
+            Error::TypeTooLarge {
+                address,
+                type_name,
+                size,
+                max,
+            } => write!(
+                f,
+                "`{type_name}` is {size} bytes, but ring `{address}` carries messages of at most \
+                 {max} bytes: create the ring for this type (`RingBuilder::message_type`, which \
+                 sizes its slots for it), or with a `message_limit` of at least {size} (more \
+                 slots or larger ones)"
             ),
             Error::Io { op, target, source } => write!(f, "{op} `{target}` failed: {source}"),
         }

@@ -69,6 +69,48 @@
 //! | receive a copy | [`try_recv`](Consumer::try_recv), [`try_recv_vec`](Consumer::try_recv_vec) | [`recv`](Consumer::recv) | [`recv_timeout`](Consumer::recv_timeout), [`recv_deadline`](Consumer::recv_deadline), [`recv_vec_deadline`](Consumer::recv_vec_deadline) |
 //! | read in place | [`try_borrow`](Consumer::try_borrow) | [`borrow`](Consumer::borrow) | [`borrow_timeout`](Consumer::borrow_timeout), [`borrow_deadline`](Consumer::borrow_deadline) |
 //! | read a batch | [`try_recv_batch`](Consumer::try_recv_batch) | | [`recv_batch_deadline`](Consumer::recv_batch_deadline) |
+//! | send a `T` | [`try_send_value`](Producer::try_send_value) | [`send_value`](Producer::send_value) | [`send_value_deadline`](Producer::send_value_deadline) |
+//! | write a `T` in place | [`try_reserve_value`](Producer::try_reserve_value) | [`reserve_value`](Producer::reserve_value) | [`reserve_value_deadline`](Producer::reserve_value_deadline) |
+//! | receive a `T` (a copy) | [`try_recv_value`](Consumer::try_recv_value) | [`recv_value`](Consumer::recv_value) | [`recv_value_deadline`](Consumer::recv_value_deadline) |
+//! | read a `T` in place | [`try_borrow_value`](Consumer::try_borrow_value) | [`borrow_value`](Consumer::borrow_value) | [`borrow_value_deadline`](Consumer::borrow_value_deadline) |
+//!
+//! # Typed messages
+//!
+//! A message can be a value of any type with
+//! [`zerocopy`](https://docs.rs/zerocopy)'s traits (re-exported as
+//! [`shmpipe::zerocopy`](zerocopy)): the `*_value` calls above on the plain
+//! handles, or, for a ring created for one type
+//! ([`RingBuilder::message_type`]), [`TypedProducer`] and [`TypedConsumer`]
+//! from [`Ring::typed_producer`] and [`Ring::typed_consumer`], which check
+//! the ring's [`TypeFingerprint`] and alignment once, when made:
+//!
+//! ```
+//! use shmpipe::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+//! use shmpipe::RingBuilder;
+//!
+//! #[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+//! #[repr(C, align(64))] // one cache line; the ring aligns payloads for it
+//! struct Tick {
+//!     seq: u64,
+//!     price: u64,
+//!     size: [u64; 6],
+//! }
+//!
+//! let ring = RingBuilder::new().message_type::<Tick>().create_in_process()?;
+//! let (mut tx, mut rx) = (ring.typed_producer::<Tick>()?, ring.typed_consumer::<Tick>()?);
+//! let mut slot = tx.try_reserve()?; // a `&mut Tick` in the slot
+//! slot.seq = 1;
+//! slot.price = 100;
+//! slot.commit();
+//! let tick = rx.try_borrow()?; // a `&Tick` in the slot (trusted producer)
+//! assert_eq!((tick.seq, tick.price), (1, 100));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Receiving a copy ([`TypedConsumer::try_recv`]) is safe against any
+//! producer: every bit pattern is a valid `T` and the length is checked.
+//! See `docs/design.md` §10 for the alignment guarantee and what the
+//! fingerprint does and does not catch.
 //!
 //! Blocking calls wait according to a [`WaitStrategy`] and notice a dead
 //! peer at once (a per-process watcher sleeps on the peers' pidfds; where
@@ -107,7 +149,8 @@
 //! mapping   one process's mapping of a ring (segment + validated view)
 //! info      RingInfo, SideInfo, Stats: snapshots for people and tools
 //! wake      the park/wake protocol between the two sides
-//! handles   Producer, Consumer and their slot guards
+//! handles   Producer, Consumer and their slot guards; typed calls,
+//!           TypedProducer, TypedConsumer
 //! ring      Ring, RingBuilder: create, open, open_or_create, list, remove
 //! duplex    Duplex: two rings, one each way
 //! listener  Listener, connect, Connection: clients get private duplexes
@@ -169,7 +212,10 @@ pub use error::{
     TrySendError,
 };
 pub use fingerprint::TypeFingerprint;
-pub use handles::{Consumer, Message, Producer, ReadSlot, WriteBatch, WriteSlot};
+pub use handles::{
+    Consumer, Message, Producer, ReadSlot, ReadValue, TypedConsumer, TypedProducer, WriteBatch,
+    WriteSlot, WriteValue, MIN_PAYLOAD_ALIGN,
+};
 pub use info::{RingInfo, SideInfo, SideState, Stats, WakeBarrier};
 pub use listener::{
     connect, connect_with, listener_path, Connection, Listener, ListenerBuilder, PeerCred,
@@ -180,3 +226,7 @@ pub use segment::{Backend, HugePages};
 pub use side::Side;
 pub use waitset::{Member, Token, WaitSet};
 pub use wake::WaitStrategy;
+/// The `zerocopy` crate the typed calls are bounded by (`FromBytes`,
+/// `IntoBytes`, `KnownLayout`, `Immutable` and their derives), re-exported
+/// so that its version always matches.
+pub use zerocopy;

@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use rustix::thread::CpuSet;
 use rustix::time::{clock_gettime, ClockId};
 
-use super::endpoint::{Endpoint, PeerError};
+use super::endpoint::{get_u64, put_u64, Endpoint, PeerError};
 use super::floor;
 use super::mechanisms::family_of;
 use super::protocol::{Job, PeerReport, PeerSpec, END};
@@ -130,26 +130,6 @@ fn run_job<E: Endpoint>(ep: &mut E, job: &Job, size: usize) -> Result<PeerReport
     }
 }
 
-#[inline]
-fn put_u64(buf: &mut [u8], at: usize, v: u64) {
-    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-#[inline]
-fn get_u64(buf: &[u8], at: usize) -> Result<u64, PeerError> {
-    match buf.get(at..at + 8) {
-        Some(b) => {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(b);
-            Ok(u64::from_le_bytes(w))
-        }
-        None => Err(PeerError(format!(
-            "received a {}-byte message, too short to be ours",
-            buf.len()
-        ))),
-    }
-}
-
 /// Sends the end marker.
 fn finish<E: Endpoint>(ep: &mut E, size: usize) -> Result<(), PeerError> {
     put_u64(ep.out(), 0, END);
@@ -177,8 +157,7 @@ fn stream<E: Endpoint>(ep: &mut E, size: usize, duration_ns: u64) -> Result<Peer
     let end = now_ns().saturating_add(duration_ns);
     let mut seq = 0u64;
     loop {
-        put_u64(ep.out(), 0, seq);
-        ep.send(size)?;
+        ep.send_seq(seq, size)?;
         seq += 1;
         if seq.is_multiple_of(CLOCK_EVERY) && now_ns() >= end {
             break;
@@ -199,9 +178,7 @@ fn drain<E: Endpoint>(ep: &mut E, size: usize, warmup_ns: u64) -> Result<PeerRep
     // (messages received, time) when the measured window opened.
     let mut window: Option<(u64, u64)> = None;
     loop {
-        let msg = ep.recv()?;
-        let len = msg.len();
-        let seq = get_u64(msg, 0)?;
+        let (seq, len) = ep.recv_seq()?;
         if seq == END {
             break;
         }
@@ -251,9 +228,8 @@ fn ping<E: Endpoint>(
     let mut seq = 0u64;
     loop {
         let t0 = now_ns();
-        put_u64(ep.out(), 0, seq);
-        ep.send(size)?;
-        let got = get_u64(ep.recv()?, 0)?;
+        ep.send_seq(seq, size)?;
+        let (got, _) = ep.recv_seq()?;
         let t1 = now_ns();
         if got != seq {
             return Err(PeerError(format!("sent ping {seq}, got pong {got}")));
@@ -275,17 +251,14 @@ fn ping<E: Endpoint>(
 fn echo<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
     let mut n = 0u64;
     loop {
-        let msg = ep.recv()?;
-        let len = msg.len();
-        let seq = get_u64(msg, 0)?;
+        let (seq, len) = ep.recv_seq()?;
         if seq == END {
             return Ok(PeerReport::Sent {
                 messages: n,
                 unparked: 0,
             });
         }
-        put_u64(ep.out(), 0, seq);
-        ep.send(len)?;
+        ep.send_seq(seq, len)?;
         n += 1;
     }
 }

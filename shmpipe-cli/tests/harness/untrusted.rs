@@ -241,6 +241,14 @@ pub fn run(data: &[u8]) {
             7 => {
                 if let Some(rx) = rx.as_mut() {
                     let _ = rx.recv_timeout(&mut buf, Duration::ZERO);
+                    // Typed receives: any bytes are a valid `[u64; N]`, and
+                    // a message of another length is an error, not a value.
+                    if let Ok(v) = rx.try_recv_value::<[u64; 3]>() {
+                        std::hint::black_box(v);
+                    }
+                    if let Ok(v) = rx.try_borrow_value::<[u64; 2]>() {
+                        std::hint::black_box(v.iter().fold(0u64, |a, &x| a ^ x));
+                    }
                     let _ = (rx.len(), rx.is_empty(), rx.is_full(), rx.peer_alive());
                 }
             }

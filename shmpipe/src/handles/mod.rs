@@ -23,17 +23,25 @@
 //! consumer.rs  Consumer: copy receives (try_recv, recv, recv_deadline, ...)
 //! slot.rs      zero-copy and batch calls and their guards: WriteSlot,
 //!              WriteBatch (producer), ReadSlot (consumer)
+//! value.rs     typed messages on the plain handles: send_value,
+//!              reserve_value (WriteValue), recv_value, borrow_value
+//!              (ReadValue)
+//! typed.rs     TypedProducer, TypedConsumer: handles for a ring of `T`s
 //! ```
 
 mod consumer;
 mod message;
 mod producer;
 mod slot;
+mod typed;
+mod value;
 
 pub use consumer::Consumer;
 pub use message::Message;
 pub use producer::Producer;
 pub use slot::{ReadSlot, WriteBatch, WriteSlot};
+pub use typed::{TypedConsumer, TypedProducer};
+pub use value::{ReadValue, WriteValue, MIN_PAYLOAD_ALIGN};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

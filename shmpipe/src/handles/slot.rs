@@ -4,7 +4,9 @@
 //! publishes or releases with one index store.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::slice;
 use std::time::{Duration, Instant};
 
@@ -234,10 +236,24 @@ impl Producer {
 /// and [`commit`](Self::commit) its length. Dropping it publishes nothing.
 pub struct WriteSlot<'a> {
     producer: &'a mut Producer,
-    buf: &'a mut [u8],
+    /// The bytes reserved, `len` of them. A pointer, not a `&mut [u8]`:
+    /// committing fewer slots than were reserved zeroes commit words inside
+    /// these bytes, which no reference held by the guard may cover then
+    /// (a reference in a value passed by value, as `commit(self)` takes
+    /// it, is protected for the whole call).
+    buf: NonNull<u8>,
+    len: usize,
     /// Slots reserved.
     slots: u64,
+    _bytes: PhantomData<&'a mut [u8]>,
 }
+
+// SAFETY: a `WriteSlot` is a `&mut Producer` and the exclusive use of the
+// bytes it reserved (what a `&'a mut [u8]` would be): both may move to, and
+// be shared with, another thread like those references.
+unsafe impl Send for WriteSlot<'_> {}
+// SAFETY: as above; `&WriteSlot` only reads the bytes.
+unsafe impl Sync for WriteSlot<'_> {}
 
 impl<'a> WriteSlot<'a> {
     fn new(producer: &'a mut Producer) -> WriteSlot<'a> {
@@ -267,19 +283,22 @@ impl<'a> WriteSlot<'a> {
         // process from writing them; `len` fits them (`check_limit`). They
         // hold initialised bytes (the segment was zero-filled). The lifetime
         // is tied to the borrow of the producer, which keeps the mapping
-        // alive.
-        let buf = unsafe { slice::from_raw_parts_mut(ring.payload_ptr(pos), len) };
+        // alive. (Kept as a pointer; `deref` remakes the slice.)
+        let buf = NonNull::from(unsafe { slice::from_raw_parts_mut(ring.payload_ptr(pos), len) });
+        let buf = buf.cast::<u8>();
         WriteSlot {
             producer,
             buf,
+            len,
             slots,
+            _bytes: PhantomData,
         }
     }
 
     /// The bytes reserved: the slot's payload capacity, or the length
     /// given to [`Producer::try_reserve_len`].
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     /// Publishes the first `len` bytes written as one message.
@@ -289,9 +308,9 @@ impl<'a> WriteSlot<'a> {
     /// If `len` exceeds [`capacity`](Self::capacity).
     pub fn commit(self, len: usize) {
         assert!(
-            len <= self.buf.len(),
+            len <= self.len,
             "committed length {len} exceeds the slot's capacity {}",
-            self.buf.len()
+            self.len
         );
         let p = self.producer;
         let ring = p.holder.ring;
@@ -334,20 +353,24 @@ impl<'a> WriteSlot<'a> {
 impl Deref for WriteSlot<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        self.buf
+        // SAFETY: `buf` is `len` initialised bytes this producer owns until
+        // it commits (see `with_len`); the borrow ends before `commit`,
+        // which takes the guard.
+        unsafe { slice::from_raw_parts(self.buf.as_ptr(), self.len) }
     }
 }
 
 impl DerefMut for WriteSlot<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        self.buf
+        // SAFETY: as in `deref`; `&mut self` makes the borrow exclusive.
+        unsafe { slice::from_raw_parts_mut(self.buf.as_ptr(), self.len) }
     }
 }
 
 impl fmt::Debug for WriteSlot<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteSlot")
-            .field("capacity", &self.buf.len())
+            .field("capacity", &self.len)
             .finish()
     }
 }
@@ -494,14 +517,10 @@ impl Consumer {
             .mapping
             .tracker
             .read(ring.slot_index(pos), || ());
-        // SAFETY: `pos` is committed and `len` checked; the slice lives in
+        // SAFETY: `pos` is committed and `len` checked; the bytes live in
         // the ReadSlot, which releases the slots only when dropped.
         let data = unsafe { self.payload(pos, len) };
-        Ok(ReadSlot {
-            consumer: self,
-            data,
-            slots,
-        })
+        Ok(ReadSlot::from_parts(self, data, slots))
     }
 
     /// Waits for a message (not just a PAD) and borrows it.
@@ -636,35 +655,64 @@ impl Consumer {
 /// checked once and copied). Copy them out first if you validate them.
 pub struct ReadSlot<'a> {
     consumer: &'a mut Consumer,
-    data: &'a [u8],
+    /// The message, `len` bytes. A pointer, not a `&[u8]`: releasing a
+    /// message over several slots zeroes commit words inside what was its
+    /// payload, which no reference held by the guard may cover then (a
+    /// reference in a value passed by value, as to `drop(slot)`, is
+    /// protected for the whole call).
+    data: NonNull<u8>,
+    len: usize,
     /// Slots the message takes (1 unless it is larger than a slot).
     slots: u64,
+    _bytes: PhantomData<&'a [u8]>,
+}
+
+// SAFETY: a `ReadSlot` is a `&mut Consumer` and a shared view of the bytes
+// it borrowed (what a `&'a [u8]` would be): both may move to, and be
+// shared with, another thread like those references.
+unsafe impl Send for ReadSlot<'_> {}
+// SAFETY: as above; `&ReadSlot` only reads the bytes.
+unsafe impl Sync for ReadSlot<'_> {}
+
+impl<'a> ReadSlot<'a> {
+    /// The borrow of the committed message at `head` (`data`, over `slots`
+    /// slots), checked by the caller as `borrow_next` checks it.
+    pub(super) fn from_parts(consumer: &'a mut Consumer, data: &'a [u8], slots: u64) -> Self {
+        ReadSlot {
+            consumer,
+            data: NonNull::from(data).cast(),
+            len: data.len(),
+            slots,
+            _bytes: PhantomData,
+        }
+    }
 }
 
 impl Deref for ReadSlot<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        self.data
+        // SAFETY: `data` is the committed, checked message of `len` bytes
+        // (see `from_parts`), released only in `drop`, after every borrow
+        // of the guard has ended.
+        unsafe { slice::from_raw_parts(self.data.as_ptr(), self.len) }
     }
 }
 
 impl AsRef<[u8]> for ReadSlot<'_> {
     fn as_ref(&self) -> &[u8] {
-        self.data
+        self
     }
 }
 
 impl Drop for ReadSlot<'_> {
     fn drop(&mut self) {
-        let len = self.data.len() as u64;
+        let len = self.len as u64;
         self.consumer.release_unit(self.slots, 1, len);
     }
 }
 
 impl fmt::Debug for ReadSlot<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadSlot")
-            .field("len", &self.data.len())
-            .finish()
+        f.debug_struct("ReadSlot").field("len", &self.len).finish()
     }
 }

@@ -18,9 +18,11 @@ use std::time::Duration;
 use crate::address::{Address, AsAddress};
 use crate::error::Error;
 use crate::fingerprint::TypeFingerprint;
-use crate::handles::{Consumer, Producer};
+use crate::handles::{Consumer, Producer, TypedConsumer, TypedProducer};
 use crate::info::{RingInfo, SideState};
-use crate::layout::{Geometry, DEFAULT_PAYLOAD_ALIGN, FLAG_REMOVED, HEADER_LEN, MAGIC};
+use crate::layout::{
+    Geometry, DEFAULT_PAYLOAD_ALIGN, FLAG_REMOVED, HEADER_LEN, MAGIC, SLOT_ALIGN, SLOT_HEADER,
+};
 use crate::mapping::{self, Mapping};
 use crate::notify::Notifier;
 use crate::reclaim::{self, Reclaim, Staleness};
@@ -29,6 +31,7 @@ use crate::side::Side;
 use crate::sync::Ordering::Relaxed;
 use crate::wake::{self, WaitConfig, WaitStrategy};
 use geometry_check::Asked;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Default number of slots.
 pub const DEFAULT_SLOTS: u64 = 1024;
@@ -308,6 +311,85 @@ impl RingBuilder {
     /// creator until removed).
     pub fn unlink_on_drop(&mut self, yes: bool) -> &mut Self {
         self.unlink_on_drop = yes;
+        self
+    }
+
+    /// Creates the ring for messages of type `T`: records `T`'s
+    /// [`TypeFingerprint`] (named by [`core::any::type_name`]) in the header,
+    /// so that typed handles for another type are refused
+    /// ([`Error::IncompatibleType`]); aligns every payload for `T` (a
+    /// [`payload_align`](Self::payload_align) of at least `align_of::<T>()`);
+    /// and sizes the slots to carry one `T` each (the slot header, 16 bytes
+    /// or the alignment if larger, plus `size_of::<T>()`, rounded up to 64
+    /// bytes or to the alignment above 64). Set the slot size or the
+    /// alignment after this call to change them.
+    ///
+    /// Untyped handles ([`Ring::producer`], [`Ring::consumer`]) still open
+    /// the ring and see each `T` as its bytes.
+    ///
+    /// On a builder used to [`open`](Self::open) a ring, this makes the
+    /// open itself check the type, strictly: a ring created for another
+    /// type, or for none, is [`Error::IncompatibleType`]. (Typed handles
+    /// made from any [`Ring`] also accept an untyped ring; see
+    /// [`Ring::typed_producer`].)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::{Error, RingBuilder};
+    ///
+    /// let ring = RingBuilder::new().slots(8).message_type::<[u64; 4]>().create_in_process()?;
+    /// assert_eq!(ring.info().slot_size, 64); // the smallest that holds one
+    /// assert_eq!(ring.info().max_message, 48); // less its 16-byte header
+    /// let mut tx = ring.typed_producer::<[u64; 4]>()?;
+    /// tx.try_send(&[1, 2, 3, 4])?;
+    /// assert!(matches!(
+    ///     ring.typed_consumer::<[u32; 8]>(),
+    ///     Err(Error::IncompatibleType { .. }) // same size, another type
+    /// ));
+    /// assert_eq!(ring.typed_consumer::<[u64; 4]>()?.try_recv()?, [1, 2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_type<T>(&mut self) -> &mut Self {
+        self.message_type_as::<T>(TypeFingerprint::of::<T>())
+    }
+
+    /// Like [`message_type`](Self::message_type), under an explicit name:
+    /// the same in every build and wherever `T` is defined (see
+    /// [`TypeFingerprint`]). Typed handles then name it too
+    /// ([`Ring::typed_producer_named`], [`Ring::typed_consumer_named`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::RingBuilder;
+    ///
+    /// let ring = RingBuilder::new()
+    ///     .message_type_named::<u64>("feed::Seq/1")
+    ///     .create_in_process()?;
+    /// assert!(ring.typed_consumer::<u64>().is_err()); // named otherwise
+    /// let _rx = ring.typed_consumer_named::<u64>("feed::Seq/1")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_type_named<T>(&mut self, name: &str) -> &mut Self {
+        self.message_type_as::<T>(TypeFingerprint::named::<T>(name))
+    }
+
+    fn message_type_as<T>(&mut self, fp: TypeFingerprint) -> &mut Self {
+        self.fingerprint = Some(fp);
+        // Aligned for `T` (never less than asked for before), and one `T`
+        // per slot: the payload offset is the 16-byte slot header rounded
+        // up to the alignment; slots are multiples of 64 bytes, and of the
+        // alignment above that.
+        let align = (core::mem::align_of::<T>() as u64).max(self.payload_align);
+        self.payload_align = align;
+        let offset = align.max(SLOT_HEADER as u64);
+        let unit = align.max(SLOT_ALIGN as u64);
+        let size = (core::mem::size_of::<T>() as u64).max(1);
+        self.slot_size = offset
+            .saturating_add(size)
+            .div_ceil(unit)
+            .saturating_mul(unit);
         self
     }
 
@@ -603,6 +685,159 @@ impl Ring {
     pub fn consumer(&self) -> Result<Consumer, Error> {
         self.check_writable()?;
         Consumer::new(Arc::clone(&self.mapping), self.wait)
+    }
+
+    /// Claims the producer side for messages of type `T`, named by
+    /// [`core::any::type_name`].
+    ///
+    /// Checks, before claiming: that the ring was created for `T`
+    /// ([`RingBuilder::message_type`]) or for no type at all (an untyped
+    /// ring carries bytes, and a typed handle on it checks only size and
+    /// alignment); that a `T` fits a slot; and that the ring aligns its
+    /// payloads for `T`, so that in-place writes hand out an aligned
+    /// `&mut T` whatever alignment `T` needs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IncompatibleType`] (the ring was created for another type),
+    /// [`Error::TypeTooLarge`], [`Error::Misaligned`], and those of
+    /// [`producer`](Self::producer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::{Error, RingBuilder};
+    /// use shmpipe::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+    ///
+    /// #[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+    /// #[repr(C, align(64))]
+    /// struct Line([u8; 64]);
+    ///
+    /// // An untyped ring aligns payloads less than a `Line` needs.
+    /// let plain = RingBuilder::new().slots(4).max_message(64).create_in_process()?;
+    /// assert!(matches!(plain.typed_producer::<Line>(), Err(Error::Misaligned { .. })));
+    ///
+    /// let ring = RingBuilder::new().slots(4).message_type::<Line>().create_in_process()?;
+    /// let mut tx = ring.typed_producer::<Line>()?;
+    /// let mut slot = tx.try_reserve()?;
+    /// assert_eq!(&*slot as *const Line as usize % 64, 0);
+    /// slot.0 = [7; 64];
+    /// slot.commit();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn typed_producer<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+    ) -> Result<TypedProducer<T>, Error> {
+        self.typed_producer_as(TypeFingerprint::of::<T>())
+    }
+
+    /// Like [`typed_producer`](Self::typed_producer), for a ring created
+    /// with [`RingBuilder::message_type_named`] under `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`typed_producer`](Self::typed_producer).
+    pub fn typed_producer_named<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+        name: &str,
+    ) -> Result<TypedProducer<T>, Error> {
+        self.typed_producer_as(TypeFingerprint::named::<T>(name))
+    }
+
+    fn typed_producer_as<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+        fp: TypeFingerprint,
+    ) -> Result<TypedProducer<T>, Error> {
+        self.check_type::<T>(fp)?;
+        Ok(TypedProducer::new(self.producer()?))
+    }
+
+    /// Claims the consumer side for messages of type `T`; checked as for
+    /// [`typed_producer`](Self::typed_producer).
+    ///
+    /// # Errors
+    ///
+    /// As [`typed_producer`](Self::typed_producer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmpipe::{Error, RingBuilder};
+    ///
+    /// let ring = RingBuilder::new().slots(4).message_type::<u64>().create_in_process()?;
+    /// ring.producer()?.try_send_value(&42u64)?; // untyped handles work too
+    /// let mut rx = ring.typed_consumer::<u64>()?;
+    /// assert_eq!(rx.try_recv()?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn typed_consumer<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+    ) -> Result<TypedConsumer<T>, Error> {
+        self.typed_consumer_as(TypeFingerprint::of::<T>())
+    }
+
+    /// Like [`typed_consumer`](Self::typed_consumer), for a ring created
+    /// with [`RingBuilder::message_type_named`] under `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`typed_producer`](Self::typed_producer).
+    pub fn typed_consumer_named<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+        name: &str,
+    ) -> Result<TypedConsumer<T>, Error> {
+        self.typed_consumer_as(TypeFingerprint::named::<T>(name))
+    }
+
+    fn typed_consumer_as<T: FromBytes + IntoBytes + KnownLayout + Immutable>(
+        &self,
+        fp: TypeFingerprint,
+    ) -> Result<TypedConsumer<T>, Error> {
+        self.check_type::<T>(fp)?;
+        Ok(TypedConsumer::new(self.consumer()?))
+    }
+
+    /// The message type the ring was created for
+    /// ([`RingBuilder::message_type`]); `None` for a ring of bytes.
+    pub fn message_type(&self) -> Option<TypeFingerprint> {
+        self.mapping.fingerprint.clone()
+    }
+
+    /// May a typed handle for `T` (fingerprint `fp`, whose name is the
+    /// type's name in errors) be made?
+    fn check_type<T>(&self, fp: TypeFingerprint) -> Result<(), Error> {
+        let address = || self.mapping.label.clone();
+        // An untyped ring carries bytes: a typed handle on it checks size
+        // and alignment here and each message's length on receipt.
+        if let Some(found) = &self.mapping.fingerprint {
+            if !fp.compatible(found) {
+                return Err(Error::IncompatibleType {
+                    address: address(),
+                    expected: Box::new(fp),
+                    found: Some(Box::new(found.clone())),
+                });
+            }
+        }
+        let view = &self.mapping.view;
+        let (size, max) = (core::mem::size_of::<T>(), view.message_limit() as usize);
+        if size > max {
+            return Err(Error::TypeTooLarge {
+                address: address(),
+                type_name: fp.name,
+                size,
+                max,
+            });
+        }
+        let (type_align, ring_align) = (core::mem::align_of::<T>(), view.payload_align());
+        if type_align > ring_align {
+            return Err(Error::Misaligned {
+                address: address(),
+                type_name: fp.name,
+                type_align,
+                ring_align,
+            });
+        }
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<(), Error> {

@@ -10,8 +10,8 @@
 //! in [`FAMILIES`].
 //!
 //! ```text
-//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset: rings
-//!               by address
+//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset,
+//!               -in-place, -typed, -typed-in-place: rings by address
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
 //! queues.rs     posix-mq, sysv-mq
 //! tokio_rt.rs   shmpipe-tokio, tokio-unix: the receiver awaits on tokio
@@ -56,6 +56,9 @@ pub enum Mechanism {
     ShmpipeHuge,
     ShmpipeFd,
     ShmpipeWaitset,
+    ShmpipeInPlace,
+    ShmpipeTyped,
+    ShmpipeTypedInPlace,
     ShmpipeTokio,
     Pipe,
     UnixStream,
@@ -107,6 +110,9 @@ pub const REGISTRY: &[Entry] = &[
     shmpipe::HUGE,
     shmpipe::FD,
     shmpipe::WAITSET,
+    shmpipe::IN_PLACE,
+    shmpipe::TYPED,
+    shmpipe::TYPED_IN_PLACE,
     tokio_rt::SHMPIPE_TOKIO,
     fd::PIPE,
     fd::UNIX_STREAM,

@@ -5,17 +5,29 @@
 //! waiting (`shmpipe-fd`: `arm` and `poll(2)` on the readiness
 //! descriptor, then `try_recv`; `shmpipe-waitset`: the ring is one of
 //! [`WAITSET_RINGS`] in a `WaitSet`, the others idle, without producers).
+//!
+//! Three more, spinning like `shmpipe-spin` and compared with it, call
+//! other parts of the API ([`Api`]): `shmpipe-in-place` writes and reads
+//! the bytes in the slot (`reserve`/`commit`, `borrow`);
+//! `shmpipe-typed` sends and receives a 64-byte `#[repr(C, align(64))]`
+//! struct as a copy (`TypedProducer::send`, `TypedConsumer::recv`: the
+//! `send_value`/`recv_value` path), and `shmpipe-typed-in-place` in place
+//! (`TypedProducer::reserve`, `TypedConsumer::borrow`: the
+//! `reserve_value`/`borrow_value` path). The typed rows carry only that
+//! struct: other message sizes say so.
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
+use shmpipe::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use shmpipe::{
-    Consumer, HugePages, Producer, Ring, RingBuilder, Token, TryRecvError, WaitSet, WaitStrategy,
+    Consumer, HugePages, Producer, Ring, RingBuilder, Token, TryRecvError, TypedConsumer,
+    TypedProducer, WaitSet, WaitStrategy,
 };
 
 use super::{parse_link, Channel, Entry, Family, Group, Mechanism, Setup};
 use crate::bench::config::{ring_shape, RingShape};
-use crate::bench::endpoint::{not_open, out_buffer, Endpoint, PeerError};
+use crate::bench::endpoint::{get_u64, not_open, out_buffer, put_u64, Endpoint, PeerError, FILL};
 use crate::bench::jobs;
 use crate::bench::protocol::{PeerSpec, Workload, LATENCY_MSG};
 use crate::bench::MIN_MSG;
@@ -74,6 +86,73 @@ pub const WAITSET: Entry = Entry {
     default: false,
 };
 
+pub const IN_PLACE: Entry = Entry {
+    mechanism: Mechanism::ShmpipeInPlace,
+    name: "shmpipe-in-place",
+    about: "shmpipe-spin writing and reading in the slot: reserve/commit, borrow",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+pub const TYPED: Entry = Entry {
+    mechanism: Mechanism::ShmpipeTyped,
+    name: "shmpipe-typed",
+    about: "shmpipe-spin with a 64-byte align(64) struct copied: TypedProducer::send, \
+            TypedConsumer::recv (64-byte messages only)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+pub const TYPED_IN_PLACE: Entry = Entry {
+    mechanism: Mechanism::ShmpipeTypedInPlace,
+    name: "shmpipe-typed-in-place",
+    about: "shmpipe-spin with a 64-byte align(64) struct in place: TypedProducer::reserve, \
+            TypedConsumer::borrow (64-byte messages only)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+
+/// The typed rows' message: one cache line, its number first (where every
+/// message of the benchmark carries it).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Clone, Copy)]
+#[zerocopy(crate = "shmpipe::zerocopy")]
+#[repr(C, align(64))]
+pub struct Msg64 {
+    pub seq: u64,
+    pub body: [u8; 56],
+}
+
+/// Which calls a shmpipe peer makes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Api {
+    /// `Producer::send`, `Consumer::recv`: a copy each way.
+    #[default]
+    Copy,
+    /// `reserve`/`commit`, `borrow`: the bytes in the slot.
+    InPlace,
+    /// `TypedProducer::send`, `TypedConsumer::recv` of a [`Msg64`].
+    Typed,
+    /// `TypedProducer::reserve`, `TypedConsumer::borrow` of a [`Msg64`].
+    TypedInPlace,
+}
+
+impl Api {
+    fn of(m: Mechanism) -> Api {
+        match m {
+            Mechanism::ShmpipeInPlace => Api::InPlace,
+            Mechanism::ShmpipeTyped => Api::Typed,
+            Mechanism::ShmpipeTypedInPlace => Api::TypedInPlace,
+            _ => Api::Copy,
+        }
+    }
+
+    fn typed(self) -> bool {
+        matches!(self, Api::Typed | Api::TypedInPlace)
+    }
+}
+
 /// How a shmpipe peer's blocking calls wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -94,7 +173,10 @@ pub enum WaitMode {
 impl WaitMode {
     fn of(m: Mechanism) -> WaitMode {
         match m {
-            Mechanism::ShmpipeSpin => WaitMode::Spin,
+            Mechanism::ShmpipeSpin
+            | Mechanism::ShmpipeInPlace
+            | Mechanism::ShmpipeTyped
+            | Mechanism::ShmpipeTypedInPlace => WaitMode::Spin,
             Mechanism::ShmpipePark => WaitMode::Park,
             Mechanism::ShmpipeFd => WaitMode::Fd,
             Mechanism::ShmpipeWaitset => WaitMode::WaitSet,
@@ -113,6 +195,9 @@ pub struct RingLink {
     /// `shmpipe-waitset`'s idle rings, joined to the receiving end's set.
     #[serde(default)]
     pub idle: Vec<String>,
+    /// The calls it makes.
+    #[serde(default)]
+    pub api: Api,
 }
 
 /// The shmpipe family.
@@ -139,6 +224,7 @@ fn ring(
     ch: &mut Channel,
     g: RingShape,
     huge: bool,
+    typed: bool,
 ) -> Result<String, String> {
     let addr = format!("shm:{}", setup.name());
     // Guard first, so that even a half-made ring is removed.
@@ -147,6 +233,10 @@ fn ring(
         addr: addr.clone(),
     };
     let mut b = RingBuilder::new();
+    if typed {
+        // Before the geometry, which then overrides the slot size it sets.
+        b.message_type::<Msg64>();
+    }
     b.slots(g.slots)
         .slot_size(g.slot_size)
         .populate(true)
@@ -212,11 +302,18 @@ impl Family for Shmpipe {
     ) -> Result<Channel, String> {
         let mut ch = Channel::default();
         let wait = WaitMode::of(m);
+        let api = Api::of(m);
+        if api.typed() && size != size_of::<Msg64>() {
+            return Err(format!(
+                "the typed rows carry one {}-byte struct, not {size}-byte messages",
+                size_of::<Msg64>()
+            ));
+        }
         let huge = m == Mechanism::ShmpipeHuge;
         let g = ring_shape(size);
-        let a = ring(setup, &mut ch, g, huge)?;
+        let a = ring(setup, &mut ch, g, huge, api.typed())?;
         let b = if two_way {
-            Some(ring(setup, &mut ch, g, huge)?)
+            Some(ring(setup, &mut ch, g, huge, api.typed())?)
         } else {
             None
         };
@@ -225,7 +322,7 @@ impl Family for Shmpipe {
         let mut idle = Vec::new();
         if wait == WaitMode::WaitSet {
             for _ in 1..WAITSET_RINGS {
-                idle.push(ring(setup, &mut ch, ring_shape(MIN_MSG), false)?);
+                idle.push(ring(setup, &mut ch, ring_shape(MIN_MSG), false, false)?);
             }
             ch.shape = Some((g, ch.shape.map_or(4096, |s| s.1)));
         }
@@ -234,12 +331,14 @@ impl Family for Shmpipe {
             rx: b.clone(),
             wait,
             idle: Vec::new(),
+            api,
         };
         let consumer = RingLink {
             tx: b,
             rx: Some(a),
             wait,
             idle,
+            api,
         };
         ch.links(self.kind(), &producer, &consumer);
         Ok(ch)
@@ -271,24 +370,33 @@ impl Family for Shmpipe {
     }
 }
 
-/// shmpipe rings opened by name: `Producer::send` and `Consumer::recv`.
+/// shmpipe rings opened by name: `Producer::send` and `Consumer::recv`,
+/// or the calls its [`Api`] names.
 pub struct RingEnd {
     /// The ring sent on, kept for `info()` (is the consumer parked?).
     tx_ring: Option<Ring>,
     tx: Option<Producer>,
     rx: Option<Consumer>,
+    /// The typed rows' handles (then `tx` and `rx` are `None`).
+    ttx: Option<TypedProducer<Msg64>>,
+    trx: Option<TypedConsumer<Msg64>>,
     /// `shmpipe-waitset`: the set holding `rx` (then `None`) and the idle
     /// rings, and `rx`'s token in it.
     set: Option<(WaitSet, Token)>,
     ready: Vec<Token>,
     wait: WaitMode,
+    api: Api,
     out: Vec<u8>,
     inb: Vec<u8>,
+    /// The typed rows' `out` and `inb`.
+    msg_out: Msg64,
+    msg_in: Msg64,
 }
 
 impl RingEnd {
     pub fn open(link: &RingLink, size: usize) -> Result<RingEnd, PeerError> {
-        let (tx, rx, wait) = (link.tx.as_deref(), link.rx.as_deref(), link.wait);
+        let (tx_addr, rx_addr) = (link.tx.as_deref(), link.rx.as_deref());
+        let (wait, api) = (link.wait, link.api);
         let strategy = match wait {
             WaitMode::Spin => WaitStrategy::Spin,
             WaitMode::SpinPark => WaitStrategy::DEFAULT,
@@ -303,25 +411,41 @@ impl RingEnd {
                 Ok(())
             }
         };
-        let (tx_ring, tx) = match tx {
-            Some(addr) => {
-                let ring = Ring::open(addr)?;
+        if api.typed() && size != size_of::<Msg64>() {
+            return Err(PeerError(format!(
+                "the typed rows carry {}-byte messages, not {size}",
+                size_of::<Msg64>()
+            )));
+        }
+        let (mut tx_ring, mut tx, mut ttx) = (None, None, None);
+        if let Some(addr) = tx_addr {
+            let ring = Ring::open(addr)?;
+            if api.typed() {
+                let mut p = ring.typed_producer::<Msg64>()?;
+                p.untyped_mut().set_wait_strategy(strategy);
+                ttx = Some(p);
+            } else {
                 let mut p = ring.producer()?;
                 p.set_wait_strategy(strategy);
                 check(p.max_message())?;
-                (Some(ring), Some(p))
+                tx = Some(p);
             }
-            None => (None, None),
-        };
-        let rx = match rx {
-            Some(addr) => {
-                let mut c = Ring::open(addr)?.consumer()?;
+            tx_ring = Some(ring);
+        }
+        let (mut rx, mut trx) = (None, None);
+        if let Some(addr) = rx_addr {
+            let ring = Ring::open(addr)?;
+            if api.typed() {
+                let mut c = ring.typed_consumer::<Msg64>()?;
+                c.untyped_mut().set_wait_strategy(strategy);
+                trx = Some(c);
+            } else {
+                let mut c = ring.consumer()?;
                 c.set_wait_strategy(strategy);
                 check(c.max_message())?;
-                Some(c)
+                rx = Some(c);
             }
-            None => None,
-        };
+        }
         let (rx, set) = match (rx, wait) {
             (Some(c), WaitMode::WaitSet) => {
                 let mut set = WaitSet::new()?;
@@ -333,32 +457,90 @@ impl RingEnd {
             }
             (rx, _) => (rx, None),
         };
+        let msg = Msg64 {
+            seq: 0,
+            body: [FILL; 56],
+        };
         Ok(RingEnd {
             tx_ring,
             tx,
             rx,
+            ttx,
+            trx,
             set,
             ready: Vec::new(),
             wait,
+            api,
             out: out_buffer(size),
             inb: vec![0; size],
+            msg_out: msg,
+            msg_in: msg,
         })
     }
 }
 
 impl Endpoint for RingEnd {
     fn out(&mut self) -> &mut [u8] {
+        if self.api.typed() {
+            return self.msg_out.as_mut_bytes();
+        }
         &mut self.out
     }
 
     #[inline]
     fn send(&mut self, len: usize) -> Result<(), PeerError> {
+        if let Some(tx) = self.ttx.as_mut() {
+            if self.api == Api::TypedInPlace {
+                let mut slot = tx.reserve()?;
+                *slot = self.msg_out;
+                slot.commit();
+                return Ok(());
+            }
+            return Ok(tx.send(&self.msg_out)?);
+        }
         let tx = self.tx.as_mut().ok_or_else(|| not_open("sending"))?;
+        if self.api == Api::InPlace {
+            let mut slot = tx.reserve()?;
+            slot[..len].copy_from_slice(&self.out[..len]);
+            slot.commit(len);
+            return Ok(());
+        }
         tx.send(&self.out[..len]).map_err(|e| e.map(drop).into())
     }
 
     #[inline]
+    fn send_seq(&mut self, seq: u64, len: usize) -> Result<(), PeerError> {
+        match self.api {
+            Api::InPlace => {
+                let tx = self.tx.as_mut().ok_or_else(|| not_open("sending"))?;
+                let mut slot = tx.reserve()?;
+                put_u64(&mut slot, 0, seq);
+                slot.commit(len);
+                Ok(())
+            }
+            Api::TypedInPlace => {
+                let tx = self.ttx.as_mut().ok_or_else(|| not_open("sending"))?;
+                let mut slot = tx.reserve()?;
+                slot.seq = seq;
+                slot.commit();
+                Ok(())
+            }
+            Api::Copy | Api::Typed => {
+                put_u64(self.out(), 0, seq);
+                self.send(len)
+            }
+        }
+    }
+
+    #[inline]
     fn recv(&mut self) -> Result<&[u8], PeerError> {
+        if let Some(rx) = self.trx.as_mut() {
+            self.msg_in = match self.api {
+                Api::TypedInPlace => *rx.borrow()?,
+                _ => rx.recv()?,
+            };
+            return Ok(self.msg_in.as_bytes());
+        }
         if let Some((set, token)) = self.set.as_mut() {
             let token = *token;
             loop {
@@ -372,6 +554,12 @@ impl Endpoint for RingEnd {
             }
         }
         let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+        if self.api == Api::InPlace {
+            let msg = rx.borrow()?;
+            let n = msg.len().min(self.inb.len());
+            self.inb[..n].copy_from_slice(&msg[..n]);
+            return Ok(&self.inb[..n]);
+        }
         if self.wait != WaitMode::Fd {
             let n = rx.recv(&mut self.inb)?;
             return Ok(&self.inb[..n]);
@@ -389,6 +577,26 @@ impl Endpoint for RingEnd {
                     Ok(_) | Err(Errno::INTR) => {}
                     Err(e) => return Err(e.into()),
                 }
+            }
+        }
+    }
+
+    #[inline]
+    fn recv_seq(&mut self) -> Result<(u64, usize), PeerError> {
+        match self.api {
+            Api::InPlace => {
+                let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+                let msg = rx.borrow()?;
+                Ok((get_u64(&msg, 0)?, msg.len()))
+            }
+            Api::TypedInPlace => {
+                let rx = self.trx.as_mut().ok_or_else(|| not_open("receiving"))?;
+                let msg = rx.borrow()?;
+                Ok((msg.seq, size_of::<Msg64>()))
+            }
+            Api::Copy | Api::Typed => {
+                let msg = self.recv()?;
+                Ok((get_u64(msg, 0)?, msg.len()))
             }
         }
     }
