@@ -316,6 +316,20 @@ class Vanished(Error):
     address: str
     attempts: int
 
+class IncompatibleType(Error):
+    """The ring was made for another message type (typed rings of the Rust crate)."""
+    address: str
+
+class Misaligned(Error):
+    """A typed message type needs more alignment than the ring's payloads have."""
+    address: str
+    type_align: int
+    ring_align: int
+
+class TypeTooLarge(TooLarge):
+    """A typed message type is larger than the ring's message limit."""
+    address: str
+
 class Protocol(Error):
     """The peer broke the listener handshake or the request/response protocol."""
 

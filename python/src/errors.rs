@@ -161,6 +161,24 @@ const CLASSES: &[(&str, &[&str], &str)] = &[
         "The ring kept being removed or replaced while this process tried to open or create it.",
     ),
     (
+        "IncompatibleType",
+        &["Error"],
+        "The ring was made for another message type than the one expected (the Rust crate's \
+         typed rings; untyped opens never check).",
+    ),
+    (
+        "Misaligned",
+        &["Error"],
+        "A typed handle's message type needs more alignment than the ring gives its payloads \
+         (attributes `type_align`, `ring_align`).",
+    ),
+    (
+        "TypeTooLarge",
+        &["TooLarge"],
+        "A typed handle's message type is larger than the ring's message limit (attributes \
+         `size`, `max`).",
+    ),
+    (
         "Protocol",
         &["Error"],
         "The peer broke the protocol: a failed listener handshake, or a request or reply that \
@@ -378,6 +396,32 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
             attrs!(py; "address" => address, "attempts" => attempts),
         ),
         Error::Handshake { .. } => simple(py, "Protocol", msg),
+        Error::IncompatibleType { address, .. } => with_attrs(
+            py,
+            "IncompatibleType",
+            msg,
+            attrs!(py; "address" => address),
+        ),
+        Error::Misaligned {
+            address,
+            type_align,
+            ring_align,
+            ..
+        } => with_attrs(
+            py,
+            "Misaligned",
+            msg,
+            attrs!(py; "address" => address, "type_align" => type_align,
+                "ring_align" => ring_align),
+        ),
+        Error::TypeTooLarge {
+            address, size, max, ..
+        } => with_attrs(
+            py,
+            "TypeTooLarge",
+            msg,
+            attrs!(py; "address" => address, "size" => size, "max" => max),
+        ),
         Error::ListenerInUse { .. } => simple(py, "InUse", msg),
         Error::Io { op, target, source } => {
             let errno = source.raw_os_error();

@@ -157,6 +157,11 @@
 // request or reply that is no message of the request/response protocol.
 #define SHMPIPE_PROTOCOL -25
 
+// The ring was made for a message type this handle does not carry, or
+// its payload alignment is too small for the type (rings of the Rust
+// crate's typed layer; the C calls carry untyped bytes and open any ring).
+#define SHMPIPE_INCOMPATIBLE_TYPE -26
+
 // `shmpipe_options.huge_pages`: base pages only (the default; a `file:`
 // path on hugetlbfs still gets huge pages: the path decides).
 #define SHMPIPE_HUGE_PAGES_NEVER 0

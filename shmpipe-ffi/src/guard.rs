@@ -194,6 +194,7 @@ fn status_name(status: c_int) -> &'static CStr {
         SHMPIPE_REMOVED => c"SHMPIPE_REMOVED",
         SHMPIPE_GEOMETRY_MISMATCH => c"SHMPIPE_GEOMETRY_MISMATCH",
         SHMPIPE_PROTOCOL => c"SHMPIPE_PROTOCOL",
+        SHMPIPE_INCOMPATIBLE_TYPE => c"SHMPIPE_INCOMPATIBLE_TYPE",
         _ => c"SHMPIPE_UNKNOWN",
     };
     name
@@ -238,6 +239,8 @@ impl From<Error> for Fail {
             Error::Unsupported { .. } => SHMPIPE_UNSUPPORTED,
             Error::Io { .. } => SHMPIPE_IO,
             Error::Removed { .. } => SHMPIPE_REMOVED,
+            Error::IncompatibleType { .. } | Error::Misaligned { .. } => SHMPIPE_INCOMPATIBLE_TYPE,
+            Error::TypeTooLarge { .. } => SHMPIPE_TOO_LARGE,
             _ => SHMPIPE_ERROR,
         };
         Fail::new(status, e.to_string())
@@ -407,7 +410,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_name() {
-        for status in SHMPIPE_PROTOCOL..=SHMPIPE_OK {
+        for status in SHMPIPE_INCOMPATIBLE_TYPE..=SHMPIPE_OK {
             // SAFETY: static NUL-terminated strings.
             let name = unsafe { CStr::from_ptr(shmpipe_status_name(status)) };
             assert_ne!(name.to_str().unwrap(), "SHMPIPE_UNKNOWN", "status {status}");

@@ -146,6 +146,10 @@ pub const SHMPIPE_GEOMETRY_MISMATCH: c_int = -24;
 /// The peer broke the protocol: a listener handshake that went wrong, or a
 /// request or reply that is no message of the request/response protocol.
 pub const SHMPIPE_PROTOCOL: c_int = -25;
+/// The ring was made for a message type this handle does not carry, or
+/// its payload alignment is too small for the type (rings of the Rust
+/// crate's typed layer; the C calls carry untyped bytes and open any ring).
+pub const SHMPIPE_INCOMPATIBLE_TYPE: c_int = -26;
 
 // ---------------------------------------------------------------------------
 // Option values
