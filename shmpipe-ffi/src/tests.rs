@@ -193,14 +193,6 @@ fn bad_options_are_statuses() {
 }
 
 #[test]
-// Under Miri (Stacked Borrows) releasing a multi-slot message is reported
-// as UB in the library: `ReadSlot::drop` zeroes commit words inside the
-// payload its live `data: &[u8]` covers. The fix (the field as a raw
-// pointer) belongs to the library; until then this test runs natively only.
-#[cfg_attr(
-    miri,
-    ignore = "library: ReadSlot::drop writes under its live &[u8] (multi-slot)"
-)]
 fn reserve_len_spans_slots_and_keeps_the_handle_busy() {
     let p = pair(8);
     let mut buf: *mut c_void = ptr::null_mut();
