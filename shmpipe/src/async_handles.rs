@@ -11,7 +11,10 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use futures_core::Stream;
 use tokio::io::unix::AsyncFd;
 
 use crate::duplex::Duplex;
@@ -167,6 +170,117 @@ impl AsyncConsumer {
         // `ready` returned: a message (or an error) is there, and only this
         // handle can take it.
         Ok(self.inner.try_borrow()?)
+    }
+}
+
+impl AsyncConsumer {
+    /// The messages as a [`Stream`] (`futures_core`'s, which
+    /// `futures::StreamExt` and `tokio_stream::StreamExt` extend).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmpipe::{AsyncConsumer, RingBuilder};
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    /// use futures_core::Stream;
+    ///
+    /// let ring = RingBuilder::new().slots(8).create_in_process()?;
+    /// let mut tx = ring.producer()?;
+    /// let mut messages = AsyncConsumer::new(ring.consumer()?)?.into_stream();
+    /// tx.try_send(b"one")?;
+    /// tx.try_send(b"two")?;
+    /// drop(tx); // the stream ends after the last message
+    /// let mut got = Vec::new();
+    /// while let Some(m) = poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)).await {
+    ///     got.push(m?);
+    /// }
+    /// assert_eq!(got, [b"one", b"two"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn into_stream(self) -> MessageStream {
+        MessageStream {
+            inner: self,
+            done: false,
+        }
+    }
+}
+
+/// The messages of an [`AsyncConsumer`], one `Vec` each: a
+/// [`Stream`]`<Item = Result<Vec<u8>, RecvError>>`, made by
+/// [`AsyncConsumer::into_stream`].
+///
+/// It ends (`None`) once the producer closed and every message it sent was
+/// yielded. Any other error ([`RecvError::PeerDied`],
+/// [`RecvError::Removed`], [`RecvError::Corrupt`]) is yielded once and
+/// ends the stream too; [`into_inner`](Self::into_inner) gives the consumer
+/// back, for example to wait for a new producer after `PeerDied`.
+///
+/// Cancellation-safe: a message leaves the ring only in the poll that
+/// yields it, so dropping a `next()` future loses nothing.
+#[derive(Debug)]
+pub struct MessageStream {
+    inner: AsyncConsumer,
+    /// The stream has ended: every later poll says `None`.
+    done: bool,
+}
+
+impl MessageStream {
+    /// The async consumer back (also after the stream ended).
+    pub fn into_inner(self) -> AsyncConsumer {
+        self.inner
+    }
+
+    /// Whether the stream has ended.
+    pub fn is_terminated(&self) -> bool {
+        self.done
+    }
+
+    fn end_with(&mut self, e: RecvError) -> Poll<Option<Result<Vec<u8>, RecvError>>> {
+        self.done = true;
+        match e {
+            RecvError::Disconnected => Poll::Ready(None),
+            e => Poll::Ready(Some(Err(e))),
+        }
+    }
+}
+
+impl Stream for MessageStream {
+    type Item = Result<Vec<u8>, RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match this.inner.inner.try_recv_vec() {
+                Ok(v) => return Poll::Ready(Some(Ok(v))),
+                Err(TryRecvError::Empty) => {}
+                Err(e) => return this.end_with(e.into()),
+            }
+            match this.inner.inner.arm() {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => return this.end_with(e),
+            }
+            match this.inner.fd.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+                Poll::Ready(Err(e)) => return this.end_with(io_recv(e)),
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            (0, Some(0))
+        } else {
+            (0, None)
+        }
     }
 }
 

@@ -122,7 +122,7 @@
 //! |---|---|
 //! | many rings from one thread | [`WaitSet`] |
 //! | a ring in your own epoll, poll or mio loop | [`Consumer::readiness_fd`] and [`Consumer::arm`] (the same on [`Producer`]) |
-//! | a ring from async code on tokio (feature `tokio`) | `AsyncConsumer`, `AsyncProducer` |
+//! | a ring from async code on tokio (feature `tokio`) | `AsyncConsumer`, `AsyncProducer`, `MessageStream` |
 //! | a peer to (re)appear | [`Consumer::wait_for_producer`], [`Producer::wait_for_consumer`] |
 //!
 //! # Two-way channels and servers
@@ -205,7 +205,7 @@ mod watcher;
 
 pub use address::{Address, AsAddress, SysvKey};
 #[cfg(feature = "tokio")]
-pub use async_handles::{AsyncConsumer, AsyncDuplex, AsyncListener, AsyncProducer};
+pub use async_handles::{AsyncConsumer, AsyncDuplex, AsyncListener, AsyncProducer, MessageStream};
 pub use duplex::Duplex;
 pub use error::{
     CallError, Corruption, Error, Expected, Geometry, RecvError, SendError, TryRecvError,

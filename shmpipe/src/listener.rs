@@ -31,6 +31,7 @@ use rustix::net::{
 
 use crate::duplex::Duplex;
 use crate::error::Error;
+use crate::readiness::SetLink;
 use crate::ring::RingBuilder;
 
 /// Sent by the server first: protocol name and version.
@@ -289,6 +290,7 @@ impl ListenerBuilder {
             rings: self.rings.clone(),
             handshake_timeout: self.handshake_timeout,
             failed: 0,
+            set: None,
         })
     }
 }
@@ -421,6 +423,8 @@ pub struct Listener {
     rings: RingBuilder,
     handshake_timeout: Duration,
     failed: u64,
+    /// The wait set this listener's socket is registered in, if any.
+    pub(crate) set: Option<SetLink>,
 }
 
 impl fmt::Debug for Listener {

@@ -19,20 +19,36 @@
 //! # References
 //!  - [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html), "Abstract sockets"
 
+//!
+//! Under `cfg(loom)` the socket is modelled (`mod model`): a
+//! loom-visible "datagram pending" flag per socket and one condvar that
+//! every waiter sleeps on, so that loom checks the `PARKED_NOTIFY`
+//! protocol with the real handle code (`tests/loom_notify.rs`).
+
+#[cfg(not(loom))]
 use std::collections::hash_map::RandomState;
+#[cfg(not(loom))]
 use std::hash::{BuildHasher, Hasher};
+#[cfg(not(loom))]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+#[cfg(not(loom))]
 use rustix::io::Errno;
+#[cfg(not(loom))]
 use rustix::net::{
     bind, recv, sendto, socket_with, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix,
     SocketFlags, SocketType,
 };
 
+#[cfg(loom)]
+pub(crate) use model::{wait_until, Notifier, NotifySocket};
+
+#[cfg(not(loom))]
 fn address(id: u64) -> Result<SocketAddrUnix, Errno> {
     SocketAddrUnix::new_abstract_name(format!("shmpipe-notify-{id:016x}").as_bytes())
 }
 
+#[cfg(not(loom))]
 fn random_id() -> u64 {
     // RandomState is seeded from the OS per process; mix in the pid and the
     // clock so that ids also differ across forks of one process.
@@ -46,6 +62,7 @@ fn random_id() -> u64 {
     h.finish() | 1 // never 0, which means "no socket"
 }
 
+#[cfg(not(loom))]
 /// The receiving end: a bound, non-blocking datagram socket.
 #[derive(Debug)]
 pub(crate) struct NotifySocket {
@@ -53,6 +70,7 @@ pub(crate) struct NotifySocket {
     id: u64,
 }
 
+#[cfg(not(loom))]
 impl NotifySocket {
     /// Binds a socket to a fresh random name.
     pub(crate) fn bind() -> Result<NotifySocket, Errno> {
@@ -86,18 +104,21 @@ impl NotifySocket {
     }
 }
 
+#[cfg(not(loom))]
 impl AsFd for NotifySocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
 
+#[cfg(not(loom))]
 /// The sending end: an unbound datagram socket, made on first use.
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {
     fd: Option<OwnedFd>,
 }
 
+#[cfg(not(loom))]
 impl Notifier {
     /// Sends one byte to the socket named `id`, without blocking. Errors are
     /// ignored: a full queue means the socket is readable already, and a
@@ -122,7 +143,101 @@ impl Notifier {
     }
 }
 
-#[cfg(all(test, not(miri)))]
+/// The loom model of the notification sockets.
+///
+/// A socket is a "datagram pending" flag (a loom `AtomicBool` in a table
+/// indexed by the socket's id); sending sets it, draining clears it, and a
+/// descriptor is readable while it is set. Every waiter (a handle's
+/// descriptor, a `WaitSet`) sleeps on one condvar and re-checks its flags
+/// under its mutex; a sender sets the flag, then takes and drops the mutex
+/// before notifying (as the futex model does), so no wake-up is lost
+/// between a waiter's check and its sleep. Spurious wake-ups are harmless
+/// (waiters re-check), as with real epoll.
+#[cfg(loom)]
+mod model {
+    use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    use loom::sync::{Condvar, Mutex};
+    use rustix::io::Errno;
+
+    /// Sockets a model may bind (ids are 1-based indices).
+    const SOCKETS: usize = 8;
+
+    struct Table {
+        pending: [AtomicBool; SOCKETS],
+        next_id: AtomicU64,
+        lock: Mutex<()>,
+        readable: Condvar,
+    }
+
+    loom::lazy_static! {
+        static ref TABLE: Table = Table {
+            pending: [(); SOCKETS].map(|_| AtomicBool::new(false)),
+            next_id: AtomicU64::new(1),
+            lock: Mutex::new(()),
+            readable: Condvar::new(),
+        };
+    }
+
+    fn flag(id: u64) -> Option<&'static AtomicBool> {
+        let i = usize::try_from(id).ok()?.checked_sub(1)?;
+        TABLE.pending.get(i)
+    }
+
+    /// A modelled socket: its id names its flag.
+    #[derive(Debug)]
+    pub(crate) struct NotifySocket {
+        id: u64,
+    }
+
+    impl NotifySocket {
+        pub(crate) fn bind() -> Result<NotifySocket, Errno> {
+            let id = TABLE.next_id.fetch_add(1, SeqCst);
+            if flag(id).is_none() {
+                return Err(Errno::ADDRINUSE);
+            }
+            Ok(NotifySocket { id })
+        }
+
+        pub(crate) fn id(&self) -> u64 {
+            self.id
+        }
+
+        pub(crate) fn drain(&self) {
+            if let Some(f) = flag(self.id) {
+                f.store(false, SeqCst);
+            }
+        }
+
+        /// Whether a datagram is pending (the descriptor is readable).
+        pub(crate) fn pending(&self) -> bool {
+            flag(self.id).is_some_and(|f| f.load(SeqCst))
+        }
+    }
+
+    /// The sending end.
+    #[derive(Debug, Default)]
+    pub(crate) struct Notifier {}
+
+    impl Notifier {
+        pub(crate) fn send(&mut self, id: u64) {
+            let Some(f) = flag(id) else { return };
+            f.store(true, SeqCst);
+            drop(TABLE.lock.lock().unwrap());
+            TABLE.readable.notify_all();
+        }
+    }
+
+    /// Sleeps until `ready()` (evaluated under the model's mutex) is true:
+    /// the model of `poll`/`epoll_wait` on notification sockets.
+    pub(crate) fn wait_until(mut ready: impl FnMut() -> bool) {
+        let mut guard = TABLE.lock.lock().unwrap();
+        while !ready() {
+            guard = TABLE.readable.wait(guard).unwrap();
+        }
+    }
+}
+
+#[cfg(all(test, not(miri), not(loom)))]
 mod tests {
     use super::*;
 

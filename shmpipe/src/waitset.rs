@@ -1,7 +1,9 @@
-//! [`WaitSet`]: one thread waits on any number of consumers and producers
-//! at once, with a deadline, and learns which are ready.
+//! [`WaitSet`]: one thread waits on any number of consumers, producers,
+//! duplexes and listeners at once, with a deadline, and learns which are
+//! ready.
 
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::event::epoll;
@@ -11,6 +13,7 @@ use crate::duplex::Duplex;
 use crate::error::Error;
 use crate::handles::{Consumer, Producer};
 use crate::listener::Listener;
+use crate::readiness::{SetLink, SourceKind};
 use crate::sync::barrier;
 
 /// Names a member of a [`WaitSet`]: returned by `add_*`, reported by
@@ -40,10 +43,13 @@ pub enum Member {
 /// The set owns its members (get them back with
 /// [`consumer`](Self::consumer), [`producer`](Self::producer) or
 /// [`remove`](Self::remove)); members can be added and removed between
-/// waits. Each member's [readiness descriptor](Consumer::readiness_fd)
-/// joins one epoll set; [`wait`](Self::wait) arms every member with one
-/// heavy barrier for them all, re-checks them, and only then sleeps. A dead
-/// peer wakes the set at once (its pidfd is in the member's descriptor).
+/// waits. Each member's notification socket and its peer's pidfd join one
+/// epoll set directly (no nested epoll per member); [`wait`](Self::wait)
+/// re-arms the members that something happened to since the last wait,
+/// with one heavy barrier for them all, re-checks those, and only then
+/// sleeps. A member nothing happened to stays armed: a wait on a set of
+/// idle members costs one `epoll_wait`. A dead peer wakes the set at once
+/// (its pidfd is in the set).
 ///
 /// A member reported ready is only ready "to try": receive with the
 /// non-blocking calls (`try_recv`, `try_borrow`, ...) until `Empty`.
@@ -74,14 +80,174 @@ pub enum Member {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct WaitSet {
-    epoll: OwnedFd,
+    epoll: Arc<OwnedFd>,
     members: Vec<Option<Member>>,
-    /// Each member's readiness descriptor number, as registered: epoll
-    /// keys its entries by (file, descriptor number), so removal must name
-    /// that very number.
-    fds: Vec<RawFd>,
     free: Vec<usize>,
     events: Vec<epoll::Event>,
+    /// Slots re-armed by the current wait (kept to reuse its allocation).
+    rearmed: Vec<usize>,
+}
+
+/// What the set asks of a member, whatever its kind. A new kind of member
+/// (a listening socket, ...) is a [`Member`] variant, an `impl` of this
+/// trait, and an arm in [`Member::source`].
+///
+/// A wait calls, for every member: [`still_armed`](Self::still_armed); for
+/// those that are not, [`announce`](Self::announce), then one heavy
+/// barrier for all, then [`check`](Self::check). It then sleeps in
+/// `epoll_wait` on the descriptors each member registered in
+/// [`join`](Self::join), and reports a member ready when one of them is
+/// readable (or when `check` said so).
+///
+/// A member that is a descriptor itself (a listening socket) has nothing to
+/// announce: `join` adds its descriptor under a new
+/// [`SourceKind`] (keeping the link to delete
+/// it in `leave`), `still_armed` is `true`, `announce` returns `false` (no
+/// heavy barrier), `check` returns `true` and `disarm` does nothing; the
+/// level-triggered epoll reports it while it is readable.
+pub(crate) trait Source {
+    /// Registers the member's descriptors in the set's epoll, under
+    /// `link.key(kind)`.
+    fn join(&mut self, link: SetLink) -> Result<(), Error>;
+    /// Takes them out again (the member leaves the set).
+    fn leave(&mut self);
+    /// Whether the member's last announcement stands: nothing happened to
+    /// it since, so the wait needs nothing of it but its descriptors.
+    fn still_armed(&mut self) -> bool;
+    /// Announces a wait to whoever will signal the member; returns whether
+    /// the barrier after it must be the heavy one.
+    fn announce(&mut self) -> bool;
+    /// After the barrier: `true` if there is still nothing to do but wait,
+    /// `false` if the member is ready now (or has an error to report).
+    fn check(&mut self) -> bool;
+    /// Withdraws the announcement (a member `check` found ready: nothing
+    /// will signal its descriptor for what is already there, so the next
+    /// wait must re-arm and re-check it, to report it again if it is
+    /// still ready).
+    fn disarm(&mut self);
+    /// Under loom, which models no epoll: whether one of the member's
+    /// (modelled) descriptors is readable.
+    #[cfg(loom)]
+    fn signalled(&mut self) -> bool;
+}
+
+impl Source for Consumer {
+    fn join(&mut self, link: SetLink) -> Result<(), Error> {
+        self.join_set(link)
+    }
+    fn leave(&mut self) {
+        self.leave_set();
+    }
+    fn still_armed(&mut self) -> bool {
+        Consumer::still_armed(self)
+    }
+    fn disarm(&mut self) {
+        Consumer::disarm(self);
+    }
+    #[cfg(loom)]
+    fn signalled(&mut self) -> bool {
+        self.readiness_pending()
+    }
+    fn announce(&mut self) -> bool {
+        self.announce_wait()
+    }
+    fn check(&mut self) -> bool {
+        matches!(self.check_armed(), Ok(true))
+    }
+}
+
+impl Source for Producer {
+    fn join(&mut self, link: SetLink) -> Result<(), Error> {
+        self.join_set(link)
+    }
+    fn leave(&mut self) {
+        self.leave_set();
+    }
+    fn still_armed(&mut self) -> bool {
+        Producer::still_armed(self)
+    }
+    fn disarm(&mut self) {
+        Producer::disarm(self);
+    }
+    #[cfg(loom)]
+    fn signalled(&mut self) -> bool {
+        self.readiness_pending()
+    }
+    fn announce(&mut self) -> bool {
+        self.announce_wait()
+    }
+    fn check(&mut self) -> bool {
+        matches!(self.check_armed(), Ok(true))
+    }
+}
+
+/// A duplex waits as its consumer half does.
+impl Source for Duplex {
+    fn join(&mut self, link: SetLink) -> Result<(), Error> {
+        self.consumer().join_set(link)
+    }
+    fn leave(&mut self) {
+        self.consumer().leave_set();
+    }
+    fn still_armed(&mut self) -> bool {
+        Consumer::still_armed(self.consumer())
+    }
+    fn disarm(&mut self) {
+        Consumer::disarm(self.consumer());
+    }
+    #[cfg(loom)]
+    fn signalled(&mut self) -> bool {
+        self.consumer().readiness_pending()
+    }
+    fn announce(&mut self) -> bool {
+        self.consumer().announce_wait()
+    }
+    fn check(&mut self) -> bool {
+        matches!(self.consumer().check_armed(), Ok(true))
+    }
+}
+
+/// A listener is a descriptor itself: its listening socket, readable
+/// (level-triggered) while a client waits to be accepted. Nothing to
+/// announce or re-check: it is always "armed".
+impl Source for Listener {
+    fn join(&mut self, link: SetLink) -> Result<(), Error> {
+        link.add(self.as_fd(), SourceKind::Listener)
+            .map_err(|e| Error::from_errno("epoll_ctl", "wait set", e))?;
+        self.set = Some(link);
+        Ok(())
+    }
+    fn leave(&mut self) {
+        if let Some(link) = self.set.take() {
+            link.delete(self.as_fd());
+        }
+    }
+    fn still_armed(&mut self) -> bool {
+        true
+    }
+    fn disarm(&mut self) {}
+    #[cfg(loom)]
+    fn signalled(&mut self) -> bool {
+        false
+    }
+    fn announce(&mut self) -> bool {
+        false
+    }
+    fn check(&mut self) -> bool {
+        true
+    }
+}
+
+impl Member {
+    /// The member as the set drives it.
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Member::Consumer(c) => c,
+            Member::Producer(p) => p,
+            Member::Duplex(d) => &mut **d,
+            Member::Listener(l) => l,
+        }
+    }
 }
 
 impl std::fmt::Debug for WaitSet {
@@ -102,11 +268,11 @@ impl WaitSet {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
             .map_err(|e| Error::from_errno("epoll_create", "wait set", e))?;
         Ok(WaitSet {
-            epoll,
+            epoll: Arc::new(epoll),
             members: Vec::new(),
-            fds: Vec::new(),
             free: Vec::new(),
             events: Vec::with_capacity(64),
+            rearmed: Vec::new(),
         })
     }
 
@@ -114,24 +280,18 @@ impl WaitSet {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
-    pub fn add_consumer(&mut self, mut consumer: Consumer) -> Result<Token, Error> {
-        let fd = consumer.readiness_fd()?.as_raw_fd();
-        let slot = self.register(fd)?;
-        self.members[slot] = Some(Member::Consumer(consumer));
-        Ok(Token(slot))
+    /// [`Error::Io`] if its notification socket cannot be made or added.
+    pub fn add_consumer(&mut self, consumer: Consumer) -> Result<Token, Error> {
+        self.add(Member::Consumer(consumer))
     }
 
     /// Adds a producer; it is ready when a send would not say `Full`.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
-    pub fn add_producer(&mut self, mut producer: Producer) -> Result<Token, Error> {
-        let fd = producer.readiness_fd()?.as_raw_fd();
-        let slot = self.register(fd)?;
-        self.members[slot] = Some(Member::Producer(producer));
-        Ok(Token(slot))
+    /// [`Error::Io`] if its notification socket cannot be made or added.
+    pub fn add_producer(&mut self, producer: Producer) -> Result<Token, Error> {
+        self.add(Member::Producer(producer))
     }
 
     /// Adds a duplex; it is ready when its consumer half is (a message is
@@ -140,12 +300,9 @@ impl WaitSet {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if its readiness descriptor cannot be made or added.
-    pub fn add_duplex(&mut self, mut duplex: Duplex) -> Result<Token, Error> {
-        let fd = duplex.consumer().readiness_fd()?.as_raw_fd();
-        let slot = self.register(fd)?;
-        self.members[slot] = Some(Member::Duplex(Box::new(duplex)));
-        Ok(Token(slot))
+    /// [`Error::Io`] if its descriptors cannot be added.
+    pub fn add_duplex(&mut self, duplex: Duplex) -> Result<Token, Error> {
+        self.add(Member::Duplex(Box::new(duplex)))
     }
 
     /// Adds a listener; it is ready when a client waits to connect (its
@@ -157,49 +314,35 @@ impl WaitSet {
     ///
     /// [`Error::Io`] if its socket cannot be added.
     pub fn add_listener(&mut self, listener: Listener) -> Result<Token, Error> {
-        let fd = listener.as_raw_fd();
-        let slot = self.register(fd)?;
-        self.members[slot] = Some(Member::Listener(listener));
-        Ok(Token(slot))
+        self.add(Member::Listener(listener))
     }
 
-    /// Registers a member's readiness descriptor `fd` (open: its handle is
-    /// being added) under a free slot; returns the slot.
-    fn register(&mut self, fd: RawFd) -> Result<usize, Error> {
+    /// Registers `member`'s descriptors under a free slot.
+    fn add(&mut self, mut member: Member) -> Result<Token, Error> {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.members.push(None);
-            self.fds.push(-1);
             self.members.len() - 1
         });
-        // SAFETY: `fd` is the readiness descriptor of the handle being
-        // added, open for the duration of this call.
-        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-        match epoll::add(
-            &self.epoll,
-            bfd,
-            epoll::EventData::new_u64(slot as u64),
-            epoll::EventFlags::IN,
-        ) {
+        let link = SetLink {
+            epoll: Arc::clone(&self.epoll),
+            slot,
+        };
+        match member.source().join(link) {
             Ok(()) => {
-                self.fds[slot] = fd;
-                Ok(slot)
+                self.members[slot] = Some(member);
+                Ok(Token(slot))
             }
             Err(e) => {
                 self.free.push(slot);
-                Err(Error::from_errno("epoll_ctl", "wait set", e))
+                Err(e)
             }
         }
     }
 
     /// Takes a member out of the set.
     pub fn remove(&mut self, token: Token) -> Option<Member> {
-        self.members.get(token.0)?.as_ref()?;
-        // SAFETY: the member (which owns the descriptor) is still in the
-        // set, so the descriptor registered under this slot is open.
-        let bfd = unsafe { BorrowedFd::borrow_raw(self.fds[token.0]) };
-        let _ = epoll::delete(&self.epoll, bfd);
-        let m = self.members[token.0].take()?;
-        self.fds[token.0] = -1;
+        let mut m = self.members.get_mut(token.0)?.take()?;
+        m.source().leave();
         self.free.push(token.0);
         Some(m)
     }
@@ -251,7 +394,10 @@ impl WaitSet {
     /// `ready` (cleared first; empty after a timeout). Returns how many.
     ///
     /// A member whose peer died, closed or corrupted the ring counts as
-    /// ready: its next call reports it.
+    /// ready: its next call reports it. Readiness is level-triggered: a
+    /// member reported ready and left as it was is reported by the next
+    /// wait again. Members stay armed after the wait until their next call
+    /// (their peer signals them once, not per message).
     ///
     /// # Errors
     ///
@@ -263,32 +409,43 @@ impl WaitSet {
         ready: &mut Vec<Token>,
     ) -> Result<usize, Error> {
         ready.clear();
-        // Arm everything, pay one heavy barrier for all, then re-check.
+        // Re-arm only the members something happened to since the last
+        // wait; pay one heavy barrier for them all, then re-check them.
+        self.rearmed.clear();
         let mut heavy = false;
-        for m in self.members.iter_mut().flatten() {
-            heavy |= match m {
-                Member::Consumer(c) => c.announce_wait(),
-                Member::Producer(p) => p.announce_wait(),
-                Member::Duplex(d) => d.consumer().announce_wait(),
-                // A socket: epoll reports it by itself, nothing to arm.
-                Member::Listener(_) => false,
-            };
-        }
-        let _ = barrier::waiter(heavy);
         for (i, m) in self.members.iter_mut().enumerate() {
-            let armed = match m {
-                Some(Member::Consumer(c)) => !matches!(c.check_armed(), Ok(false) | Err(_)),
-                Some(Member::Producer(p)) => !matches!(p.check_armed(), Ok(false) | Err(_)),
-                Some(Member::Duplex(d)) => {
-                    !matches!(d.consumer().check_armed(), Ok(false) | Err(_))
-                }
-                // Level-triggered: a waiting client wakes `epoll_wait` below.
-                Some(Member::Listener(_)) => true,
-                None => continue,
-            };
-            if !armed {
-                ready.push(Token(i));
+            let Some(m) = m else { continue };
+            let src = m.source();
+            if !src.still_armed() {
+                heavy |= src.announce();
+                self.rearmed.push(i);
             }
+        }
+        if !self.rearmed.is_empty() {
+            let _ = barrier::waiter(heavy);
+            for &i in &self.rearmed {
+                if let Some(m) = self.members[i].as_mut() {
+                    let src = m.source();
+                    if !src.check() {
+                        src.disarm();
+                        ready.push(Token(i));
+                    }
+                }
+            }
+        }
+        #[cfg(loom)]
+        if ready.is_empty() {
+            // The model of `epoll_wait` (no deadline: loom has no time).
+            let _ = deadline;
+            let members = &mut self.members;
+            crate::notify::wait_until(|| {
+                ready.extend(members.iter_mut().enumerate().filter_map(|(i, m)| {
+                    m.as_mut()
+                        .is_some_and(|m| m.source().signalled())
+                        .then_some(Token(i))
+                }));
+                !ready.is_empty()
+            });
         }
         while ready.is_empty() {
             let timeout = match deadline {
@@ -307,37 +464,104 @@ impl WaitSet {
             };
             self.events.clear();
             match epoll::wait(
-                &self.epoll,
+                &*self.epoll,
                 rustix::buffer::spare_capacity(&mut self.events),
                 timeout.as_ref(),
             ) {
                 Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => {
-                    self.disarm_all();
-                    return Err(Error::from_errno("epoll_wait", "wait set", e));
-                }
+                Err(e) => return Err(Error::from_errno("epoll_wait", "wait set", e)),
             }
             for ev in &self.events {
-                let t = Token(ev.data.u64() as usize);
+                let t = Token((ev.data.u64() >> SourceKind::BITS) as usize);
                 let present = self.members.get(t.0).is_some_and(Option::is_some);
                 if present && !ready.contains(&t) {
                     ready.push(t);
                 }
             }
         }
-        self.disarm_all();
         ready.sort_unstable();
         Ok(ready.len())
     }
 
-    fn disarm_all(&mut self) {
+    /// Whether every member is armed (for tests of the lazy re-arming).
+    #[cfg(test)]
+    fn all_armed(&mut self) -> bool {
+        self.members
+            .iter_mut()
+            .flatten()
+            .all(|m| m.source().still_armed())
+    }
+}
+
+impl Drop for WaitSet {
+    fn drop(&mut self) {
+        // Members leave first: their handles' drops then close the ring with
+        // no announcement of ours left in their control lines.
         for m in self.members.iter_mut().flatten() {
-            match m {
-                Member::Consumer(c) => c.disarm_wait(),
-                Member::Producer(p) => p.disarm_wait(),
-                Member::Duplex(d) => d.consumer().disarm_wait(),
-                Member::Listener(_) => {}
-            }
+            m.source().leave();
         }
+    }
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::*;
+    use crate::ring::RingBuilder;
+    use std::time::Duration;
+
+    fn soon() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_millis(5))
+    }
+
+    #[test]
+    fn members_stay_armed_until_something_happens_to_them() {
+        let a = RingBuilder::new().slots(4).create_in_process().unwrap();
+        let b = RingBuilder::new().slots(4).create_in_process().unwrap();
+        let (mut tx_a, _tx_b) = (a.producer().unwrap(), b.producer().unwrap());
+        let mut set = WaitSet::new().unwrap();
+        let ta = set.add_consumer(a.consumer().unwrap()).unwrap();
+        let _tb = set.add_consumer(b.consumer().unwrap()).unwrap();
+        let mut ready = Vec::new();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(
+            set.all_armed(),
+            "a timed-out wait leaves every member armed"
+        );
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(set.all_armed());
+
+        // A publish consumes the announcement (one datagram), a second one
+        // sends nothing more; the member stays armed and is reported.
+        tx_a.try_send(b"one").unwrap();
+        tx_a.try_send(b"two").unwrap();
+        assert!(!a.info().consumer.parked, "the publisher cleared the bit");
+        assert!(set.all_armed());
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
+        assert_eq!(ready, [ta]);
+        let rx = set.consumer(ta).unwrap();
+        assert_eq!(rx.try_recv_vec().unwrap(), b"one");
+        assert_eq!(rx.try_recv_vec().unwrap(), b"two");
+        assert!(!rx.still_armed(), "a call disarms");
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(set.all_armed(), "the next wait re-armed it");
+
+        // Ready before the wait (a disarmed member: no datagram; the
+        // re-check finds it) and left alone: reported again by the next
+        // wait.
+        set.consumer(ta).unwrap().disarm();
+        tx_a.try_send(b"early").unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
+        assert_eq!(ready, [ta]);
+        assert_eq!(set.consumer(ta).unwrap().try_recv_vec().unwrap(), b"early");
+
+        // A removed member is disarmed and out of the set's epoll.
+        let Some(Member::Consumer(mut rx_a)) = set.remove(ta) else {
+            panic!("consumer a")
+        };
+        assert!(!rx_a.still_armed());
+        tx_a.try_send(b"three").unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert_eq!(rx_a.try_recv_vec().unwrap(), b"three");
     }
 }

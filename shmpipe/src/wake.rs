@@ -300,6 +300,18 @@ pub(crate) fn block<T>(
             }
             WaitOutcome::Woken | WaitOutcome::Interrupted => {}
         }
+        // Look before announcing again: a wake almost always means the
+        // ring has what we wait for, and the announcement's heavy barrier
+        // (a membarrier) is only needed before the next sleep. `parked`
+        // stays set meanwhile: at worst the peer wakes a side that is
+        // already awake.
+        if let Some(r) = poll(Poll {
+            check_peer: false,
+            thorough: true,
+        }) {
+            own.parked.fetch_and(!PARKED_FUTEX, Relaxed);
+            return Some(r);
+        }
     }
 }
 
@@ -340,12 +352,20 @@ pub(crate) fn notify_any(peer: &ControlLine, asymmetric: bool, notifier: &mut No
     parked & PARKED_FUTEX != 0
 }
 
+/// Consumes the peer's `PARKED_NOTIFY` announcement and signals its
+/// notification socket: one datagram per announcement, however many
+/// messages are published while the peer stays announced (a `WaitSet`
+/// member stays announced across waits until something happens to it).
+/// Whoever clears the bit sends; a racing second publisher (a closing or
+/// claiming process, a remover) finds it clear and sends nothing, which is
+/// enough: one datagram makes the socket readable.
 #[cold]
 fn signal_descriptor(peer: &ControlLine, notifier: &mut Notifier) {
     // ORDERING: Acquire; pairs with the Release `fetch_or` of the waiter's
     // announcement (`Holder::announce`), so the socket name stored before
     // it is visible.
-    if peer.parked.load(Acquire) & PARKED_NOTIFY != 0 {
+    let was = peer.parked.fetch_and(!PARKED_NOTIFY, Acquire);
+    if was & PARKED_NOTIFY != 0 {
         notifier.send(peer.notify_id.load(Acquire));
     }
 }

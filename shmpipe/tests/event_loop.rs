@@ -293,6 +293,13 @@ fn death_in_every_mode() -> Result<(), Failed> {
                     let mut set = WaitSet::new()?;
                     let t = set.add_consumer(rx)?;
                     let mut ready = Vec::new();
+                    // A first wait that times out leaves the member armed:
+                    // the next one does not re-arm it, so the death must
+                    // come through the pidfd registered in the set.
+                    set.wait(Some(Instant::now() + Duration::from_millis(1)), &mut ready)?;
+                    if !ready.is_empty() {
+                        return Err(format!("ready before the kill: {ready:?}").into());
+                    }
                     loop {
                         set.wait(Some(limit), &mut ready)?;
                         if ready.is_empty() {

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_core::Stream;
 use libtest_mimic::{Arguments, Failed, Trial};
-use shmpipe::{AsyncConsumer, AsyncProducer, RecvError, Ring, RingBuilder};
+use shmpipe::{AsyncConsumer, AsyncProducer, MessageStream, RecvError, Ring, RingBuilder};
 
 fn main() -> ExitCode {
     if std::env::var("SHMPIPE_TEST_ROLE").as_deref() == Ok("attach") {
@@ -32,6 +33,14 @@ fn main() -> ExitCode {
         Trial::test(
             "a_killed_producer_is_reported_to_an_awaiting_consumer",
             async_death,
+        ),
+        Trial::test(
+            "the_message_stream_yields_each_message_once_and_ends_at_close",
+            stream_cancelled_and_closed,
+        ),
+        Trial::test(
+            "the_message_stream_reports_a_killed_producer_then_ends",
+            stream_peer_died,
         ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
@@ -200,4 +209,94 @@ fn async_death() -> Result<(), Failed> {
         times.len()
     );
     Ok(())
+}
+
+/// `StreamExt::next` without a dependency on `futures`.
+async fn next(s: &mut MessageStream) -> Option<Result<Vec<u8>, RecvError>> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *s).poll_next(cx)).await
+}
+
+fn stream_cancelled_and_closed() -> Result<(), Failed> {
+    let ring = RingBuilder::new().slots(16).create_in_process()?;
+    let mut tx = ring.producer()?;
+    let rx = ring.consumer()?;
+    let count = scaled(5_000);
+    let sender = std::thread::spawn(move || {
+        for i in 0..count {
+            if i % 3 != 0 {
+                std::thread::sleep(Duration::from_micros(mix(i) % 200));
+            }
+            tx.send(i.to_le_bytes()).unwrap();
+        }
+        // Dropping the producer closes the ring: the stream ends after the
+        // last message.
+    });
+    let (cancelled, got, after_end) = rt().block_on(async move {
+        let mut messages = AsyncConsumer::new(rx).unwrap().into_stream();
+        let (mut cancelled, mut got) = (0u64, 0u64);
+        loop {
+            tokio::select! {
+                m = next(&mut messages) => match m {
+                    Some(m) => {
+                        let v = u64::from_le_bytes(m.unwrap()[..].try_into().unwrap());
+                        assert_eq!(v, got, "lost, duplicated or reordered");
+                        got += 1;
+                    }
+                    None => break,
+                },
+                _ = async {
+                    if cancelled % 2 == 0 {
+                        tokio::task::yield_now().await
+                    } else {
+                        tokio::time::sleep(Duration::from_micros(50)).await
+                    }
+                } => cancelled += 1,
+            }
+        }
+        let after_end = next(&mut messages).await.is_none() && messages.is_terminated();
+        (cancelled, got, after_end)
+    });
+    sender.join().unwrap();
+    eprintln!("stream: {got} messages, each once, in order, with {cancelled} polls cancelled");
+    if got != count || !after_end {
+        return Err(format!("got {got} of {count}; ended for good: {after_end}").into());
+    }
+    if cancelled < 250 * count / 5_000 {
+        return Err(format!("only {cancelled} cancellations: the test tested little").into());
+    }
+    Ok(())
+}
+
+fn stream_peer_died() -> Result<(), Failed> {
+    let addr = unique("tokio-stream-death");
+    let _c = Cleanup(addr.clone());
+    let ring = RingBuilder::new().slots(8).create(&addr)?;
+    let mut child = spawn_child("attach", &[("SHMPIPE_ADDR", addr)]);
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.0.stdout.as_mut().unwrap()).read_line(&mut line)?;
+    }
+    let rx = ring.consumer()?;
+    let pid = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        )
+        .unwrap();
+    });
+    let (first, second) = rt().block_on(async move {
+        let mut messages = AsyncConsumer::new(rx).unwrap().into_stream();
+        let first = tokio::time::timeout(Duration::from_secs(5), next(&mut messages)).await;
+        let second = next(&mut messages).await;
+        (first, second)
+    });
+    killer.join().unwrap();
+    let _ = child.wait();
+    match (first, second) {
+        (Ok(Some(Err(RecvError::PeerDied { pid: p }))), None) if p == pid => Ok(()),
+        other => Err(format!("expected PeerDied then the end, got {other:?}").into()),
+    }
 }

@@ -386,15 +386,19 @@ fn latency(o: &Output, w: &str) -> Result<Svg, String> {
     Ok(Svg { file, title, svg })
 }
 
-/// CPU used by an idle blocked consumer, per mechanism, log y.
+/// CPU of one idle wait of a blocked consumer (going to sleep, the parked
+/// time, waking), per mechanism, log y. The parked time itself costs
+/// nothing for every sleeping mechanism (the table's "% of a core"), which
+/// a log scale cannot show; the whole wait is what differs.
 fn idle(o: &Output) -> Result<Svg, String> {
     let groups = per_mechanism(o, "idle-cpu");
     let pts: Vec<(&str, f64)> = groups
         .iter()
-        .filter_map(|(m, rs)| Some((*m, rs.first()?.cpu_fraction? * 100.0)))
+        .filter_map(|(m, rs)| Some((*m, rs.first()?.wait_cpu_ns? / 1e3)))
+        .filter(|p| p.1 > 0.0)
         .collect();
     let (y0, y1) = log_range(pts.iter().map(|p| p.1));
-    let title = "CPU used by an idle blocked consumer, % of a core (lower is better)";
+    let title = "CPU of one idle wait (sleep, parked, woken), µs (lower is better)";
     let names: Vec<&str> = pts.iter().map(|p| p.0).collect();
     let mut svg = String::new();
     {
@@ -414,13 +418,13 @@ fn idle(o: &Output) -> Result<Svg, String> {
         chart
             .configure_mesh()
             .x_desc("mechanism")
-            .y_desc("% of one core (log)")
+            .y_desc("µs of CPU (log)")
             .x_labels(names.len() + 1)
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => names.get(*i as usize).copied().unwrap_or("").into(),
                 _ => String::new(),
             })
-            .y_label_formatter(&|v| format!("{} %", num3(*v)))
+            .y_label_formatter(&|v| format!("{} µs", num3(*v)))
             .draw()
             .map_err(err)?;
         for (i, (m, v)) in pts.iter().enumerate() {
@@ -429,7 +433,7 @@ fn idle(o: &Output) -> Result<Svg, String> {
             chart
                 .draw_series(std::iter::once(Circle::new(p, 6, c.filled())))
                 .map_err(err)?
-                .label(format!("{m}: {} %", num3(*v)))
+                .label(format!("{m}: {} µs", num3(*v)))
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         }
         chart

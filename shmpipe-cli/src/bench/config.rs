@@ -127,7 +127,7 @@ impl Config {
             wakeup_gap: Duration::from_millis(1),
             idle: a
                 .idle
-                .unwrap_or(Duration::from_millis(if q { 200 } else { 1000 })),
+                .unwrap_or(Duration::from_millis(if q { 200 } else { 2000 })),
             quick: q,
             json: a.json,
             report: a.report,

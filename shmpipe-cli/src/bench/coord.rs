@@ -43,6 +43,12 @@ pub enum Measured {
     },
     Cpu {
         fraction: f64,
+        /// Voluntary context switches of the consumer's threads per
+        /// second while parked.
+        wakeups_per_sec: f64,
+        /// CPU time of the whole idle wait: going to sleep, the parked
+        /// time, and the wake-up by the end marker.
+        wait_cpu_ns: f64,
     },
 }
 
@@ -470,8 +476,19 @@ impl Bench {
                     None => return Ok(Outcome::Failed("the consumer sent no latencies".into())),
                 }
             }
-            (Workload::IdleCpu, Ok(PeerReport::Cpu { cpu_ns, wall_ns }), Ok(_)) => Measured::Cpu {
+            (
+                Workload::IdleCpu,
+                Ok(PeerReport::Cpu {
+                    cpu_ns,
+                    wall_ns,
+                    wakeups,
+                    wait_cpu_ns,
+                }),
+                Ok(_),
+            ) => Measured::Cpu {
                 fraction: cpu_ns as f64 / wall_ns as f64,
+                wakeups_per_sec: wakeups as f64 * 1e9 / wall_ns as f64,
+                wait_cpu_ns: wait_cpu_ns as f64,
             },
             (_, Ok(c), Ok(p)) => {
                 return Ok(Outcome::Failed(format!(
@@ -518,7 +535,9 @@ impl Bench {
                 },
             ),
             Workload::IdleCpu => (
-                Job::IdleRecv,
+                Job::IdleRecv {
+                    window_ns: ns(self.cfg.idle),
+                },
                 Job::IdleSend {
                     idle_ns: ns(self.cfg.idle),
                 },
@@ -535,7 +554,9 @@ impl Bench {
                 (self.cfg.wakeup_gap + Duration::from_millis(2))
                     * (self.cfg.wakeup_samples as u32 + 2)
             }
-            Workload::IdleCpu => self.cfg.idle,
+            Workload::IdleCpu => {
+                self.cfg.idle + super::jobs::IDLE_SETTLE * 2 + super::jobs::IDLE_MARGIN
+            }
         };
         expected * 4 + Duration::from_secs(20)
     }

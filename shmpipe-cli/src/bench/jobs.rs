@@ -119,14 +119,17 @@ fn run_job<E: Endpoint>(ep: &mut E, job: &Job, size: usize) -> Result<PeerReport
         } => wake(ep, size, samples, gap_ns, await_parked),
         Job::Woken => woken(ep),
         Job::IdleSend { idle_ns } => {
-            std::thread::sleep(Duration::from_nanos(idle_ns));
+            std::thread::sleep(IDLE_SETTLE);
+            put_u64(ep.out(), 0, 0);
+            ep.send(size)?;
+            std::thread::sleep(IDLE_SETTLE + Duration::from_nanos(idle_ns) + IDLE_MARGIN);
             finish(ep, size)?;
             Ok(PeerReport::Sent {
-                messages: 0,
+                messages: 1,
                 unparked: 0,
             })
         }
-        Job::IdleRecv => idle_recv(ep),
+        Job::IdleRecv { window_ns } => idle_recv(ep, window_ns),
     }
 }
 
@@ -322,21 +325,93 @@ fn woken<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
     Ok(latency(&hist))
 }
 
-/// Idle receiver: CPU time used while blocked until the end marker.
-fn idle_recv<E: Endpoint>(ep: &mut E) -> Result<PeerReport, PeerError> {
-    let cpu0 = ts_ns(clock_gettime(ClockId::ProcessCPUTime));
-    let wall0 = now_ns();
+/// How long the idle sender waits before its first message: long enough
+/// for the receiver to be asleep in its first wait, which pays the one-time
+/// costs (a readiness descriptor, a pidfd, the death watcher's
+/// registration, a runtime's first poll) outside the measured window.
+pub const IDLE_SETTLE: Duration = Duration::from_millis(50);
+
+/// How much longer than the receiver's window the idle sender waits
+/// before its end marker, so that the window closes before the receiver
+/// wakes (even on a loaded machine).
+pub const IDLE_MARGIN: Duration = Duration::from_millis(200);
+
+/// Idle receiver: the steady state of a blocked consumer. After a first
+/// message (its first wait did any one-time setup) it blocks again; a
+/// measuring thread, [`IDLE_SETTLE`] into that wait (the consumer is
+/// parked by then), samples the run time and voluntary context switches of
+/// every other thread of the process (death watcher and runtime threads
+/// included) over `window_ns`. Also the CPU time of the whole wait: going
+/// to sleep, the window, and waking for the end marker.
+fn idle_recv<E: Endpoint>(ep: &mut E, window_ns: u64) -> Result<PeerReport, PeerError> {
+    let first = get_u64(ep.recv()?, 0)?;
+    if first != 0 {
+        return Err(PeerError(format!(
+            "expected the idle sender's first message, got message {first}"
+        )));
+    }
+    let window = Duration::from_nanos(window_ns);
+    let meter = std::thread::Builder::new()
+        .name("idle-meter".into())
+        .spawn(move || -> Result<(u64, u64, u64), PeerError> {
+            let me = rustix::thread::gettid().as_raw_nonzero().get().to_string();
+            std::thread::sleep(IDLE_SETTLE);
+            let (run0, sw0) = others(&me)?;
+            let t0 = now_ns();
+            std::thread::sleep(window);
+            let (run1, sw1) = others(&me)?;
+            let wall = now_ns().saturating_sub(t0).max(1);
+            Ok((run1.saturating_sub(run0), sw1.saturating_sub(sw0), wall))
+        })
+        .map_err(|e| PeerError(format!("starting the measuring thread: {e}")))?;
+    let cpu0 = ts_ns(clock_gettime(ClockId::ThreadCPUTime));
     let msg = ep.recv()?;
-    let wall1 = now_ns();
-    let cpu1 = ts_ns(clock_gettime(ClockId::ProcessCPUTime));
+    let cpu1 = ts_ns(clock_gettime(ClockId::ThreadCPUTime));
     let seq = get_u64(msg, 0)?;
+    let (cpu_ns, wakeups, wall_ns) = meter
+        .join()
+        .map_err(|_| PeerError::new("the measuring thread panicked"))??;
     if seq != END {
         return Err(PeerError(format!(
             "expected only the end marker, got message {seq}"
         )));
     }
     Ok(PeerReport::Cpu {
-        cpu_ns: cpu1.saturating_sub(cpu0),
-        wall_ns: wall1.saturating_sub(wall0).max(1),
+        cpu_ns,
+        wall_ns,
+        wakeups,
+        wait_cpu_ns: cpu1.saturating_sub(cpu0),
     })
+}
+
+/// The run time (ns, `/proc/self/task/*/schedstat`) and voluntary context
+/// switches (`/proc/self/task/*/status`) of every thread of this process
+/// but the one named `except`, so far.
+fn others(except: &str) -> Result<(u64, u64), PeerError> {
+    let (mut run, mut switches) = (0, 0);
+    let tasks = std::fs::read_dir("/proc/self/task")
+        .map_err(|e| PeerError(format!("reading /proc/self/task: {e}")))?;
+    for t in tasks.flatten() {
+        if t.file_name().to_str() == Some(except) {
+            continue;
+        }
+        // A thread that exited in between has no files any more.
+        let Ok(stat) = std::fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        run += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        switches += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok((run, switches))
 }

@@ -141,8 +141,8 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub wakeup_samples: Option<u64>,
 
-    /// How long the idle consumer is watched [default: 1s; 200ms with
-    /// --quick].
+    /// How long the idle consumer is watched, after its first wait
+    /// [default: 2s; 200ms with --quick].
     #[arg(long, value_name = "TIME", value_parser = config::parse_duration)]
     pub idle: Option<Duration>,
 

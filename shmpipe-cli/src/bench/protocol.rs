@@ -80,10 +80,17 @@ pub enum Job {
     },
     /// Receive timestamps and record how late each arrived.
     Woken,
-    /// Sleep `idle_ns`, then send the end marker.
+    /// Sleep [`IDLE_SETTLE`](super::jobs::IDLE_SETTLE), send one message
+    /// (the receiver's first wait, which does any one-time setup), sleep
+    /// `idle_ns` and [`IDLE_MARGIN`](super::jobs::IDLE_MARGIN), then send
+    /// the end marker.
     IdleSend { idle_ns: u64 },
-    /// Block in a receive until the end marker; report CPU time used.
-    IdleRecv,
+    /// Receive the first message, then block in a receive until the end
+    /// marker; report the CPU time and wake-ups of the receiving process
+    /// over `window_ns` of that wait, from [`IDLE_SETTLE`](super::jobs::IDLE_SETTLE)
+    /// after it began (it is parked by then), and the CPU time of the
+    /// whole wait.
+    IdleRecv { window_ns: u64 },
 }
 
 /// Everything a peer process needs.
@@ -116,8 +123,15 @@ pub enum PeerReport {
         p999_ns: u64,
         max_ns: u64,
     },
-    /// CPU time used while blocked over `wall_ns` of wall-clock time.
-    Cpu { cpu_ns: u64, wall_ns: u64 },
+    /// CPU time used while parked over `wall_ns` of wall-clock time, and
+    /// the voluntary context switches of all the receiver's threads in
+    /// that time (each a wake-up); the CPU time of the whole wait.
+    Cpu {
+        cpu_ns: u64,
+        wall_ns: u64,
+        wakeups: u64,
+        wait_cpu_ns: u64,
+    },
 }
 
 /// The sequence number that ends a stream.

@@ -158,6 +158,14 @@ pub struct ResultOut {
     pub max_ns: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_fraction: Option<f64>,
+    /// idle-cpu: voluntary context switches per second of all the parked
+    /// consumer's threads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wakeups_per_sec: Option<f64>,
+    /// idle-cpu: CPU time of the consumer's whole idle wait (going to
+    /// sleep, the parked time, waking for the end marker), in ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_cpu_ns: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spread: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,11 +213,16 @@ pub fn median(v: &[f64]) -> Option<f64> {
 }
 
 /// `(max - min) / median`: 0 for one repetition, 0.5 when the best and
-/// worst repetitions differ by half the typical value.
+/// worst repetitions differ by half the typical value; 0 when every
+/// repetition measured the same (a parked consumer's 0 CPU included), none
+/// when the median is 0 but the repetitions differ.
 pub fn spread(v: &[f64]) -> Option<f64> {
     let m = median(v)?;
     let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    if max == min {
+        return Some(0.0);
+    }
     (m > 0.0).then(|| (max - min) / m)
 }
 
@@ -218,7 +231,7 @@ fn primary(m: &Measured) -> f64 {
     match *m {
         Measured::Rate { msgs_per_sec, .. } => msgs_per_sec,
         Measured::Latency { p50_ns, .. } => p50_ns,
-        Measured::Cpu { fraction } => fraction,
+        Measured::Cpu { fraction, .. } => fraction,
     }
 }
 
@@ -360,6 +373,8 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
         p999_ns: None,
         max_ns: None,
         cpu_fraction: None,
+        wakeups_per_sec: None,
+        wait_cpu_ns: None,
         spread: None,
         vs_floor: None,
         vs_bare_ring: None,
@@ -438,7 +453,17 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
         }
         Workload::IdleCpu => {
             out.cpu_fraction = pick(|m| match *m {
-                Measured::Cpu { fraction } => Some(fraction),
+                Measured::Cpu { fraction, .. } => Some(fraction),
+                _ => None,
+            });
+            out.wait_cpu_ns = pick(|m| match *m {
+                Measured::Cpu { wait_cpu_ns, .. } => Some(wait_cpu_ns),
+                _ => None,
+            });
+            out.wakeups_per_sec = pick(|m| match *m {
+                Measured::Cpu {
+                    wakeups_per_sec, ..
+                } => Some(wakeups_per_sec),
                 _ => None,
             });
         }
@@ -713,13 +738,16 @@ pub fn table(o: &Output) -> String {
     if runs(Workload::IdleCpu) {
         let _ = writeln!(
             t,
-            "\nIdle consumer: CPU used while blocked {} with nothing to receive",
+            "\nIdle consumer, parked with nothing to receive (after a first wait that did \
+             any one-time setup): CPU of all its threads over {} from 50 ms into the wait, \
+             their voluntary context switches, and the CPU of the whole wait (going to \
+             sleep, parked, woken)",
             dur(c.idle_ms * 1e6)
         );
         let _ = writeln!(
             t,
-            "  {:<18} {:>12} {:>7}",
-            "mechanism", "% of a core", "spread"
+            "  {:<18} {:>12} {:>10} {:>10} {:>7}",
+            "mechanism", "% of a core", "wakeups/s", "one wait", "spread"
         );
         for r in results(Workload::IdleCpu) {
             match unavailable(r) {
@@ -729,9 +757,11 @@ pub fn table(o: &Output) -> String {
                 None => {
                     let _ = writeln!(
                         t,
-                        "  {:<18} {:>12} {:>7}",
+                        "  {:<18} {:>12} {:>10} {:>10} {:>7}",
                         r.mechanism,
-                        opt(r.cpu_fraction, |x| format!("{:.3} %", x * 100.0)),
+                        opt(r.cpu_fraction, |x| format!("{:.4} %", x * 100.0)),
+                        opt(r.wakeups_per_sec, |x| format!("{x:.1}")),
+                        opt(r.wait_cpu_ns, dur),
                         opt(r.spread, |x| format!("{x:.2}")),
                     );
                 }
@@ -780,6 +810,8 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(spread(&[2.0]), Some(0.0));
         assert_eq!(spread(&[1.0, 2.0, 3.0]), Some(1.0));
+        assert_eq!(spread(&[0.0, 0.0, 0.0]), Some(0.0));
+        assert_eq!(spread(&[0.0, 0.0, 1.0]), None);
     }
 
     #[test]

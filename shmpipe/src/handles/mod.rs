@@ -43,6 +43,7 @@ pub use slot::{ReadSlot, WriteBatch, WriteSlot};
 pub use typed::{TypedConsumer, TypedProducer};
 pub use value::{ReadValue, WriteValue, MIN_PAYLOAD_ALIGN};
 
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,7 @@ use crate::layout::{
 use crate::liveness::{self, ProcessWatch};
 use crate::mapping::Mapping;
 use crate::notify::Notifier;
-use crate::readiness::Readiness;
+use crate::readiness::{Readiness, SetLink};
 use crate::side::Side;
 use crate::sync::barrier;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -173,6 +174,13 @@ impl Holder {
             Side::Consumer => &hdr.producer,
         };
         holder.wake_peer(peer_line);
+        // The one-time setup of a sleep, done now rather than in the first
+        // wait when the peer is already here: its pidfd, verified, in the
+        // death watcher (a peer that claims later is watched at our first
+        // sleep after it came).
+        if !holder.mapping.process_local {
+            let _ = holder.watch_peer_death();
+        }
         Ok(holder)
     }
 
@@ -255,7 +263,7 @@ impl Holder {
 
     /// The readiness descriptor, made (and its name published) on first
     /// use.
-    fn readiness(&mut self) -> Result<&Readiness, Error> {
+    fn readiness(&mut self) -> Result<&mut Readiness, Error> {
         if self.readiness.is_none() {
             let r = Readiness::new()
                 .map_err(|e| Error::from_errno("socket", &self.mapping.label, e))?;
@@ -265,14 +273,65 @@ impl Holder {
             own.notify_id.store(r.id(), Release);
             self.readiness = Some(r);
         }
-        Ok(self.readiness.as_ref().expect("made above"))
+        Ok(self.readiness.as_mut().expect("made above"))
     }
 
-    /// First half of arming the descriptor: sets `PARKED_NOTIFY` and adds
-    /// the peer's pidfd to the descriptor. The caller then pays the heavy
-    /// barrier (`barrier::waiter`) and re-checks the ring before waiting.
-    fn announce(&mut self) -> Result<(), Error> {
+    /// The readiness descriptor itself (`readiness_fd`).
+    fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
+        let label = self.mapping.label.clone();
+        self.readiness()?
+            .fd()
+            .map_err(|e| Error::from_errno("epoll_create", &label, e))
+    }
+
+    /// Registers the notification socket and the peer's pidfd in a
+    /// `WaitSet`'s epoll (`readiness.rs`), making the socket first.
+    fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
+        let label = self.mapping.label.clone();
         self.readiness()?;
+        // The peer's pidfd goes in now rather than at the first wait.
+        self.watch_peer_pidfd();
+        self.readiness()?
+            .join(link)
+            .map_err(|e| Error::from_errno("epoll_ctl", &label, e))
+    }
+
+    /// Takes the descriptors out of the `WaitSet`'s epoll, and disarms.
+    fn leave_set(&mut self) {
+        self.disarm();
+        if let Some(r) = self.readiness.as_mut() {
+            r.leave();
+        }
+    }
+
+    /// Whether this handle's last `announce` still stands: no call
+    /// disarmed it since. A `WaitSet` re-arms only members for which this
+    /// is false. A publisher may have consumed the announcement (cleared
+    /// `PARKED_NOTIFY` as it sent its datagram): the datagram stays queued,
+    /// the socket readable, until the next disarm drains it, so the set's
+    /// epoll reports the member without a re-arm (and without the heavy
+    /// barrier a re-arm costs).
+    fn still_armed(&self) -> bool {
+        self.readiness.as_ref().is_some_and(|r| r.armed)
+    }
+
+    /// Under loom: sleeps until the modelled notification socket holds a
+    /// datagram (what `poll` on the readiness descriptor does).
+    #[cfg(loom)]
+    fn wait_readiness(&mut self) {
+        let r = self.readiness.as_ref();
+        crate::notify::wait_until(|| r.map_or(true, |r| r.pending()));
+    }
+
+    /// Under loom: whether the modelled socket holds a datagram.
+    #[cfg(loom)]
+    fn readiness_pending(&self) -> bool {
+        self.readiness.as_ref().is_some_and(|r| r.pending())
+    }
+
+    /// Registers the verified peer's pidfd with the readiness state, if
+    /// there is one (socket made) and the peer lives.
+    fn watch_peer_pidfd(&mut self) {
         let (_, peer) = self.lines();
         // Relaxed: only the identity is needed (liveness comes from the OS).
         let c = Claim(peer.claim.load(Relaxed));
@@ -281,6 +340,14 @@ impl Holder {
                 r.watch_peer(c.0, fd);
             }
         }
+    }
+
+    /// First half of arming the descriptor: sets `PARKED_NOTIFY` and adds
+    /// the peer's pidfd to the descriptor. The caller then pays the heavy
+    /// barrier (`barrier::waiter`) and re-checks the ring before waiting.
+    fn announce(&mut self) -> Result<(), Error> {
+        self.readiness()?;
+        self.watch_peer_pidfd();
         let (own, _) = self.lines();
         // ORDERING: Release; pairs with the Acquire load in the publisher's
         // `signal_descriptor`, publishing `notify_id`.

@@ -2,7 +2,7 @@
 //! the copying sends. Zero-copy and batch sends are in `slot.rs`.
 
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use crate::layout::{
     commit_value, Claim, MARK_FIRST, MARK_MASK, MARK_PAD, MARK_WHOLE, STATE_CLOSED,
 };
 use crate::mapping::Mapping;
+use crate::readiness::SetLink;
 use crate::side::Side;
 use crate::sync::barrier;
 use crate::sync::compiler_barrier;
@@ -681,7 +682,7 @@ impl Producer {
     ///
     /// [`Error::Io`] if the descriptor cannot be made (`EMFILE`, ...).
     pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
-        Ok(self.holder.readiness()?.as_fd())
+        self.holder.readiness_fd()
     }
 
     /// Prepares a wait on the [readiness descriptor](Self::readiness_fd):
@@ -752,9 +753,38 @@ impl Producer {
         self.holder.asymmetric
     }
 
-    /// For a `WaitSet`: undoes `announce_wait` after the wait.
-    pub(crate) fn disarm_wait(&mut self) {
-        self.holder.disarm();
+    /// For a `WaitSet`: registers the notification socket and the peer's
+    /// pidfd in the set's epoll.
+    pub(crate) fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
+        self.holder.join_set(link)
+    }
+
+    /// For a `WaitSet`: undoes `join_set` (and disarms).
+    pub(crate) fn leave_set(&mut self) {
+        self.holder.leave_set();
+    }
+
+    /// For a `WaitSet`: whether the last announcement still stands, so
+    /// the next wait need not re-arm this member.
+    pub(crate) fn still_armed(&self) -> bool {
+        self.holder.still_armed()
+    }
+
+    /// The loom model of waiting on the readiness descriptor (there is no
+    /// descriptor under loom): sleeps until the modelled notification
+    /// socket holds a datagram. Call after [`arm`](Self::arm) returned
+    /// `true`, as `poll` would be.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_wait_readiness(&mut self) {
+        self.holder.wait_readiness();
+    }
+
+    /// For a `WaitSet` under loom: whether the modelled socket holds a
+    /// datagram.
+    #[cfg(loom)]
+    pub(crate) fn readiness_pending(&self) -> bool {
+        self.holder.readiness_pending()
     }
 
     /// Undoes [`arm`](Self::arm) without another call: the peer stops
@@ -768,6 +798,10 @@ impl Producer {
     /// The re-check after announcing (and the barrier): `true` if there is
     /// still nothing to do but wait.
     pub(crate) fn check_armed(&mut self) -> Result<bool, SendError<()>> {
+        // The deliberate bug loom must catch: see `Consumer::check_armed`.
+        if cfg!(shmpipe_bug = "no_notify_recheck") {
+            return Ok(true);
+        }
         match self.free_slots(1) {
             Ok(_) => Ok(false),
             Err(TrySendError::Full(())) => {
