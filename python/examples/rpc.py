@@ -46,15 +46,25 @@ def main():
         conns = []
         done = 0
         while done < clients:
-            for key, _ in sel.select(timeout=0.05):
+            # Arm every connection: True means sleep until its descriptor
+            # is readable; False means it has work now.
+            busy = False
+            for conn in conns:
+                try:
+                    busy |= not conn.arm()
+                except shmpipe.Disconnected:  # PeerDied: serve it below
+                    busy = True
+            for key, _ in sel.select(timeout=0 if busy else 1.0):
                 if key.data is None and (conn := listener.try_accept()) is not None:
                     conns.append(conn)
+                    sel.register(conn, selectors.EVENT_READ, conn)
             for conn in list(conns):
                 try:
                     while conn.try_serve(answer):
                         served += 1
                 except shmpipe.Disconnected as e:  # closed, or PeerDied
                     failed += isinstance(e, shmpipe.PeerDied)
+                    sel.unregister(conn)
                     conns.remove(conn)
                     conn.close()
                     done += 1
