@@ -1,6 +1,6 @@
 """Type stubs for shmpipe: lock-free SPSC message rings in Linux shared memory."""
 
-from typing import Iterable, Iterator, List, Literal, Optional, Tuple, Union
+from typing import Callable, Iterable, Iterator, List, Literal, Optional, Tuple, Union
 
 try:  # Python 3.12+
     from collections.abc import Buffer as _Buffer
@@ -22,14 +22,30 @@ class Ring:
         slots: int = 1024,
         max_message: Optional[int] = None,
         slot_size: Optional[int] = None,
+        message_limit: Optional[int] = None,
+        payload_align: Optional[int] = None,
         huge_pages: HugePages = "never",
         mode: int = 0o600,
         populate: bool = False,
         wait: WaitStrategy = "spin_then_park",
         reclaim_stale: bool = False,
+        open_or_create: bool = False,
+        accept_any_geometry: bool = False,
+        timeout: float = 1.0,
     ) -> "Ring": ...
     @staticmethod
-    def open(address: str, *, wait: WaitStrategy = "spin_then_park", timeout: float = 1.0) -> "Ring": ...
+    def open(
+        address: str,
+        *,
+        wait: WaitStrategy = "spin_then_park",
+        timeout: float = 1.0,
+        wait_for_creation: Optional[float] = None,
+        slots: Optional[int] = None,
+        max_message: Optional[int] = None,
+        slot_size: Optional[int] = None,
+    ) -> "Ring": ...
+    @property
+    def created(self) -> bool: ...
     @staticmethod
     def list() -> List[Tuple[str, Union["RingInfo", "Error"]]]: ...
     @staticmethod
@@ -57,6 +73,10 @@ class Producer:
     def capacity(self) -> int: ...
     @property
     def max_message(self) -> int: ...
+    @property
+    def message_limit(self) -> int: ...
+    @property
+    def payload_align(self) -> int: ...
     @property
     def position(self) -> int: ...
     @property
@@ -87,6 +107,10 @@ class Consumer:
     @property
     def max_message(self) -> int: ...
     @property
+    def message_limit(self) -> int: ...
+    @property
+    def payload_align(self) -> int: ...
+    @property
     def position(self) -> int: ...
     @property
     def peer_pid(self) -> Optional[int]: ...
@@ -109,6 +133,74 @@ class Borrowed:
     def __len__(self) -> int: ...
     def __enter__(self) -> memoryview: ...
     def __exit__(self, *args: object) -> bool: ...
+
+class PeerCredentials:
+    """Who is at the other end of a connection."""
+    pid: int
+    uid: int
+    gid: int
+
+class Duplex:
+    """Two rings, one each way: send, recv, and serving Client.call."""
+
+    def send(self, data: _Buffer, timeout: Optional[float] = None) -> None: ...
+    def try_send(self, data: _Buffer) -> None: ...
+    def recv(self, timeout: Optional[float] = None) -> bytes: ...
+    def try_recv(self) -> bytes: ...
+    def try_serve(self, handler: Callable[[bytes], _Buffer]) -> bool: ...
+    def serve(self, handler: Callable[[bytes], _Buffer]) -> int: ...
+    def fileno(self) -> int: ...
+    def arm(self) -> bool: ...
+    @property
+    def max_message(self) -> int: ...
+    @property
+    def message_limit(self) -> int: ...
+    @property
+    def peer_pid(self) -> Optional[int]: ...
+    def peer_alive(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "Duplex": ...
+    def __exit__(self, *args: object) -> bool: ...
+
+class Connection(Duplex):
+    """A duplex to a peer that connected through a Listener."""
+
+    @property
+    def peer_cred(self) -> PeerCredentials: ...
+
+class Client(Connection):
+    """The calling end of a connection."""
+
+    @staticmethod
+    def connect(address: str, *, wait: WaitStrategy = "spin_then_park") -> "Client": ...
+    def call(self, request: _Buffer, timeout: Optional[float] = None) -> bytes: ...
+
+class Listener:
+    """A server's listening socket; accept() gives each client a Connection."""
+
+    @staticmethod
+    def bind(
+        address: str,
+        *,
+        mode: int = 0o600,
+        slots: int = 1024,
+        max_message: Optional[int] = None,
+        slot_size: Optional[int] = None,
+        message_limit: Optional[int] = None,
+        wait: WaitStrategy = "spin_then_park",
+    ) -> "Listener": ...
+    def accept(self, timeout: Optional[float] = None) -> Connection: ...
+    def try_accept(self) -> Optional[Connection]: ...
+    def fileno(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "Listener": ...
+    def __exit__(self, *args: object) -> bool: ...
+
+def connect(address: str, *, wait: WaitStrategy = "spin_then_park") -> Connection: ...
 
 class SideInfo:
     state: Literal["vacant", "attached", "closed", "invalid"]
@@ -133,6 +225,8 @@ class RingInfo:
     slots: int
     slot_size: int
     max_message: int
+    message_limit: int
+    payload_align: int
     total_len: int
     creator_pid: int
     creator_alive: bool
@@ -221,6 +315,23 @@ class Vanished(Error):
     """The ring kept being removed or replaced while opening or creating it."""
     address: str
     attempts: int
+
+class IncompatibleType(Error):
+    """The ring was made for another message type (typed rings of the Rust crate)."""
+    address: str
+
+class Misaligned(Error):
+    """A typed message type needs more alignment than the ring's payloads have."""
+    address: str
+    type_align: int
+    ring_align: int
+
+class TypeTooLarge(TooLarge):
+    """A typed message type is larger than the ring's message limit."""
+    address: str
+
+class Protocol(Error):
+    """The peer broke the listener handshake or the request/response protocol."""
 
 class Io(Error, OSError):
     op: str

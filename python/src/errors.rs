@@ -11,7 +11,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use shmpipe::{Corruption, Error, RecvError, SendError, Side, TryRecvError, TrySendError};
+use shmpipe::{
+    CallError, Corruption, Error, RecvError, SendError, Side, TryRecvError, TrySendError,
+};
 
 /// Name, bases (shmpipe classes defined above it, or builtins) and
 /// docstring of every exception class, base first.
@@ -50,8 +52,8 @@ const CLASSES: &[(&str, &[&str], &str)] = &[
     (
         "TooLarge",
         &["Error", "ValueError"],
-        "The message is larger than the ring's max_message (attributes `size`, `max`): create \
-         the ring with a larger slot size.",
+        "The message is larger than the call takes (attributes `size`, `max`): the ring's \
+         message_limit for send, max_message for a batch message, max_message - 8 for a call.",
     ),
     (
         "BufferTooSmall",
@@ -157,6 +159,30 @@ const CLASSES: &[(&str, &[&str], &str)] = &[
         "Vanished",
         &["Error"],
         "The ring kept being removed or replaced while this process tried to open or create it.",
+    ),
+    (
+        "IncompatibleType",
+        &["Error"],
+        "The ring was made for another message type than the one expected (the Rust crate's \
+         typed rings; untyped opens never check).",
+    ),
+    (
+        "Misaligned",
+        &["Error"],
+        "A typed handle's message type needs more alignment than the ring gives its payloads \
+         (attributes `type_align`, `ring_align`).",
+    ),
+    (
+        "TypeTooLarge",
+        &["TooLarge"],
+        "A typed handle's message type is larger than the ring's message limit (attributes \
+         `size`, `max`).",
+    ),
+    (
+        "Protocol",
+        &["Error"],
+        "The peer broke the protocol: a failed listener handshake, or a request or reply that \
+         is no message of the request/response protocol.",
     ),
     (
         "Io",
@@ -292,7 +318,6 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
         Error::Symlink { address } => {
             with_attrs(py, "Symlink", msg, attrs!(py; "address" => address))
         }
-        // The Python API has no listener yet; mapped for completeness.
         Error::NoListener { address } => {
             with_attrs(py, "NotFound", msg, attrs!(py; "address" => address))
         }
@@ -379,6 +404,34 @@ pub(crate) fn setup(py: Python<'_>, e: Error) -> PyErr {
                 Err(e) => e,
             }
         }
+        Error::Handshake { .. } => simple(py, "Protocol", msg),
+        Error::IncompatibleType { address, .. } => with_attrs(
+            py,
+            "IncompatibleType",
+            msg,
+            attrs!(py; "address" => address),
+        ),
+        Error::Misaligned {
+            address,
+            type_align,
+            ring_align,
+            ..
+        } => with_attrs(
+            py,
+            "Misaligned",
+            msg,
+            attrs!(py; "address" => address, "type_align" => type_align,
+                "ring_align" => ring_align),
+        ),
+        Error::TypeTooLarge {
+            address, size, max, ..
+        } => with_attrs(
+            py,
+            "TypeTooLarge",
+            msg,
+            attrs!(py; "address" => address, "size" => size, "max" => max),
+        ),
+        Error::ListenerInUse { .. } => simple(py, "InUse", msg),
         Error::Io { op, target, source } => {
             let errno = source.raw_os_error();
             match attrs!(py; "op" => op, "target" => target) {
@@ -426,11 +479,11 @@ pub(crate) fn send<T>(py: Python<'_>, e: SendError<T>) -> PyErr {
     }
 }
 
-/// A message too large for the ring, found before anything was reserved.
+/// A message too large for the call, found before anything was reserved.
 pub(crate) fn too_large(py: Python<'_>, size: usize, max: usize) -> PyErr {
     let msg = format!(
-        "message of {size} bytes is larger than the ring's payload capacity of {max} bytes: \
-         create the ring with a larger slot size"
+        "message of {size} bytes is larger than the {max} bytes this call takes: create the \
+         ring with a larger slot size or message_limit"
     );
     with_attrs(
         py,
@@ -499,4 +552,29 @@ pub(crate) fn borrowed(py: Python<'_>) -> PyErr {
          release()) first"
             .to_owned(),
     )
+}
+
+/// A timeout with its own message.
+pub(crate) fn timeout(py: Python<'_>, msg: &str) -> PyErr {
+    simple(py, "Timeout", msg.to_owned())
+}
+
+/// A failed call or serve step.
+pub(crate) fn call(py: Python<'_>, e: CallError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        CallError::Timeout => simple(py, "Timeout", msg),
+        CallError::Disconnected => simple(py, "Disconnected", msg),
+        CallError::PeerDied { pid } => with_attrs(py, "PeerDied", msg, attrs!(py; "pid" => pid)),
+        CallError::Removed => simple(py, "Removed", msg),
+        CallError::TooLarge { len, max } => {
+            with_attrs(py, "TooLarge", msg, attrs!(py; "size" => len, "max" => max))
+        }
+        CallError::BufferTooSmall { needed } => {
+            with_attrs(py, "BufferTooSmall", msg, attrs!(py; "needed" => needed))
+        }
+        CallError::BadMessage { .. } => simple(py, "Protocol", msg),
+        CallError::Corrupt(c) => corrupt(py, msg, &c, None),
+        _ => simple(py, "Error", msg),
+    }
 }

@@ -27,7 +27,11 @@ use crate::wait::{self, DETACH_COPY};
 
 /// Locks `m` without waiting: a handle in use by another thread is an
 /// error, not a wait.
-fn lock<'a, T>(py: Python<'_>, m: &'a Mutex<T>, what: &str) -> PyResult<MutexGuard<'a, T>> {
+pub(crate) fn lock<'a, T>(
+    py: Python<'_>,
+    m: &'a Mutex<T>,
+    what: &str,
+) -> PyResult<MutexGuard<'a, T>> {
     match m.try_lock() {
         Ok(g) => Ok(g),
         Err(TryLockError::WouldBlock) => Err(errors::busy(py, what)),
@@ -74,30 +78,81 @@ impl Producer {
     }
 }
 
-/// Sends `msg` if a slot is free: `Ok(true)`; `Ok(false)` if the ring is
-/// full. Large messages are copied with the GIL released.
+/// Sends `msg` if there is room: `Ok(true)`; `Ok(false)` if the ring is
+/// full. A message larger than one slot takes several (up to the ring's
+/// message limit); large messages are copied with the GIL released.
 fn try_send_once(py: Python<'_>, tx: &mut shmpipe::Producer, msg: &[u8]) -> PyResult<bool> {
-    let max = tx.max_message();
-    if msg.len() > max {
-        return Err(errors::too_large(py, msg.len(), max));
+    let limit = tx.message_limit();
+    if msg.len() > limit {
+        return Err(errors::too_large(py, msg.len(), limit));
     }
-    if msg.len() < DETACH_COPY {
+    if msg.len() < DETACH_COPY && msg.len() <= tx.max_message() {
         return match tx.try_send(msg) {
             Ok(()) => Ok(true),
             Err(TrySendError::Full(_)) => Ok(false),
             Err(e) => Err(errors::try_send(py, e)),
         };
     }
-    match tx.try_reserve() {
+    match tx.try_reserve_len(msg.len()) {
         Ok(mut slot) => {
             let n = msg.len();
             let dst = &mut slot[..n];
-            py.detach(|| dst.copy_from_slice(msg));
+            if n < DETACH_COPY {
+                dst.copy_from_slice(msg);
+            } else {
+                py.detach(|| dst.copy_from_slice(msg));
+            }
             slot.commit(n);
             Ok(true)
         }
         Err(TrySendError::Full(())) => Ok(false),
         Err(e) => Err(errors::try_send(py, e)),
+    }
+}
+
+/// Sends one message, waiting until `deadline` for room (GIL released
+/// while waiting; Ctrl-C interrupts the wait). A message over several
+/// slots waits for all of them at once, and is copied and committed with
+/// the GIL released.
+pub(crate) fn send_message(
+    py: Python<'_>,
+    tx: &mut shmpipe::Producer,
+    msg: &[u8],
+    deadline: Option<Instant>,
+) -> PyResult<()> {
+    if try_send_once(py, tx, msg)? {
+        return Ok(());
+    }
+    if msg.len() <= tx.max_message() {
+        loop {
+            wait_writable(py, tx, deadline)?;
+            if try_send_once(py, tx, msg)? {
+                return Ok(());
+            }
+        }
+    }
+    if passed(deadline) {
+        return Err(errors::send(py, SendError::Timeout(())));
+    }
+    let r = wait::wait_ready(py, deadline, SendError::is_timeout, |until| {
+        let mut slot = tx.reserve_len_deadline(msg.len(), Some(until))?;
+        slot.copy_from_slice(msg);
+        slot.commit(msg.len());
+        Ok(())
+    })?;
+    r.map_err(|e| errors::send(py, e))
+}
+
+/// Sends one message if there is room now; `Full` otherwise.
+pub(crate) fn try_send_message(
+    py: Python<'_>,
+    tx: &mut shmpipe::Producer,
+    msg: &[u8],
+) -> PyResult<()> {
+    if try_send_once(py, tx, msg)? {
+        Ok(())
+    } else {
+        Err(errors::try_send(py, TrySendError::Full(())))
     }
 }
 
@@ -171,7 +226,9 @@ fn with_sent(py: Python<'_>, e: PyErr, sent: usize) -> PyErr {
 #[pymethods]
 impl Producer {
     /// Sends one message (`bytes`, `bytearray`, `memoryview` or any
-    /// contiguous buffer), waiting for a free slot: as long as it takes
+    /// contiguous buffer) of up to `message_limit` bytes (a message larger
+    /// than `max_message` takes several consecutive slots, committed at
+    /// once), waiting for room: as long as it takes
     /// (`timeout=None`) or at most `timeout` seconds (`Timeout`).
     ///
     /// The GIL is released while waiting and while copying a large
@@ -182,12 +239,7 @@ impl Producer {
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<()> {
         let deadline = wait::deadline(timeout)?;
         let msg = Message::get(data)?;
-        self.with(py, |tx| loop {
-            if try_send_once(py, tx, msg.as_slice())? {
-                return Ok(());
-            }
-            wait_writable(py, tx, deadline)?;
-        })
+        self.with(py, |tx| send_message(py, tx, msg.as_slice(), deadline))
     }
 
     /// The readiness descriptor (an int), for `select`, `selectors` or
@@ -213,19 +265,15 @@ impl Producer {
     /// Sends one message if a slot is free now; raises `Full` otherwise.
     fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let msg = Message::get(data)?;
-        self.with(py, |tx| {
-            if try_send_once(py, tx, msg.as_slice())? {
-                Ok(())
-            } else {
-                Err(errors::try_send(py, TrySendError::Full(())))
-            }
-        })
+        self.with(py, |tx| try_send_message(py, tx, msg.as_slice()))
     }
 
     /// Sends every message of an iterable, publishing as many as fit with
     /// one index store (and at most one wakeup) at a time; waits for room
-    /// as `send` does. Returns the number sent (all of them). Every size is
-    /// checked first: a message over `max_message` raises `TooLarge` (its
+    /// as `send` does. Returns the number sent (all of them). Each message
+    /// of a batch takes one slot, and every size is checked first: a
+    /// message over `max_message` raises `TooLarge` (send it alone with
+    /// `send`; its
     /// position in `index`) before anything is sent. An error after some
     /// were sent says how many in its `sent` attribute.
     #[pyo3(signature = (messages, timeout=None))]
@@ -275,10 +323,23 @@ impl Producer {
         self.with(py, |tx| Ok(tx.capacity()))
     }
 
-    /// The largest message, in bytes.
+    /// The largest message in one slot, in bytes (the most a batch
+    /// message holds).
     #[getter]
     fn max_message(&self, py: Python<'_>) -> PyResult<usize> {
         self.with(py, |tx| Ok(tx.max_message()))
+    }
+
+    /// The largest message `send` takes, over any number of slots.
+    #[getter]
+    fn message_limit(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |tx| Ok(tx.message_limit()))
+    }
+
+    /// Every payload starts at an address that is a multiple of this.
+    #[getter]
+    fn payload_align(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |tx| Ok(tx.payload_align()))
     }
 
     /// Messages ever committed to this ring (by this producer and the ones
@@ -406,7 +467,7 @@ impl Consumer {
 
 /// Waits, with the GIL released, until a message is ready. `Ok(false)`:
 /// the producer closed and everything was received.
-fn wait_readable(
+pub(crate) fn wait_readable(
     py: Python<'_>,
     rx: &mut shmpipe::Consumer,
     deadline: Option<Instant>,
@@ -427,7 +488,7 @@ fn wait_readable(
 
 /// The next message as `bytes`, or `None` once the producer closed and
 /// everything was received.
-fn recv_bytes<'py>(
+pub(crate) fn recv_bytes<'py>(
     py: Python<'py>,
     rx: &mut shmpipe::Consumer,
     deadline: Option<Instant>,
@@ -625,10 +686,24 @@ impl Consumer {
         self.with(py, |rx| Ok(rx.capacity()))
     }
 
-    /// The largest message, in bytes.
+    /// The largest message in one slot, in bytes.
     #[getter]
     fn max_message(&self, py: Python<'_>) -> PyResult<usize> {
         self.with(py, |rx| Ok(rx.max_message()))
+    }
+
+    /// The largest message the ring carries, over any number of slots: a
+    /// `recv_into` buffer this large takes any message.
+    #[getter]
+    fn message_limit(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |rx| Ok(rx.message_limit()))
+    }
+
+    /// Every payload (and so every borrowed view) starts at an address
+    /// that is a multiple of this.
+    #[getter]
+    fn payload_align(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |rx| Ok(rx.payload_align()))
     }
 
     /// Messages ever released from this ring: the position of the next

@@ -7,6 +7,7 @@
 //! errors.rs   the exception classes and the conversions into them
 //! wait.rs     timeouts; the blocking wait, GIL released, Ctrl-C checked
 //! buffer.rs   the buffer protocol: messages in, recv_into's buffer
+//! session.rs  Listener, connect, Duplex, Connection, Client
 //! ```
 //!
 //! See `python/README.md` for the Python API and `shmpipe.pyi` for its
@@ -20,6 +21,7 @@
 mod buffer;
 mod errors;
 mod handles;
+mod session;
 mod wait;
 
 use std::sync::Mutex;
@@ -33,7 +35,7 @@ use shmpipe::{HugePages, RingBuilder, SideState, WaitStrategy};
 
 use handles::{Borrowed, Consumer, Producer};
 
-fn wait_strategy(wait: &str) -> PyResult<WaitStrategy> {
+pub(crate) fn wait_strategy(wait: &str) -> PyResult<WaitStrategy> {
     match wait {
         "spin_then_park" => Ok(WaitStrategy::DEFAULT),
         "spin" => Ok(WaitStrategy::Spin),
@@ -54,6 +56,90 @@ fn huge_pages(policy: &str) -> PyResult<HugePages> {
             "huge_pages must be 'never', 'prefer' or 'require', not {other:?}"
         ))),
     }
+}
+
+/// The ring options a Python call was given (`None`: not given).
+pub(crate) struct RingOptions<'a> {
+    pub(crate) slots: Option<u64>,
+    pub(crate) max_message: Option<u64>,
+    pub(crate) slot_size: Option<u64>,
+    pub(crate) message_limit: Option<u64>,
+    pub(crate) payload_align: Option<u64>,
+    pub(crate) huge_pages: &'a str,
+    pub(crate) mode: u32,
+    pub(crate) populate: bool,
+    pub(crate) wait: &'a str,
+    pub(crate) reclaim_stale: bool,
+    pub(crate) accept_any_geometry: bool,
+    pub(crate) wait_for_creation: Option<f64>,
+    pub(crate) open_timeout: f64,
+}
+
+/// The defaults of `Ring.create`.
+pub(crate) fn ring_options() -> RingOptions<'static> {
+    RingOptions {
+        slots: None,
+        max_message: None,
+        slot_size: None,
+        message_limit: None,
+        payload_align: None,
+        huge_pages: "never",
+        mode: 0o600,
+        populate: false,
+        wait: "spin_then_park",
+        reclaim_stale: false,
+        accept_any_geometry: false,
+        wait_for_creation: None,
+        open_timeout: 1.0,
+    }
+}
+
+fn seconds(what: &str, t: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(t).map_err(|_| {
+        PyValueError::new_err(format!("{what} must be a number of seconds >= 0 (got {t})"))
+    })
+}
+
+/// A builder for `o`. The geometry given (slots, max_message or
+/// slot_size) is what opening checks.
+pub(crate) fn builder(o: &RingOptions<'_>) -> PyResult<RingBuilder> {
+    let mut b = RingBuilder::new();
+    if let Some(n) = o.slots {
+        b.slots(n);
+    }
+    match (o.max_message, o.slot_size) {
+        (Some(_), Some(_)) => {
+            return Err(PyValueError::new_err(
+                "give max_message or slot_size, not both (slot_size = max_message + 16, \
+                 rounded up to a multiple of 64)",
+            ))
+        }
+        (Some(m), None) => {
+            b.max_message(m);
+        }
+        (None, Some(s)) => {
+            b.slot_size(s);
+        }
+        (None, None) => {}
+    }
+    if let Some(m) = o.message_limit {
+        b.message_limit(m);
+    }
+    if let Some(a) = o.payload_align {
+        b.payload_align(a);
+    }
+    if let Some(t) = o.wait_for_creation {
+        b.wait_for_creation(seconds("wait_for_creation", t)?);
+    }
+    b.huge_pages(huge_pages(o.huge_pages)?)
+        .mode(o.mode)
+        .populate(o.populate)
+        .wait_strategy(wait_strategy(o.wait)?)
+        .heartbeat(wait::HEARTBEAT)
+        .reclaim_stale(o.reclaim_stale)
+        .accept_any_geometry(o.accept_any_geometry)
+        .open_timeout(seconds("timeout", o.open_timeout)?);
+    Ok(b)
 }
 
 /// A shared-memory ring: `Ring.create(...)` makes one, `Ring.open(...)`
@@ -85,17 +171,29 @@ impl Ring {
 #[pymethods]
 impl Ring {
     /// Creates a new ring at `address` (`shm:NAME`, `file:PATH`,
-    /// `sysv:KEY`). `slots` is a power of two; give the largest message as
-    /// `max_message` or the slot size (a multiple of 64, including an
-    /// 8-byte header) as `slot_size`, not both (default: 256-byte slots).
-    /// `huge_pages` is 'never', 'prefer' or 'require'; `mode` the
-    /// permission bits; `populate` pre-faults every page; `wait` is how
-    /// blocking calls wait; `reclaim_stale` replaces an existing ring whose
-    /// processes are all dead. Raises `AlreadyExists` for a taken name.
+    /// `sysv:KEY`). `slots` is a power of two; give the largest message in
+    /// one slot as `max_message` or the slot size (a multiple of 64,
+    /// including a 16-byte header) as `slot_size`, not both (default:
+    /// 256-byte slots). Larger messages take several slots, up to
+    /// `message_limit` bytes (default: what the ring holds). Every payload
+    /// starts at a multiple of `payload_align` (default 16). `huge_pages`
+    /// is 'never', 'prefer' or 'require'; `mode` the permission bits;
+    /// `populate` pre-faults every page; `wait` is how blocking calls
+    /// wait; `reclaim_stale` replaces an existing ring whose processes are
+    /// all dead. Raises `AlreadyExists` for a taken name.
+    ///
+    /// With `open_or_create=True` an existing ring is opened instead, so
+    /// that peers can start in any order: of any number of processes doing
+    /// this at once, exactly one creates the ring (`created` says which).
+    /// The ring found must have the geometry given (`GeometryMismatch`
+    /// otherwise) unless `accept_any_geometry=True`; `timeout` is how long
+    /// to wait for its creator to finish initialising it.
     #[staticmethod]
     #[pyo3(signature = (address, *, slots=1024, max_message=None, slot_size=None,
-                        huge_pages="never", mode=0o600, populate=false,
-                        wait="spin_then_park", reclaim_stale=false))]
+                        message_limit=None, payload_align=None, huge_pages="never",
+                        mode=0o600, populate=false, wait="spin_then_park",
+                        reclaim_stale=false, open_or_create=false,
+                        accept_any_geometry=false, timeout=1.0))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -103,61 +201,86 @@ impl Ring {
         slots: u64,
         max_message: Option<u64>,
         slot_size: Option<u64>,
+        message_limit: Option<u64>,
+        payload_align: Option<u64>,
         huge_pages: &str,
         mode: u32,
         populate: bool,
         wait: &str,
         reclaim_stale: bool,
+        open_or_create: bool,
+        accept_any_geometry: bool,
+        timeout: f64,
     ) -> PyResult<Ring> {
-        let mut b = RingBuilder::new();
-        b.slots(slots)
-            .huge_pages(self::huge_pages(huge_pages)?)
-            .mode(mode)
-            .populate(populate)
-            .wait_strategy(wait_strategy(wait)?)
-            .heartbeat(wait::HEARTBEAT)
-            .reclaim_stale(reclaim_stale);
-        match (max_message, slot_size) {
-            (Some(_), Some(_)) => {
-                return Err(PyValueError::new_err(
-                    "give max_message or slot_size, not both (slot_size = max_message + 16, \
-                     rounded up to a multiple of 64)",
-                ))
+        let b = builder(&RingOptions {
+            slots: Some(slots),
+            max_message,
+            slot_size,
+            message_limit,
+            payload_align,
+            huge_pages,
+            mode,
+            populate,
+            wait,
+            reclaim_stale,
+            accept_any_geometry,
+            wait_for_creation: None,
+            open_timeout: timeout,
+        })?;
+        let r = py.detach(|| {
+            if open_or_create {
+                b.open_or_create(address)
+            } else {
+                b.create(address)
             }
-            (Some(m), None) => {
-                b.max_message(m);
-            }
-            (None, Some(s)) => {
-                b.slot_size(s);
-            }
-            (None, None) => {}
-        }
-        let r = py.detach(|| b.create(address));
+        });
         Ok(Ring {
             inner: Mutex::new(Some(r.map_err(|e| errors::setup(py, e))?)),
         })
     }
 
     /// Maps the existing ring at `address`, waiting up to `timeout`
-    /// seconds for a creator that has not finished initialising it. Raises
-    /// `NotFound`, `PermissionDenied`, `BadMagic`, `VersionMismatch`,
-    /// `Corrupt`, ...
+    /// seconds for a creator that has not finished initialising it, and,
+    /// with `wait_for_creation` seconds, for a ring that does not exist
+    /// yet (a client started before its server; then `NotCreated`, a
+    /// `NotFound`). Given `slots`, `max_message` or `slot_size`, the ring
+    /// must have that geometry (`GeometryMismatch`). Raises `NotFound`,
+    /// `PermissionDenied`, `BadMagic`, `VersionMismatch`, `Corrupt`, ...
     #[staticmethod]
-    #[pyo3(signature = (address, *, wait="spin_then_park", timeout=1.0))]
-    fn open(py: Python<'_>, address: &str, wait: &str, timeout: f64) -> PyResult<Ring> {
-        let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
-            PyValueError::new_err(format!(
-                "timeout must be a number of seconds >= 0 (got {timeout})"
-            ))
+    #[pyo3(signature = (address, *, wait="spin_then_park", timeout=1.0,
+                        wait_for_creation=None, slots=None, max_message=None,
+                        slot_size=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        py: Python<'_>,
+        address: &str,
+        wait: &str,
+        timeout: f64,
+        wait_for_creation: Option<f64>,
+        slots: Option<u64>,
+        max_message: Option<u64>,
+        slot_size: Option<u64>,
+    ) -> PyResult<Ring> {
+        let b = builder(&RingOptions {
+            slots,
+            max_message,
+            slot_size,
+            wait,
+            wait_for_creation,
+            open_timeout: timeout,
+            ..ring_options()
         })?;
-        let mut b = RingBuilder::new();
-        b.wait_strategy(wait_strategy(wait)?)
-            .heartbeat(wait::HEARTBEAT)
-            .open_timeout(timeout);
         let r = py.detach(|| b.open(address));
         Ok(Ring {
             inner: Mutex::new(Some(r.map_err(|e| errors::setup(py, e))?)),
         })
+    }
+
+    /// Whether this handle created the ring (`create`, or the process that
+    /// won `create(open_or_create=True)`), not opened it.
+    #[getter]
+    fn created(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |r| Ok(r.created()))
     }
 
     /// Claims the producer side. Raises `AlreadyClaimed` while a live
@@ -336,10 +459,14 @@ struct RingInfo {
     mapped_len: u64,
     /// Number of slots.
     slots: u64,
-    /// Bytes per slot, including the 8-byte length header.
+    /// Bytes per slot, including the 16-byte slot header.
     slot_size: u64,
-    /// The largest message in bytes.
+    /// The largest message in one slot, in bytes.
     max_message: u64,
+    /// The largest message over any number of slots, in bytes.
+    message_limit: u64,
+    /// Every payload starts at a multiple of this many bytes.
+    payload_align: u64,
     /// Header plus slots, in bytes.
     total_len: u64,
     /// The creating process.
@@ -373,6 +500,8 @@ impl RingInfo {
             slots: i.slots,
             slot_size: i.slot_size,
             max_message: i.max_message,
+            message_limit: i.message_limit,
+            payload_align: i.payload_align,
             total_len: i.total_len,
             creator_pid: i.creator_pid,
             creator_alive: i.creator_alive,
@@ -426,6 +555,7 @@ fn shmpipe_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Producer>()?;
     m.add_class::<Consumer>()?;
     m.add_class::<Borrowed>()?;
+    session::register(m)?;
     errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

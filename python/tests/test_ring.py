@@ -13,7 +13,7 @@ def test_create_open_info(address):
     ring = shmpipe.Ring.create(address, slots=16, max_message=100, mode=0o640)
     assert ring.address == address
     info = ring.info()
-    assert (info.slots, info.slot_size, info.max_message) == (16, 128, 120)
+    assert (info.slots, info.slot_size, info.max_message) == (16, 128, 112)
     assert info.backend == "posix-shm"
     assert info.mode == 0o640
     assert info.len == 0
@@ -30,7 +30,7 @@ def test_create_open_info(address):
 
 def test_slot_size_and_geometry_errors(address):
     ring = shmpipe.Ring.create(address, slots=4, slot_size=1024)
-    assert ring.info().max_message == 1016
+    assert ring.info().max_message == 1008
     ring.close()
     shmpipe.Ring.remove(address)
     with pytest.raises(ValueError, match="not both"):

@@ -83,6 +83,10 @@ status=0
 expect h.out "page size"
 ok "huge_pages ($(head -n 1 h.out | sed 's/.*page size/page size/'))"
 
+"$EXAMPLES/rpc" 4 1000 > rpc.out
+expect rpc.out "served 4000 calls from 4 clients, 0 failed"
+ok "rpc (listener, 4 client processes x 1000 calls)"
+
 "$EXAMPLES/file_ring" "$work/tmp.ring" > fr.out
 expect fr.out "holds: hello mmap!"
 [ ! -e "$work/tmp.ring" ] || fail "file_ring left its file"

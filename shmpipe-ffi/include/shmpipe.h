@@ -23,9 +23,9 @@
  *
  * Ownership
  * ---------
- * - shmpipe_ring, shmpipe_producer and shmpipe_consumer are opaque handles
- *   made by this library and freed only by shmpipe_ring_close,
- *   shmpipe_producer_close and shmpipe_consumer_close (never free()). Each
+ * - shmpipe_ring, shmpipe_producer, shmpipe_consumer, shmpipe_listener,
+ *   shmpipe_duplex and shmpipe_waitset are opaque handles made by this
+ *   library and freed only by their _close call (never free()). Each
  *   close accepts NULL. Producer and consumer handles keep the mapping
  *   alive: closing the ring handle first is fine.
  * - Strings returned by the library (shmpipe_last_error,
@@ -149,10 +149,18 @@
 // handle used it: no peer can reach it any more; open or create it anew.
 #define SHMPIPE_REMOVED -23
 
-// The ring exists with another geometry than asked for. Not returned by
-// this version's calls (they open a ring of any geometry); reserved for
-// opening with a required geometry.
+// The ring exists with another geometry than asked for
+// (`shmpipe_options.check_geometry`); `shmpipe_last_error()` names both.
 #define SHMPIPE_GEOMETRY_MISMATCH -24
+
+// The peer broke the protocol: a listener handshake that went wrong, or a
+// request or reply that is no message of the request/response protocol.
+#define SHMPIPE_PROTOCOL -25
+
+// The ring was made for a message type this handle does not carry, or
+// its payload alignment is too small for the type (rings of the Rust
+// crate's typed layer; the C calls carry untyped bytes and open any ring).
+#define SHMPIPE_INCOMPATIBLE_TYPE -26
 
 // `shmpipe_options.huge_pages`: base pages only (the default; a `file:`
 // path on hugetlbfs still gets huge pages: the path decides).
@@ -212,6 +220,17 @@
 // by `shmpipe_consumer_close`. Use it from one thread at a time.
 typedef struct shmpipe_consumer shmpipe_consumer;
 
+// One end of a duplex (opaque): two rings, one each way, for
+// `shmpipe_duplex_send` / `_recv`, `shmpipe_duplex_call` (the client) and
+// `shmpipe_duplex_try_serve` / `_serve` (the server). From
+// `shmpipe_listener_accept*` or `shmpipe_connect`, freed by
+// `shmpipe_duplex_close`. Use it from one thread at a time.
+typedef struct shmpipe_duplex shmpipe_duplex;
+
+// A listening socket that clients connect to (opaque). From
+// `shmpipe_listener_bind`, freed by `shmpipe_listener_close`.
+typedef struct shmpipe_listener shmpipe_listener;
+
 // The writing end of a ring (opaque). From `shmpipe_ring_producer`, freed
 // by `shmpipe_producer_close`. Use it from one thread at a time.
 typedef struct shmpipe_producer shmpipe_producer;
@@ -243,15 +262,23 @@ typedef size_t (*shmpipe_fill_fn)(void *ctx, size_t index, void *slot, size_t ca
 
 // Options for creating or opening a ring. Start from
 // `shmpipe_options_default()` and change the fields you need; the
-// geometry fields (`slots` to `reclaim_stale`) apply only when creating.
+// geometry fields (`slots` to `reclaim_stale`, `message_limit`,
+// `payload_align`) apply only when creating, and when opening with
+// `check_geometry`.
+//
+// ABI: the struct is not versioned. Fields are only ever added at its
+// end (this version added `open_or_create` to `payload_align`); a program
+// built against an older `shmpipe.h` must be rebuilt before it runs with
+// a library that has more fields.
 typedef struct shmpipe_options {
   // Number of slots: a power of two, at most 2^32 (default 1024).
   uint64_t slots;
-  // Bytes per slot, including its 8-byte length header: a multiple of
-  // 64, at most 1 GiB (default 256). Ignored when `max_message` is not 0.
+  // Bytes per slot, including its 16-byte header: a multiple of 64, at
+  // most 1 GiB (default 256). Ignored when `max_message` is not 0.
   uint64_t slot_size;
   // If not 0: the slot size becomes the smallest that carries messages
-  // of `max_message` bytes (default 0).
+  // of `max_message` bytes in one slot (default 0). Larger messages still
+  // go, over several slots, up to `message_limit`.
   uint64_t max_message;
   // `SHMPIPE_HUGE_PAGES_NEVER` (default), `_PREFER` or `_REQUIRE`.
   int huge_pages;
@@ -284,6 +311,31 @@ typedef struct shmpipe_options {
   // How long opening waits for a creator still initialising the ring, in
   // nanoseconds (default 1 s).
   uint64_t open_timeout_ns;
+  // Non-zero: `shmpipe_ring_create_with` and `shmpipe_ring_open_with`
+  // open the ring if it exists and create it if not, as
+  // `shmpipe_ring_open_or_create` (default 0).
+  int open_or_create;
+  // If not 0: opening waits up to this many nanoseconds for a ring that
+  // does not exist yet (a client started before its server), looking
+  // again every few milliseconds, then fails with `SHMPIPE_NOT_FOUND`
+  // (default 0: `SHMPIPE_NOT_FOUND` at once).
+  uint64_t wait_for_creation_ns;
+  // Non-zero: opening (and `open_or_create` finding a ring) refuses a
+  // ring whose slot count or slot size differs from `slots` and
+  // `slot_size` (or the slot size `max_message` gives) with
+  // `SHMPIPE_GEOMETRY_MISMATCH`; `shmpipe_last_error()` names both
+  // geometries (default 0: any geometry is opened; read it with
+  // `shmpipe_ring_info`).
+  int check_geometry;
+  // The largest message the ring accepts, over any number of
+  // consecutive slots; 0: what the ring holds (`slots * slot_size - 16`,
+  // the default). Above that, creating fails with
+  // `SHMPIPE_INVALID_ARGUMENT`.
+  uint64_t message_limit;
+  // Every payload starts at a multiple of this many bytes: a power of
+  // two from 8 to 4096 (above 64 it must divide the slot size); 0: 16,
+  // the default.
+  uint64_t payload_align;
 } shmpipe_options;
 
 // Counters kept by one side of a ring.
@@ -337,9 +389,9 @@ typedef struct shmpipe_info {
   uint64_t total_len;
   // Number of slots.
   uint64_t slots;
-  // Bytes per slot, including the 8-byte length header.
+  // Bytes per slot, including the 16-byte slot header.
   uint64_t slot_size;
-  // Largest message in bytes.
+  // Largest message in one slot, in bytes.
   uint64_t max_message;
   // The consumer's position (messages released).
   uint64_t head;
@@ -354,14 +406,25 @@ typedef struct shmpipe_info {
   struct shmpipe_side_info producer;
   // The consumer side.
   struct shmpipe_side_info consumer;
+  // Largest message the ring accepts, over any number of slots.
+  uint64_t message_limit;
+  // Every payload starts at a multiple of this many bytes.
+  uint64_t payload_align;
 } shmpipe_info;
+
+// Answers one request: `req` holds its `len` bytes (valid only during the
+// call), `reply` has room for `cap` bytes in the reply ring's slot. Write
+// the reply there and return its length (at most `cap`). Called by
+// `shmpipe_duplex_try_serve` and `shmpipe_duplex_serve`.
+typedef size_t (*shmpipe_serve_fn)(void *ctx, const void *req, size_t len, void *reply, size_t cap);
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 // Receives the next message into the `cap` bytes at `buf` and stores its
-// length in `*len`. `timeout_ns < 0` waits as long as it takes, `0` never
+// length in `*len` (a buffer of `shmpipe_consumer_message_limit` bytes
+// takes any message, including those over several slots). `timeout_ns < 0` waits as long as it takes, `0` never
 // waits (`SHMPIPE_EMPTY`), `> 0` waits at most that long
 // (`SHMPIPE_TIMEOUT`).
 //
@@ -386,7 +449,8 @@ int shmpipe_consumer_recv(struct shmpipe_consumer *c, void *buf, size_t cap, siz
 int shmpipe_consumer_try_recv(struct shmpipe_consumer *c, void *buf, size_t cap, size_t *len);
 
 // Borrows the next message in place (zero-copy): `*msg` points to its
-// `*len` bytes in shared memory. They stay valid, and the slot stays
+// `*len` bytes in shared memory, one contiguous run also for a message
+// over several slots (up to the ring's message limit). They stay valid, and the slot stays
 // unavailable to the producer, until `shmpipe_consumer_release` (or
 // close); meanwhile every other call on this consumer returns
 // `SHMPIPE_BUSY`. The bytes are shared memory a misbehaving producer could
@@ -438,13 +502,29 @@ int shmpipe_consumer_recv_batch(struct shmpipe_consumer *c, size_t max, shmpipe_
 // `c` is NULL or a live consumer handle.
 size_t shmpipe_consumer_capacity(const struct shmpipe_consumer *c);
 
-// The ring's largest message in bytes (a buffer this large receives any
-// message); 0 for NULL.
+// The largest message in one slot, in bytes; 0 for NULL. Larger ones,
+// over several slots, go up to `shmpipe_consumer_message_limit`.
 //
 // # Safety
 //
 // `c` is NULL or a live consumer handle.
 size_t shmpipe_consumer_max_message(const struct shmpipe_consumer *c);
+
+// The largest message the ring accepts, over any number of slots: a
+// receive buffer this large takes any message; 0 for NULL.
+//
+// # Safety
+//
+// `c` is NULL or a live consumer handle.
+size_t shmpipe_consumer_message_limit(const struct shmpipe_consumer *c);
+
+// Every payload (and so every borrowed message) starts at an address
+// that is a multiple of this many bytes; 0 for NULL.
+//
+// # Safety
+//
+// `c` is NULL or a live consumer handle.
+size_t shmpipe_consumer_payload_align(const struct shmpipe_consumer *c);
 
 // Closes the consumer: the producer's sends fail with
 // `SHMPIPE_DISCONNECTED`. A borrowed message is released first. NULL is
@@ -502,14 +582,19 @@ const char *shmpipe_status_name(int status);
 // The library's version (`"0.1.0"`), a static string.
 const char *shmpipe_version(void);
 
-// Sends the `len` bytes at `msg` as one message. `timeout_ns < 0` waits as
-// long as it takes for a free slot, `0` never waits (`SHMPIPE_FULL`),
-// `> 0` waits at most that long (`SHMPIPE_TIMEOUT`).
+// Sends the `len` bytes at `msg` as one message: up to
+// `shmpipe_producer_max_message` bytes in one slot, larger ones (up to
+// `shmpipe_producer_message_limit`) over as many consecutive slots as they
+// take, committed at once (the consumer sees all of it or nothing).
+// `timeout_ns < 0` waits as long as it takes for free slots, `0` never
+// waits (`SHMPIPE_FULL`), `> 0` waits at most that long
+// (`SHMPIPE_TIMEOUT`).
 //
 // Returns `SHMPIPE_OK`, `SHMPIPE_FULL`, `SHMPIPE_TIMEOUT`,
 // `SHMPIPE_DISCONNECTED` (the consumer closed), `SHMPIPE_PEER_DIED` (its
-// process died), `SHMPIPE_TOO_LARGE` (never truncated), `SHMPIPE_CORRUPT`,
-// `SHMPIPE_BUSY` or `SHMPIPE_INVALID_ARGUMENT`.
+// process died), `SHMPIPE_TOO_LARGE` (above the message limit; never
+// truncated), `SHMPIPE_CORRUPT`, `SHMPIPE_BUSY` or
+// `SHMPIPE_INVALID_ARGUMENT`.
 //
 // # Safety
 //
@@ -525,7 +610,8 @@ int shmpipe_producer_send(struct shmpipe_producer *p, const void *msg, size_t le
 int shmpipe_producer_try_send(struct shmpipe_producer *p, const void *msg, size_t len);
 
 // Reserves the next slot for writing in place (zero-copy): `*buf` points
-// to `*cap` bytes of shared memory (the ring's largest message). Write the
+// to `*cap` bytes of shared memory (one slot's payload,
+// `shmpipe_producer_max_message`; for more, `shmpipe_producer_reserve_len`). Write the
 // message there, then `shmpipe_producer_commit` its length, or
 // `shmpipe_producer_abort` to publish nothing. Until then every other call
 // on this producer returns `SHMPIPE_BUSY`, and `*buf` is valid only until
@@ -538,6 +624,25 @@ int shmpipe_producer_try_send(struct shmpipe_producer *p, const void *msg, size_
 // for a write.
 int shmpipe_producer_reserve(struct shmpipe_producer *p, void **buf, size_t *cap, int64_t timeout_ns);
 
+// Reserves room for a message of exactly `len` bytes, to write in place:
+// one slot, or as many consecutive slots as it takes, up to
+// `shmpipe_producer_message_limit`. `*buf` points to `len` contiguous
+// bytes of shared memory (one run even across the end of the ring);
+// write the message there and `shmpipe_producer_commit` its length (at
+// most `len`), or `shmpipe_producer_abort`. The consumer sees all of it,
+// or, if this process dies first, none of it. Until then the producer is
+// busy, as after `shmpipe_producer_reserve`. `timeout_ns` as for
+// `shmpipe_producer_send`.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_TOO_LARGE` (above the message limit;
+// nothing reserved), and the statuses of `shmpipe_producer_reserve`.
+//
+// # Safety
+//
+// `p` is NULL or a live producer handle; `buf` is NULL or valid for a
+// write.
+int shmpipe_producer_reserve_len(struct shmpipe_producer *p, size_t len, void **buf, int64_t timeout_ns);
+
 // `shmpipe_producer_reserve(p, buf, cap, 0)`: never waits.
 //
 // # Safety
@@ -545,9 +650,10 @@ int shmpipe_producer_reserve(struct shmpipe_producer *p, void **buf, size_t *cap
 // As `shmpipe_producer_reserve`.
 int shmpipe_producer_try_reserve(struct shmpipe_producer *p, void **buf, size_t *cap);
 
-// Publishes the first `len` bytes written into the reserved slot as one
-// message. `SHMPIPE_TOO_LARGE` if `len` exceeds the slot's capacity (the
-// slot stays reserved); `SHMPIPE_INVALID_ARGUMENT` if no slot is reserved.
+// Publishes the first `len` bytes written into the reserved slot (or the
+// room of `shmpipe_producer_reserve_len`) as one message.
+// `SHMPIPE_TOO_LARGE` if `len` exceeds what was reserved (the slot stays
+// reserved); `SHMPIPE_INVALID_ARGUMENT` if nothing is reserved.
 //
 // # Safety
 //
@@ -566,8 +672,10 @@ int shmpipe_producer_abort(struct shmpipe_producer *p);
 // in order, publishing them with one index store (and at most one
 // wake-up); `*sent` (if not NULL) says how many. Waits per `timeout_ns`
 // (as `shmpipe_producer_send`) only until at least one slot is free.
-// Stops before a message larger than the ring's largest: that one gives
-// `SHMPIPE_TOO_LARGE` when it comes first. `count` must be at least 1.
+// Each message of a batch takes one slot: the batch stops before a
+// message larger than `shmpipe_producer_max_message` (send that one with
+// `shmpipe_producer_send`), which gives `SHMPIPE_TOO_LARGE` when it comes
+// first. `count` must be at least 1.
 //
 // # Safety
 //
@@ -599,12 +707,30 @@ int shmpipe_producer_fill_batch(struct shmpipe_producer *p, size_t max, shmpipe_
 // `p` is NULL or a live producer handle.
 size_t shmpipe_producer_capacity(const struct shmpipe_producer *p);
 
-// The ring's largest message in bytes; 0 for NULL.
+// The largest message in one slot, in bytes (what `shmpipe_producer_reserve`
+// and a batch message hold); 0 for NULL.
 //
 // # Safety
 //
 // `p` is NULL or a live producer handle.
 size_t shmpipe_producer_max_message(const struct shmpipe_producer *p);
+
+// The largest message the ring accepts, over any number of slots (what
+// `shmpipe_producer_send` and `shmpipe_producer_reserve_len` take); 0 for
+// NULL.
+//
+// # Safety
+//
+// `p` is NULL or a live producer handle.
+size_t shmpipe_producer_message_limit(const struct shmpipe_producer *p);
+
+// Every payload starts at an address that is a multiple of this many
+// bytes (`shmpipe_options.payload_align`); 0 for NULL.
+//
+// # Safety
+//
+// `p` is NULL or a live producer handle.
+size_t shmpipe_producer_payload_align(const struct shmpipe_producer *p);
 
 // Closes the producer: the consumer receives every message already
 // committed, then `SHMPIPE_DISCONNECTED`. A reserved slot is given back
@@ -703,14 +829,45 @@ int shmpipe_ring_create_in_process(const struct shmpipe_options *opts, struct sh
 // a write.
 int shmpipe_ring_open(const char *address, struct shmpipe_ring **out);
 
-// Opens the existing ring at `address` with the wait, heartbeat and open
-// timeout settings of `opts` (NULL: the defaults; the geometry fields are
-// ignored).
+// Opens the existing ring at `address` with the wait, heartbeat, open
+// timeout and `wait_for_creation_ns` settings of `opts` (NULL: the
+// defaults). The geometry fields are ignored unless `check_geometry` is
+// set (then a ring of another geometry is `SHMPIPE_GEOMETRY_MISMATCH`);
+// with `open_or_create` set, a missing ring is created from them.
 //
 // # Safety
 //
 // As `shmpipe_ring_create_with`.
 int shmpipe_ring_open_with(const char *address, const struct shmpipe_options *opts, struct shmpipe_ring **out);
+
+// Opens the ring at `address` if it exists, or creates it from `opts`
+// (NULL: the defaults) if not, so that peers can start in any order: of
+// any number of processes calling this at once on one name, exactly one
+// creates the ring (`shmpipe_ring_created` says which) and the others open
+// that same ring, waiting for its creator to finish initialising it (up
+// to `open_timeout_ns`). A ring that exists is opened as it is, checked
+// against the options' geometry when `check_geometry` is set
+// (`SHMPIPE_GEOMETRY_MISMATCH`); with `reclaim_stale` a stale one (its
+// creator and every holder dead) is replaced instead.
+//
+// Returns `SHMPIPE_OK`, the statuses of `shmpipe_ring_create_with` (never
+// `SHMPIPE_ALREADY_EXISTS`) and `shmpipe_ring_open_with`, or
+// `SHMPIPE_NOT_FOUND` when the ring vanished between creating and
+// opening it many times in a row.
+//
+// # Safety
+//
+// As `shmpipe_ring_create_with`.
+int shmpipe_ring_open_or_create(const char *address, const struct shmpipe_options *opts, struct shmpipe_ring **out);
+
+// 1 if this ring handle created the ring (`shmpipe_ring_create*`, or the
+// winner of `shmpipe_ring_open_or_create`), 0 if it opened an existing one
+// or `ring` is NULL.
+//
+// # Safety
+//
+// `ring` is NULL or a live ring handle.
+int shmpipe_ring_created(const struct shmpipe_ring *ring);
 
 // Opens the ring behind the file descriptor `fd` (a memfd received over a
 // socket or inherited). The descriptor is duplicated: the caller keeps
@@ -798,6 +955,219 @@ int shmpipe_ring_remove(const char *address, int force);
 // `ring` is NULL or a live ring handle, not used again after this call.
 void shmpipe_ring_close(struct shmpipe_ring *ring);
 
+// Binds a listener at `address`: `unix:PATH` or anything with a `/` is
+// that socket path; a bare `NAME` is `/dev/shm/shmpipe-NAME.sock`. The
+// socket gets `opts->mode` (default 0600: only this user may connect;
+// 0666 admits everyone); the other options (slots, slot size, message
+// limit, huge pages, wait strategy, heartbeat) apply to the two memfd
+// rings each client gets. `opts` may be NULL (the defaults).
+//
+// A socket left by a listener that was killed is reclaimed; a live
+// listener is `SHMPIPE_IN_USE`, anything else at the path that is not a
+// socket `SHMPIPE_NOT_A_RING`. The socket file is removed by
+// `shmpipe_listener_close`.
+//
+// # Safety
+//
+// `address` is NULL or a NUL-terminated string; `opts` is NULL or valid;
+// `out` is NULL or valid for a write.
+int shmpipe_listener_bind(const char *address, const struct shmpipe_options *opts, struct shmpipe_listener **out);
+
+// Accepts the next client, waiting as long as it takes:
+// `shmpipe_listener_accept_timeout(l, -1, out)`.
+//
+// # Safety
+//
+// As `shmpipe_listener_accept_timeout`.
+int shmpipe_listener_accept(struct shmpipe_listener *l, struct shmpipe_duplex **out);
+
+// Accepts the next client: `*out` becomes the server's end of the
+// client's private duplex (close it with `shmpipe_duplex_close`).
+// `timeout_ns < 0` waits as long as it takes, `0` only takes a client
+// already waiting (`SHMPIPE_EMPTY` if none is), `> 0` waits at most that
+// long (`SHMPIPE_TIMEOUT`). A client whose handshake fails is dropped and
+// the call goes on to the next.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_EMPTY`, `SHMPIPE_TIMEOUT`, `SHMPIPE_IO`
+// or the statuses of creating a memfd ring.
+//
+// # Safety
+//
+// `l` is NULL or a live listener handle; `out` is NULL or valid for a
+// write.
+int shmpipe_listener_accept_timeout(struct shmpipe_listener *l, int64_t timeout_ns, struct shmpipe_duplex **out);
+
+// The listening socket, for your own epoll or poll loop: readable when a
+// client is waiting (then accept with timeout 0). Owned by the listener:
+// do not close it.
+//
+// # Safety
+//
+// `l` is NULL or a live listener handle; `fd` is NULL or valid for a
+// write.
+int shmpipe_listener_fd(struct shmpipe_listener *l, int *fd);
+
+// The socket's path, owned by the listener and valid until
+// `shmpipe_listener_close`; NULL for NULL.
+//
+// # Safety
+//
+// `l` is NULL or a live listener handle.
+const char *shmpipe_listener_path(const struct shmpipe_listener *l);
+
+// Closes the listener and removes its socket file. Connections accepted
+// from it keep working. NULL is ignored.
+//
+// # Safety
+//
+// `l` is NULL or a live listener handle, not used again after this call.
+void shmpipe_listener_close(struct shmpipe_listener *l);
+
+// Connects to the listener at `address` (as for `shmpipe_listener_bind`):
+// `*out` becomes this client's end of a private duplex. The rings'
+// geometry is the server's; `opts` (NULL: the defaults) gives only the
+// wait strategy and heartbeat. Everything the server sends is checked
+// (its greeting, the sealed memfds, each ring's header).
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_NOT_FOUND` (nothing listens there),
+// `SHMPIPE_PERMISSION_DENIED` (the socket's mode keeps this user out),
+// `SHMPIPE_PROTOCOL` (the server broke the handshake), `SHMPIPE_IO` or
+// the statuses of opening a ring.
+//
+// # Safety
+//
+// `address` is NULL or a NUL-terminated string; `opts` is NULL or valid;
+// `out` is NULL or valid for a write.
+int shmpipe_connect(const char *address, const struct shmpipe_options *opts, struct shmpipe_duplex **out);
+
+// The process, user and group at the other end, as the kernel recorded
+// them when the client connected. Each out pointer may be NULL.
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle; `pid`, `uid` and `gid` are NULL or
+// valid for a write.
+int shmpipe_duplex_peer_cred(struct shmpipe_duplex *d, uint32_t *pid, uint32_t *uid, uint32_t *gid);
+
+// The largest message in one slot of the duplex's sending ring; a call's
+// request (and a reply) holds 8 bytes less (its id). 0 for NULL.
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle.
+size_t shmpipe_duplex_max_message(struct shmpipe_duplex *d);
+
+// Sends one message to the other end, as `shmpipe_producer_send` (up to
+// the sending ring's message limit; `timeout_ns` and statuses the same).
+// Do not mix with `shmpipe_duplex_call` on one duplex: a call's reply is
+// matched by its id.
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle; `msg` is NULL or readable for `len`
+// bytes.
+int shmpipe_duplex_send(struct shmpipe_duplex *d, const void *msg, size_t len, int64_t timeout_ns);
+
+// Receives the next message from the other end into the `cap` bytes at
+// `buf`, as `shmpipe_consumer_recv` (`timeout_ns`, `*len` and statuses the
+// same).
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle; `buf` is NULL or writable for `cap`
+// bytes; `len` is NULL or valid for a write.
+int shmpipe_duplex_recv(struct shmpipe_duplex *d, void *buf, size_t cap, size_t *len, int64_t timeout_ns);
+
+// Makes a call: sends the `len` bytes at `req` as a request (with the next
+// request id in front) and waits for its reply, which is copied into the
+// `cap` bytes at `reply`; `*reply_len` is its length. `timeout_ns < 0`
+// waits as long as it takes, `> 0` at most that long for room to send and
+// for the reply (`SHMPIPE_TIMEOUT`; a late reply is skipped by the next
+// call); `0` is `SHMPIPE_INVALID_ARGUMENT` (a call always waits).
+// Requests and replies are one slot each: at most
+// `shmpipe_duplex_max_message(d) - 8` bytes.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_TIMEOUT`, `SHMPIPE_DISCONNECTED` (the
+// server closed), `SHMPIPE_PEER_DIED` (its process died),
+// `SHMPIPE_TOO_LARGE` (nothing sent), `SHMPIPE_BUFFER_TOO_SMALL` (the
+// reply was consumed; `*reply_len` says how long it was),
+// `SHMPIPE_PROTOCOL` (a reply that is no reply to a call made),
+// `SHMPIPE_REMOVED`, `SHMPIPE_CORRUPT`, `SHMPIPE_BUSY` or
+// `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle; `req` is NULL or readable for
+// `len` bytes; `reply` is NULL or writable for `cap` bytes; `reply_len`
+// is NULL or valid for a write.
+int shmpipe_duplex_call(struct shmpipe_duplex *d, const void *req, size_t len, void *reply, size_t cap, size_t *reply_len, int64_t timeout_ns);
+
+// Serves one request if one is waiting: `handler(ctx, req, len, reply,
+// cap)` writes the reply in place and returns its length. `*served` (if
+// not NULL) is 1 if a request was answered, 0 if none was waiting or the
+// reply ring is full (the client is not reading; the request stays
+// queued). With nothing waiting it checks that the client lives, so a
+// server woken by a wait set for a client that died learns it here.
+// Never waits.
+//
+// `handler` must not call any function on this duplex (those return
+// `SHMPIPE_BUSY`), must not keep `req` or `reply` past its return, and
+// must not unwind or `longjmp` out.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_DISCONNECTED` (the client closed and
+// every request was served), `SHMPIPE_PEER_DIED` (its process died),
+// `SHMPIPE_PROTOCOL` (a malformed request, dropped), `SHMPIPE_TOO_LARGE`
+// (the handler returned more than `cap`; no reply sent),
+// `SHMPIPE_REMOVED`, `SHMPIPE_CORRUPT`, `SHMPIPE_BUSY` or
+// `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle; `handler` is NULL or a function as
+// described; `served` is NULL or valid for a write.
+int shmpipe_duplex_try_serve(struct shmpipe_duplex *d, shmpipe_serve_fn handler, void *ctx, int *served);
+
+// Serves requests with `handler` (as `shmpipe_duplex_try_serve`) until
+// the client closes its end, waiting between them as the receiving ring's
+// wait strategy says; `*served` (if not NULL) counts the requests
+// answered, also when the call fails. The client's orderly close ends it
+// with `SHMPIPE_OK`; a client that dies ends it with `SHMPIPE_PEER_DIED`.
+//
+// # Safety
+//
+// As `shmpipe_duplex_try_serve`; `served` is NULL or valid for a write.
+int shmpipe_duplex_serve(struct shmpipe_duplex *d, shmpipe_serve_fn handler, void *ctx, uint64_t *served);
+
+// The duplex's readiness descriptor (its receiving ring's), for epoll or
+// poll: readable when a receive or serve should be tried again, after
+// `shmpipe_duplex_arm` returned `*armed == 1`. Owned by the duplex: do not
+// close or read it.
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle; `fd` is NULL or valid for a write.
+int shmpipe_duplex_readiness_fd(struct shmpipe_duplex *d, int *fd);
+
+// Prepares a wait on the readiness descriptor, as `shmpipe_consumer_arm`
+// on the duplex's receiving ring: `*armed = 1`: wait until it is
+// readable; `0`: try now.
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle; `armed` is NULL or valid for a
+// write.
+int shmpipe_duplex_arm(struct shmpipe_duplex *d, int *armed);
+
+// Closes the duplex: the other end's receives drain what was sent, then
+// return `SHMPIPE_DISCONNECTED` (a server's `shmpipe_duplex_serve` ends).
+// NULL is ignored; a call from inside the duplex's own serve handler is
+// ignored too (the handle stays open).
+//
+// # Safety
+//
+// `d` is NULL or a live duplex handle, not used again after this call.
+void shmpipe_duplex_close(struct shmpipe_duplex *d);
+
 // Makes an empty set and stores it in `*out`.
 //
 // Returns `SHMPIPE_OK`, `SHMPIPE_IO` or `SHMPIPE_INVALID_ARGUMENT`.
@@ -826,6 +1196,25 @@ int shmpipe_waitset_add_consumer(struct shmpipe_waitset *ws, struct shmpipe_cons
 //
 // `ws` and `p` are NULL or live handles; `p` outlives its membership.
 int shmpipe_waitset_add_producer(struct shmpipe_waitset *ws, struct shmpipe_producer *p, uint64_t token);
+
+// Adds a duplex, named by `token`: ready when a request or message is
+// waiting on it, or its peer closed or died (then
+// `shmpipe_duplex_try_serve` or `shmpipe_duplex_recv` with timeout 0
+// says which). As `shmpipe_waitset_add_consumer` otherwise.
+//
+// # Safety
+//
+// `ws` and `d` are NULL or live handles; `d` outlives its membership.
+int shmpipe_waitset_add_duplex(struct shmpipe_waitset *ws, struct shmpipe_duplex *d, uint64_t token);
+
+// Adds a listener, named by `token`: ready while a client waits to be
+// accepted (accept it with `shmpipe_listener_accept_timeout(l, 0, ...)`).
+// As `shmpipe_waitset_add_consumer` otherwise.
+//
+// # Safety
+//
+// `ws` and `l` are NULL or live handles; `l` outlives its membership.
+int shmpipe_waitset_add_listener(struct shmpipe_waitset *ws, struct shmpipe_listener *l, uint64_t token);
 
 // Takes the member named `token` out of the set (the handle is not
 // closed). Returns `SHMPIPE_OK` or `SHMPIPE_INVALID_ARGUMENT` (no such

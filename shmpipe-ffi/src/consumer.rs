@@ -27,6 +27,8 @@ pub struct shmpipe_consumer {
     /// `inner` while a slot borrows it.
     capacity: usize,
     max_message: usize,
+    message_limit: usize,
+    payload_align: usize,
 }
 
 /// Reads one message of a batch in place: `len` bytes at `msg`, valid only
@@ -37,6 +39,7 @@ pub type shmpipe_read_fn =
 impl shmpipe_consumer {
     pub(crate) fn new(c: Consumer) -> *mut shmpipe_consumer {
         let (capacity, max_message) = (c.capacity(), c.max_message());
+        let (message_limit, payload_align) = (c.message_limit(), c.payload_align());
         let inner = NonNull::from(Box::leak(Box::new(c)));
         Box::into_raw(Box::new(shmpipe_consumer {
             state: Cell::new(State::Idle),
@@ -44,6 +47,8 @@ impl shmpipe_consumer {
             inner,
             capacity,
             max_message,
+            message_limit,
+            payload_align,
         }))
     }
 
@@ -79,7 +84,8 @@ unsafe fn handle<'a>(c: *const shmpipe_consumer) -> Result<&'a shmpipe_consumer,
 }
 
 /// Receives the next message into the `cap` bytes at `buf` and stores its
-/// length in `*len`. `timeout_ns < 0` waits as long as it takes, `0` never
+/// length in `*len` (a buffer of `shmpipe_consumer_message_limit` bytes
+/// takes any message, including those over several slots). `timeout_ns < 0` waits as long as it takes, `0` never
 /// waits (`SHMPIPE_EMPTY`), `> 0` waits at most that long
 /// (`SHMPIPE_TIMEOUT`).
 ///
@@ -169,7 +175,8 @@ pub unsafe extern "C" fn shmpipe_consumer_try_recv(
 }
 
 /// Borrows the next message in place (zero-copy): `*msg` points to its
-/// `*len` bytes in shared memory. They stay valid, and the slot stays
+/// `*len` bytes in shared memory, one contiguous run also for a message
+/// over several slots (up to the ring's message limit). They stay valid, and the slot stays
 /// unavailable to the producer, until `shmpipe_consumer_release` (or
 /// close); meanwhile every other call on this consumer returns
 /// `SHMPIPE_BUSY`. The bytes are shared memory a misbehaving producer could
@@ -334,8 +341,8 @@ pub unsafe extern "C" fn shmpipe_consumer_capacity(c: *const shmpipe_consumer) -
     guard_value(0, || unsafe { c.as_ref() }.map_or(0, |h| h.capacity))
 }
 
-/// The ring's largest message in bytes (a buffer this large receives any
-/// message); 0 for NULL.
+/// The largest message in one slot, in bytes; 0 for NULL. Larger ones,
+/// over several slots, go up to `shmpipe_consumer_message_limit`.
 ///
 /// # Safety
 ///
@@ -344,6 +351,30 @@ pub unsafe extern "C" fn shmpipe_consumer_capacity(c: *const shmpipe_consumer) -
 pub unsafe extern "C" fn shmpipe_consumer_max_message(c: *const shmpipe_consumer) -> usize {
     // SAFETY: NULL or live, by the contract.
     guard_value(0, || unsafe { c.as_ref() }.map_or(0, |h| h.max_message))
+}
+
+/// The largest message the ring accepts, over any number of slots: a
+/// receive buffer this large takes any message; 0 for NULL.
+///
+/// # Safety
+///
+/// `c` is NULL or a live consumer handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_consumer_message_limit(c: *const shmpipe_consumer) -> usize {
+    // SAFETY: NULL or live, by the contract.
+    guard_value(0, || unsafe { c.as_ref() }.map_or(0, |h| h.message_limit))
+}
+
+/// Every payload (and so every borrowed message) starts at an address
+/// that is a multiple of this many bytes; 0 for NULL.
+///
+/// # Safety
+///
+/// `c` is NULL or a live consumer handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_consumer_payload_align(c: *const shmpipe_consumer) -> usize {
+    // SAFETY: NULL or live, by the contract.
+    guard_value(0, || unsafe { c.as_ref() }.map_or(0, |h| h.payload_align))
 }
 
 /// Closes the consumer: the producer's sends fail with

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use shmpipe::{Error, RecvError, SendError, TryRecvError, TrySendError};
+use shmpipe::{CallError, Error, RecvError, SendError, TryRecvError, TrySendError};
 
 use crate::*;
 
@@ -193,6 +193,8 @@ fn status_name(status: c_int) -> &'static CStr {
         SHMPIPE_ERROR => c"SHMPIPE_ERROR",
         SHMPIPE_REMOVED => c"SHMPIPE_REMOVED",
         SHMPIPE_GEOMETRY_MISMATCH => c"SHMPIPE_GEOMETRY_MISMATCH",
+        SHMPIPE_PROTOCOL => c"SHMPIPE_PROTOCOL",
+        SHMPIPE_INCOMPATIBLE_TYPE => c"SHMPIPE_INCOMPATIBLE_TYPE",
         _ => c"SHMPIPE_UNKNOWN",
     };
     name
@@ -232,15 +234,15 @@ impl From<Error> for Fail {
             Error::AlreadyClaimed { .. } => SHMPIPE_ALREADY_CLAIMED,
             Error::InUse { .. } | Error::ListenerInUse { .. } => SHMPIPE_IN_USE,
             Error::NotASocket { .. } => SHMPIPE_NOT_A_RING,
-            // The C API has no listener yet; a failed handshake would be
-            // the generic error.
-            Error::Handshake { .. } => SHMPIPE_ERROR,
+            Error::Handshake { .. } => SHMPIPE_PROTOCOL,
             Error::HugePagesUnavailable { .. } => SHMPIPE_HUGE_PAGES_UNAVAILABLE,
             Error::Unsupported { .. } => SHMPIPE_UNSUPPORTED,
             // The second mapping of a double-mapped ring failed: a system
             // call's error, with its message.
             Error::Io { .. } | Error::DoubleMapFailed { .. } => SHMPIPE_IO,
             Error::Removed { .. } => SHMPIPE_REMOVED,
+            Error::IncompatibleType { .. } | Error::Misaligned { .. } => SHMPIPE_INCOMPATIBLE_TYPE,
+            Error::TypeTooLarge { .. } => SHMPIPE_TOO_LARGE,
             _ => SHMPIPE_ERROR,
         };
         Fail::new(status, e.to_string())
@@ -300,6 +302,22 @@ pub(crate) fn recv_fail(e: RecvError) -> Fail {
         e @ RecvError::Corrupt(_) => Fail::new(SHMPIPE_CORRUPT, e.to_string()),
         e @ RecvError::Removed => Fail::new(SHMPIPE_REMOVED, e.to_string()),
     }
+}
+
+/// The status and message of a failed call or serve step.
+pub(crate) fn call_fail(e: CallError) -> Fail {
+    let status = match e {
+        CallError::Timeout => SHMPIPE_TIMEOUT,
+        CallError::Disconnected => SHMPIPE_DISCONNECTED,
+        CallError::PeerDied { .. } => SHMPIPE_PEER_DIED,
+        CallError::Removed => SHMPIPE_REMOVED,
+        CallError::TooLarge { .. } => SHMPIPE_TOO_LARGE,
+        CallError::BufferTooSmall { .. } => SHMPIPE_BUFFER_TOO_SMALL,
+        CallError::BadMessage { .. } => SHMPIPE_PROTOCOL,
+        CallError::Corrupt(_) => SHMPIPE_CORRUPT,
+        _ => SHMPIPE_ERROR,
+    };
+    Fail::new(status, e.to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -394,7 +412,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_name() {
-        for status in SHMPIPE_GEOMETRY_MISMATCH..=SHMPIPE_OK {
+        for status in SHMPIPE_INCOMPATIBLE_TYPE..=SHMPIPE_OK {
             // SAFETY: static NUL-terminated strings.
             let name = unsafe { CStr::from_ptr(shmpipe_status_name(status)) };
             assert_ne!(name.to_str().unwrap(), "SHMPIPE_UNKNOWN", "status {status}");

@@ -8,6 +8,8 @@
 //! ring.rs      shmpipe_ring_*: create, open, claim a side, info, remove
 //! producer.rs  shmpipe_producer_*: send, reserve/commit, batches
 //! consumer.rs  shmpipe_consumer_*: recv, borrow/release, batches
+//! session.rs   shmpipe_listener_*, shmpipe_connect, shmpipe_duplex_*: servers, calls
+//! waitset.rs   shmpipe_waitset_*: many handles from one thread
 //! guard.rs     catch_unwind at every entry point, the thread-local last error
 //! ```
 //!
@@ -60,6 +62,7 @@ mod consumer;
 mod guard;
 mod producer;
 mod ring;
+mod session;
 #[cfg(test)]
 mod tests;
 mod waitset;
@@ -68,6 +71,7 @@ pub use consumer::*;
 pub use guard::{guard, shmpipe_last_error, shmpipe_status_name, shmpipe_version, Fail};
 pub use producer::*;
 pub use ring::*;
+pub use session::*;
 pub use waitset::*;
 
 // ---------------------------------------------------------------------------
@@ -136,10 +140,16 @@ pub const SHMPIPE_ERROR: c_int = -22;
 /// The ring was removed (`shmpipe_ring_remove`, `shmpipe rm`) while this
 /// handle used it: no peer can reach it any more; open or create it anew.
 pub const SHMPIPE_REMOVED: c_int = -23;
-/// The ring exists with another geometry than asked for. Not returned by
-/// this version's calls (they open a ring of any geometry); reserved for
-/// opening with a required geometry.
+/// The ring exists with another geometry than asked for
+/// (`shmpipe_options.check_geometry`); `shmpipe_last_error()` names both.
 pub const SHMPIPE_GEOMETRY_MISMATCH: c_int = -24;
+/// The peer broke the protocol: a listener handshake that went wrong, or a
+/// request or reply that is no message of the request/response protocol.
+pub const SHMPIPE_PROTOCOL: c_int = -25;
+/// The ring was made for a message type this handle does not carry, or
+/// its payload alignment is too small for the type (rings of the Rust
+/// crate's typed layer; the C calls carry untyped bytes and open any ring).
+pub const SHMPIPE_INCOMPATIBLE_TYPE: c_int = -26;
 
 // ---------------------------------------------------------------------------
 // Option values

@@ -37,6 +37,8 @@ pub struct shmpipe_producer {
     /// `inner` while a slot borrows it.
     capacity: usize,
     max_message: usize,
+    message_limit: usize,
+    payload_align: usize,
 }
 
 /// One message to send, for `shmpipe_producer_send_batch`.
@@ -59,6 +61,7 @@ pub type shmpipe_fill_fn = Option<
 impl shmpipe_producer {
     pub(crate) fn new(p: Producer) -> *mut shmpipe_producer {
         let (capacity, max_message) = (p.capacity(), p.max_message());
+        let (message_limit, payload_align) = (p.message_limit(), p.payload_align());
         let inner = NonNull::from(Box::leak(Box::new(p)));
         Box::into_raw(Box::new(shmpipe_producer {
             state: Cell::new(State::Idle),
@@ -66,6 +69,8 @@ impl shmpipe_producer {
             inner,
             capacity,
             max_message,
+            message_limit,
+            payload_align,
         }))
     }
 
@@ -139,14 +144,19 @@ unsafe fn message<'a>(msg: *const c_void, len: usize, what: &str) -> Result<&'a 
     Ok(unsafe { slice::from_raw_parts(msg.cast::<u8>(), len) })
 }
 
-/// Sends the `len` bytes at `msg` as one message. `timeout_ns < 0` waits as
-/// long as it takes for a free slot, `0` never waits (`SHMPIPE_FULL`),
-/// `> 0` waits at most that long (`SHMPIPE_TIMEOUT`).
+/// Sends the `len` bytes at `msg` as one message: up to
+/// `shmpipe_producer_max_message` bytes in one slot, larger ones (up to
+/// `shmpipe_producer_message_limit`) over as many consecutive slots as they
+/// take, committed at once (the consumer sees all of it or nothing).
+/// `timeout_ns < 0` waits as long as it takes for free slots, `0` never
+/// waits (`SHMPIPE_FULL`), `> 0` waits at most that long
+/// (`SHMPIPE_TIMEOUT`).
 ///
 /// Returns `SHMPIPE_OK`, `SHMPIPE_FULL`, `SHMPIPE_TIMEOUT`,
 /// `SHMPIPE_DISCONNECTED` (the consumer closed), `SHMPIPE_PEER_DIED` (its
-/// process died), `SHMPIPE_TOO_LARGE` (never truncated), `SHMPIPE_CORRUPT`,
-/// `SHMPIPE_BUSY` or `SHMPIPE_INVALID_ARGUMENT`.
+/// process died), `SHMPIPE_TOO_LARGE` (above the message limit; never
+/// truncated), `SHMPIPE_CORRUPT`, `SHMPIPE_BUSY` or
+/// `SHMPIPE_INVALID_ARGUMENT`.
 ///
 /// # Safety
 ///
@@ -164,18 +174,6 @@ pub unsafe extern "C" fn shmpipe_producer_send(
         let tx = unsafe { handle(p) }?.idle()?;
         // SAFETY: forwarded contract.
         let bytes = unsafe { message(msg, len, "msg") }?;
-        // The C interface keeps one-slot messages (a receiver sizes its
-        // buffer by `shmpipe_consumer_max_message`), as the batch send does.
-        let max = tx.max_message();
-        if bytes.len() > max {
-            return Err(Fail::new(
-                SHMPIPE_TOO_LARGE,
-                format!(
-                    "message of {len} bytes larger than the ring's largest message of {max} \
-                     bytes: create the ring with a larger slot size"
-                ),
-            ));
-        }
         match Wait::from_ns(timeout_ns) {
             Wait::Never => tx.try_send(bytes).map_err(try_send_fail),
             Wait::Until(None) => tx.send(bytes).map_err(send_fail),
@@ -200,7 +198,8 @@ pub unsafe extern "C" fn shmpipe_producer_try_send(
 }
 
 /// Reserves the next slot for writing in place (zero-copy): `*buf` points
-/// to `*cap` bytes of shared memory (the ring's largest message). Write the
+/// to `*cap` bytes of shared memory (one slot's payload,
+/// `shmpipe_producer_max_message`; for more, `shmpipe_producer_reserve_len`). Write the
 /// message there, then `shmpipe_producer_commit` its length, or
 /// `shmpipe_producer_abort` to publish nothing. Until then every other call
 /// on this producer returns `SHMPIPE_BUSY`, and `*buf` is valid only until
@@ -253,6 +252,58 @@ pub unsafe extern "C" fn shmpipe_producer_reserve(
     })
 }
 
+/// Reserves room for a message of exactly `len` bytes, to write in place:
+/// one slot, or as many consecutive slots as it takes, up to
+/// `shmpipe_producer_message_limit`. `*buf` points to `len` contiguous
+/// bytes of shared memory (one run even across the end of the ring);
+/// write the message there and `shmpipe_producer_commit` its length (at
+/// most `len`), or `shmpipe_producer_abort`. The consumer sees all of it,
+/// or, if this process dies first, none of it. Until then the producer is
+/// busy, as after `shmpipe_producer_reserve`. `timeout_ns` as for
+/// `shmpipe_producer_send`.
+///
+/// Returns `SHMPIPE_OK`, `SHMPIPE_TOO_LARGE` (above the message limit;
+/// nothing reserved), and the statuses of `shmpipe_producer_reserve`.
+///
+/// # Safety
+///
+/// `p` is NULL or a live producer handle; `buf` is NULL or valid for a
+/// write.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_producer_reserve_len(
+    p: *mut shmpipe_producer,
+    len: usize,
+    buf: *mut *mut c_void,
+    timeout_ns: i64,
+) -> c_int {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let h = unsafe { handle(p) }?;
+        if buf.is_null() {
+            return Err(Fail::null("buf"));
+        }
+        // SAFETY: non-NULL and writable by the contract; NULL until room
+        // is reserved.
+        unsafe { buf.write(ptr::null_mut()) };
+        let tx = h.idle()?;
+        let slot = match Wait::from_ns(timeout_ns) {
+            Wait::Never => tx.try_reserve_len(len).map_err(try_send_fail)?,
+            Wait::Until(deadline) => tx.reserve_len_deadline(len, deadline).map_err(send_fail)?,
+        };
+        // SAFETY: as in `shmpipe_producer_reserve`: the slot borrows
+        // `*h.inner`, which does not move until close, and close drops the
+        // slot first.
+        let slot: WriteSlot<'static> = unsafe { std::mem::transmute(slot) };
+        // SAFETY: `state` was Idle, so no reference into `h.slot` is live.
+        let stored = unsafe { &mut *h.slot.get() }.insert(slot);
+        let data = stored.as_mut_ptr();
+        h.state.set(State::Slot);
+        // SAFETY: non-NULL, checked above.
+        unsafe { buf.write(data.cast()) };
+        Ok(())
+    })
+}
+
 /// `shmpipe_producer_reserve(p, buf, cap, 0)`: never waits.
 ///
 /// # Safety
@@ -283,9 +334,10 @@ fn take_slot(h: &shmpipe_producer) -> Result<WriteSlot<'static>, Fail> {
     slot.ok_or_else(|| Fail::new(SHMPIPE_PANIC, "reserved slot missing"))
 }
 
-/// Publishes the first `len` bytes written into the reserved slot as one
-/// message. `SHMPIPE_TOO_LARGE` if `len` exceeds the slot's capacity (the
-/// slot stays reserved); `SHMPIPE_INVALID_ARGUMENT` if no slot is reserved.
+/// Publishes the first `len` bytes written into the reserved slot (or the
+/// room of `shmpipe_producer_reserve_len`) as one message.
+/// `SHMPIPE_TOO_LARGE` if `len` exceeds what was reserved (the slot stays
+/// reserved); `SHMPIPE_INVALID_ARGUMENT` if nothing is reserved.
 ///
 /// # Safety
 ///
@@ -347,8 +399,10 @@ fn reserve_batch(tx: &mut Producer, max: usize, timeout_ns: i64) -> Result<Write
 /// in order, publishing them with one index store (and at most one
 /// wake-up); `*sent` (if not NULL) says how many. Waits per `timeout_ns`
 /// (as `shmpipe_producer_send`) only until at least one slot is free.
-/// Stops before a message larger than the ring's largest: that one gives
-/// `SHMPIPE_TOO_LARGE` when it comes first. `count` must be at least 1.
+/// Each message of a batch takes one slot: the batch stops before a
+/// message larger than `shmpipe_producer_max_message` (send that one with
+/// `shmpipe_producer_send`), which gives `SHMPIPE_TOO_LARGE` when it comes
+/// first. `count` must be at least 1.
 ///
 /// # Safety
 ///
@@ -387,8 +441,9 @@ pub unsafe extern "C" fn shmpipe_producer_send_batch(
             return Err(Fail::new(
                 SHMPIPE_TOO_LARGE,
                 format!(
-                    "message of {} bytes larger than the ring's largest message of {max} bytes: \
-                     create the ring with a larger slot size",
+                    "message of {} bytes larger than one slot ({max} bytes), the most a batch \
+                     message holds: send it with shmpipe_producer_send, or create the ring \
+                     with a larger slot size",
                     msgs[0].len
                 ),
             ));
@@ -489,7 +544,8 @@ pub unsafe extern "C" fn shmpipe_producer_capacity(p: *const shmpipe_producer) -
     guard_value(0, || unsafe { p.as_ref() }.map_or(0, |h| h.capacity))
 }
 
-/// The ring's largest message in bytes; 0 for NULL.
+/// The largest message in one slot, in bytes (what `shmpipe_producer_reserve`
+/// and a batch message hold); 0 for NULL.
 ///
 /// # Safety
 ///
@@ -498,6 +554,31 @@ pub unsafe extern "C" fn shmpipe_producer_capacity(p: *const shmpipe_producer) -
 pub unsafe extern "C" fn shmpipe_producer_max_message(p: *const shmpipe_producer) -> usize {
     // SAFETY: NULL or live, by the contract.
     guard_value(0, || unsafe { p.as_ref() }.map_or(0, |h| h.max_message))
+}
+
+/// The largest message the ring accepts, over any number of slots (what
+/// `shmpipe_producer_send` and `shmpipe_producer_reserve_len` take); 0 for
+/// NULL.
+///
+/// # Safety
+///
+/// `p` is NULL or a live producer handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_producer_message_limit(p: *const shmpipe_producer) -> usize {
+    // SAFETY: NULL or live, by the contract.
+    guard_value(0, || unsafe { p.as_ref() }.map_or(0, |h| h.message_limit))
+}
+
+/// Every payload starts at an address that is a multiple of this many
+/// bytes (`shmpipe_options.payload_align`); 0 for NULL.
+///
+/// # Safety
+///
+/// `p` is NULL or a live producer handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_producer_payload_align(p: *const shmpipe_producer) -> usize {
+    // SAFETY: NULL or live, by the contract.
+    guard_value(0, || unsafe { p.as_ref() }.map_or(0, |h| h.payload_align))
 }
 
 /// Closes the producer: the consumer receives every message already

@@ -22,17 +22,25 @@ pub struct shmpipe_ring {
 
 /// Options for creating or opening a ring. Start from
 /// `shmpipe_options_default()` and change the fields you need; the
-/// geometry fields (`slots` to `reclaim_stale`) apply only when creating.
+/// geometry fields (`slots` to `reclaim_stale`, `message_limit`,
+/// `payload_align`) apply only when creating, and when opening with
+/// `check_geometry`.
+///
+/// ABI: the struct is not versioned. Fields are only ever added at its
+/// end (this version added `open_or_create` to `payload_align`); a program
+/// built against an older `shmpipe.h` must be rebuilt before it runs with
+/// a library that has more fields.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct shmpipe_options {
     /// Number of slots: a power of two, at most 2^32 (default 1024).
     pub slots: u64,
-    /// Bytes per slot, including its 8-byte length header: a multiple of
-    /// 64, at most 1 GiB (default 256). Ignored when `max_message` is not 0.
+    /// Bytes per slot, including its 16-byte header: a multiple of 64, at
+    /// most 1 GiB (default 256). Ignored when `max_message` is not 0.
     pub slot_size: u64,
     /// If not 0: the slot size becomes the smallest that carries messages
-    /// of `max_message` bytes (default 0).
+    /// of `max_message` bytes in one slot (default 0). Larger messages still
+    /// go, over several slots, up to `message_limit`.
     pub max_message: u64,
     /// `SHMPIPE_HUGE_PAGES_NEVER` (default), `_PREFER` or `_REQUIRE`.
     pub huge_pages: c_int,
@@ -65,6 +73,31 @@ pub struct shmpipe_options {
     /// How long opening waits for a creator still initialising the ring, in
     /// nanoseconds (default 1 s).
     pub open_timeout_ns: u64,
+    /// Non-zero: `shmpipe_ring_create_with` and `shmpipe_ring_open_with`
+    /// open the ring if it exists and create it if not, as
+    /// `shmpipe_ring_open_or_create` (default 0).
+    pub open_or_create: c_int,
+    /// If not 0: opening waits up to this many nanoseconds for a ring that
+    /// does not exist yet (a client started before its server), looking
+    /// again every few milliseconds, then fails with `SHMPIPE_NOT_FOUND`
+    /// (default 0: `SHMPIPE_NOT_FOUND` at once).
+    pub wait_for_creation_ns: u64,
+    /// Non-zero: opening (and `open_or_create` finding a ring) refuses a
+    /// ring whose slot count or slot size differs from `slots` and
+    /// `slot_size` (or the slot size `max_message` gives) with
+    /// `SHMPIPE_GEOMETRY_MISMATCH`; `shmpipe_last_error()` names both
+    /// geometries (default 0: any geometry is opened; read it with
+    /// `shmpipe_ring_info`).
+    pub check_geometry: c_int,
+    /// The largest message the ring accepts, over any number of
+    /// consecutive slots; 0: what the ring holds (`slots * slot_size - 16`,
+    /// the default). Above that, creating fails with
+    /// `SHMPIPE_INVALID_ARGUMENT`.
+    pub message_limit: u64,
+    /// Every payload starts at a multiple of this many bytes: a power of
+    /// two from 8 to 4096 (above 64 it must divide the slot size); 0: 16,
+    /// the default.
+    pub payload_align: u64,
 }
 
 /// The default options (1024 slots of 256 bytes, base pages, mode 0600,
@@ -88,19 +121,33 @@ pub extern "C" fn shmpipe_options_default() -> shmpipe_options {
         spin_ns: 50_000,
         heartbeat_ns: 100_000_000,
         open_timeout_ns: 1_000_000_000,
+        open_or_create: 0,
+        wait_for_creation_ns: 0,
+        check_geometry: 0,
+        message_limit: 0,
+        payload_align: 0,
     }
 }
 
 impl shmpipe_options {
-    fn builder(&self) -> Result<RingBuilder, Fail> {
+    pub(crate) fn builder(&self) -> Result<RingBuilder, Fail> {
         let mut b = RingBuilder::new();
         b.slots(self.slots).slot_size(self.slot_size);
         if self.max_message != 0 {
             b.max_message(self.max_message);
         }
-        // The options always carry a geometry (the defaults at least), so
-        // opening checks none: the C API opens a ring as it is.
-        b.accept_any_geometry(true);
+        // The options always carry a geometry (the defaults at least): it
+        // is checked on open only when asked for.
+        b.accept_any_geometry(self.check_geometry == 0);
+        if self.message_limit != 0 {
+            b.message_limit(self.message_limit);
+        }
+        if self.payload_align != 0 {
+            b.payload_align(self.payload_align);
+        }
+        if let Some(d) = nanos(self.wait_for_creation_ns) {
+            b.wait_for_creation(d);
+        }
         b.huge_pages(match self.huge_pages {
             SHMPIPE_HUGE_PAGES_NEVER => HugePages::Never,
             SHMPIPE_HUGE_PAGES_PREFER => HugePages::Prefer,
@@ -154,7 +201,7 @@ impl shmpipe_options {
 /// # Safety
 ///
 /// `opts` is NULL or points to a valid `shmpipe_options`.
-unsafe fn options(opts: *const shmpipe_options) -> shmpipe_options {
+pub(crate) unsafe fn options(opts: *const shmpipe_options) -> shmpipe_options {
     // SAFETY: NULL or valid, by the caller's contract.
     match unsafe { opts.as_ref() } {
         Some(o) => *o,
@@ -251,7 +298,13 @@ pub unsafe extern "C" fn shmpipe_ring_create_with(
         // SAFETY: forwarded contract.
         let address = unsafe { text(address, "address") }?;
         // SAFETY: forwarded contract.
-        let ring = unsafe { options(opts) }.builder()?.create(address)?;
+        let o = unsafe { options(opts) };
+        let b = o.builder()?;
+        let ring = if o.open_or_create != 0 {
+            b.open_or_create(address)?
+        } else {
+            b.create(address)?
+        };
         hand_out(ring, out)
     })
 }
@@ -317,9 +370,11 @@ pub unsafe extern "C" fn shmpipe_ring_open(
     unsafe { shmpipe_ring_open_with(address, ptr::null(), out) }
 }
 
-/// Opens the existing ring at `address` with the wait, heartbeat and open
-/// timeout settings of `opts` (NULL: the defaults; the geometry fields are
-/// ignored).
+/// Opens the existing ring at `address` with the wait, heartbeat, open
+/// timeout and `wait_for_creation_ns` settings of `opts` (NULL: the
+/// defaults). The geometry fields are ignored unless `check_geometry` is
+/// set (then a ring of another geometry is `SHMPIPE_GEOMETRY_MISMATCH`);
+/// with `open_or_create` set, a missing ring is created from them.
 ///
 /// # Safety
 ///
@@ -335,8 +390,65 @@ pub unsafe extern "C" fn shmpipe_ring_open_with(
         // SAFETY: forwarded contract.
         let address = unsafe { text(address, "address") }?;
         // SAFETY: forwarded contract.
-        let ring = unsafe { options(opts) }.builder()?.open(address)?;
+        let o = unsafe { options(opts) };
+        let b = o.builder()?;
+        let ring = if o.open_or_create != 0 {
+            b.open_or_create(address)?
+        } else {
+            b.open(address)?
+        };
         hand_out(ring, out)
+    })
+}
+
+/// Opens the ring at `address` if it exists, or creates it from `opts`
+/// (NULL: the defaults) if not, so that peers can start in any order: of
+/// any number of processes calling this at once on one name, exactly one
+/// creates the ring (`shmpipe_ring_created` says which) and the others open
+/// that same ring, waiting for its creator to finish initialising it (up
+/// to `open_timeout_ns`). A ring that exists is opened as it is, checked
+/// against the options' geometry when `check_geometry` is set
+/// (`SHMPIPE_GEOMETRY_MISMATCH`); with `reclaim_stale` a stale one (its
+/// creator and every holder dead) is replaced instead.
+///
+/// Returns `SHMPIPE_OK`, the statuses of `shmpipe_ring_create_with` (never
+/// `SHMPIPE_ALREADY_EXISTS`) and `shmpipe_ring_open_with`, or
+/// `SHMPIPE_NOT_FOUND` when the ring vanished between creating and
+/// opening it many times in a row.
+///
+/// # Safety
+///
+/// As `shmpipe_ring_create_with`.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_ring_open_or_create(
+    address: *const c_char,
+    opts: *const shmpipe_options,
+    out: *mut *mut shmpipe_ring,
+) -> c_int {
+    guard(|| {
+        check_out(out)?;
+        // SAFETY: forwarded contract.
+        let address = unsafe { text(address, "address") }?;
+        // SAFETY: forwarded contract.
+        let ring = unsafe { options(opts) }
+            .builder()?
+            .open_or_create(address)?;
+        hand_out(ring, out)
+    })
+}
+
+/// 1 if this ring handle created the ring (`shmpipe_ring_create*`, or the
+/// winner of `shmpipe_ring_open_or_create`), 0 if it opened an existing one
+/// or `ring` is NULL.
+///
+/// # Safety
+///
+/// `ring` is NULL or a live ring handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_ring_created(ring: *const shmpipe_ring) -> c_int {
+    guard_value(0, || {
+        // SAFETY: NULL or live, by the contract.
+        unsafe { ring.as_ref() }.map_or(0, |r| c_int::from(r.ring.created()))
     })
 }
 
@@ -514,9 +626,9 @@ pub struct shmpipe_info {
     pub total_len: u64,
     /// Number of slots.
     pub slots: u64,
-    /// Bytes per slot, including the 8-byte length header.
+    /// Bytes per slot, including the 16-byte slot header.
     pub slot_size: u64,
-    /// Largest message in bytes.
+    /// Largest message in one slot, in bytes.
     pub max_message: u64,
     /// The consumer's position (messages released).
     pub head: u64,
@@ -531,6 +643,10 @@ pub struct shmpipe_info {
     pub producer: shmpipe_side_info,
     /// The consumer side.
     pub consumer: shmpipe_side_info,
+    /// Largest message the ring accepts, over any number of slots.
+    pub message_limit: u64,
+    /// Every payload starts at a multiple of this many bytes.
+    pub payload_align: u64,
 }
 
 fn side_info(s: &SideInfo) -> shmpipe_side_info {
@@ -581,6 +697,8 @@ fn info(i: &RingInfo) -> shmpipe_info {
         creator_alive: c_int::from(i.creator_alive),
         producer: side_info(&i.producer),
         consumer: side_info(&i.consumer),
+        message_limit: i.message_limit,
+        payload_align: i.payload_align,
     }
 }
 

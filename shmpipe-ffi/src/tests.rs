@@ -191,3 +191,49 @@ fn bad_options_are_statuses() {
         );
     }
 }
+
+#[test]
+fn reserve_len_spans_slots_and_keeps_the_handle_busy() {
+    let p = pair(8);
+    let mut buf: *mut c_void = ptr::null_mut();
+    let mut msg: *const c_void = ptr::null();
+    let mut len = 0usize;
+    // SAFETY: live handles; the room is written only while reserved and
+    // the message read only while borrowed.
+    unsafe {
+        let one = shmpipe_producer_max_message(p.tx);
+        let limit = shmpipe_producer_message_limit(p.tx);
+        assert!(limit > 3 * one, "{limit} {one}");
+        let n = 3 * one;
+        assert_eq!(
+            shmpipe_producer_reserve_len(p.tx, limit + 1, &mut buf, 0),
+            SHMPIPE_TOO_LARGE
+        );
+        assert!(buf.is_null());
+        assert_eq!(
+            shmpipe_producer_reserve_len(p.tx, n, &mut buf, 0),
+            SHMPIPE_OK
+        );
+        ptr::write_bytes(buf.cast::<u8>(), 0x5a, n);
+        assert_eq!(
+            shmpipe_producer_reserve_len(p.tx, 1, &mut buf, 0),
+            SHMPIPE_BUSY
+        );
+        assert_eq!(shmpipe_producer_commit(p.tx, n + 1), SHMPIPE_TOO_LARGE);
+        assert_eq!(shmpipe_producer_commit(p.tx, n), SHMPIPE_OK);
+        assert_eq!(
+            shmpipe_consumer_borrow(p.rx, &mut msg, &mut len, 0),
+            SHMPIPE_OK
+        );
+        assert_eq!(len, n);
+        let got = std::slice::from_raw_parts(msg.cast::<u8>(), len);
+        assert!(got.iter().all(|&b| b == 0x5a));
+        assert_eq!(
+            msg as usize % shmpipe_consumer_payload_align(p.rx),
+            0,
+            "payload alignment"
+        );
+        assert_eq!(shmpipe_consumer_release(p.rx), SHMPIPE_OK);
+    }
+    close(p);
+}

@@ -13,11 +13,15 @@ use rustix::event::epoll;
 use crate::consumer::consumer_disarm;
 use crate::guard::{guard, guard_void, Fail, Wait};
 use crate::producer::producer_disarm;
+use crate::session::duplex_disarm;
 use crate::*;
 
 enum Handle {
     Consumer(*mut shmpipe_consumer),
     Producer(*mut shmpipe_producer),
+    Duplex(*mut shmpipe_duplex),
+    /// Level-triggered: its socket is readable while a client waits.
+    Listener,
 }
 
 /// A set of handles one thread waits on. Opaque; from
@@ -127,6 +131,59 @@ pub unsafe extern "C" fn shmpipe_waitset_add_producer(
     })
 }
 
+/// Adds a duplex, named by `token`: ready when a request or message is
+/// waiting on it, or its peer closed or died (then
+/// `shmpipe_duplex_try_serve` or `shmpipe_duplex_recv` with timeout 0
+/// says which). As `shmpipe_waitset_add_consumer` otherwise.
+///
+/// # Safety
+///
+/// `ws` and `d` are NULL or live handles; `d` outlives its membership.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_waitset_add_duplex(
+    ws: *mut shmpipe_waitset,
+    d: *mut shmpipe_duplex,
+    token: u64,
+) -> c_int {
+    let mut fd = -1;
+    // SAFETY: forwarded contract.
+    let rc = unsafe { shmpipe_duplex_readiness_fd(d, &mut fd) };
+    if rc != SHMPIPE_OK {
+        return rc;
+    }
+    guard(|| {
+        // SAFETY: NULL or live, by the contract.
+        let ws = unsafe { ws.as_mut() }.ok_or_else(|| Fail::null("wait set"))?;
+        add(ws, token, Handle::Duplex(d), fd)
+    })
+}
+
+/// Adds a listener, named by `token`: ready while a client waits to be
+/// accepted (accept it with `shmpipe_listener_accept_timeout(l, 0, ...)`).
+/// As `shmpipe_waitset_add_consumer` otherwise.
+///
+/// # Safety
+///
+/// `ws` and `l` are NULL or live handles; `l` outlives its membership.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_waitset_add_listener(
+    ws: *mut shmpipe_waitset,
+    l: *mut shmpipe_listener,
+    token: u64,
+) -> c_int {
+    let mut fd = -1;
+    // SAFETY: forwarded contract.
+    let rc = unsafe { shmpipe_listener_fd(l, &mut fd) };
+    if rc != SHMPIPE_OK {
+        return rc;
+    }
+    guard(|| {
+        // SAFETY: NULL or live, by the contract.
+        let ws = unsafe { ws.as_mut() }.ok_or_else(|| Fail::null("wait set"))?;
+        add(ws, token, Handle::Listener, fd)
+    })
+}
+
 /// Takes the member named `token` out of the set (the handle is not
 /// closed). Returns `SHMPIPE_OK` or `SHMPIPE_INVALID_ARGUMENT` (no such
 /// token).
@@ -164,6 +221,8 @@ unsafe fn arm(h: &Handle) -> Result<bool, Fail> {
         match *h {
             Handle::Consumer(c) => shmpipe_consumer_arm(c, &mut armed),
             Handle::Producer(p) => shmpipe_producer_arm(p, &mut armed),
+            Handle::Duplex(d) => shmpipe_duplex_arm(d, &mut armed),
+            Handle::Listener => return Ok(true),
         }
     };
     match rc {
@@ -185,6 +244,8 @@ unsafe fn disarm(h: &Handle) {
         match *h {
             Handle::Consumer(c) => consumer_disarm(c),
             Handle::Producer(p) => producer_disarm(p),
+            Handle::Duplex(d) => duplex_disarm(d),
+            Handle::Listener => {}
         }
     }
 }

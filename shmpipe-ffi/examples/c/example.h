@@ -17,15 +17,11 @@ static inline void check(int rc, const char *what) {
 }
 
 /* Opens the ring at `address`, or creates it with `opts` if it does not
- * exist yet; tolerates the peer creating it at the same moment. */
+ * exist yet (the library's open-or-create: exactly one of the peers
+ * starting at once creates it). */
 static inline shmpipe_ring *open_or_create(const char *address, const shmpipe_options *opts) {
     shmpipe_ring *ring = NULL;
-    int rc = shmpipe_ring_open_with(address, opts, &ring);
-    if (rc == SHMPIPE_NOT_FOUND) {
-        rc = shmpipe_ring_create_with(address, opts, &ring);
-        if (rc == SHMPIPE_ALREADY_EXISTS) rc = shmpipe_ring_open_with(address, opts, &ring);
-    }
-    check(rc, address);
+    check(shmpipe_ring_open_or_create(address, opts, &ring), address);
     return ring;
 }
 

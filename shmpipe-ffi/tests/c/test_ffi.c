@@ -325,12 +325,16 @@ static void test_try_and_timeouts(void) {
 }
 
 static void test_sizes(void) {
-    pair p = make_pair("sizes", 4, 56);
+    pair p = make_pair("sizes", 4, 48);
     size_t max = shmpipe_producer_max_message(p.tx);
+    size_t limit = shmpipe_producer_message_limit(p.tx);
+    CHECK(max == 48 && limit == 4 * 64 - 16);
+    CHECK(shmpipe_consumer_message_limit(p.rx) == limit);
+    CHECK(shmpipe_producer_payload_align(p.tx) == 16);
     char big[4096];
     memset(big, 'x', sizeof big);
-    CHECK_RC(shmpipe_producer_send(p.tx, big, max + 1, 0), SHMPIPE_TOO_LARGE);
-    CHECK(contains(shmpipe_last_error(), "larger"));
+    CHECK_RC(shmpipe_producer_send(p.tx, big, limit + 1, 0), SHMPIPE_TOO_LARGE);
+    CHECK(contains(shmpipe_last_error(), "240"));
     OK(shmpipe_producer_send(p.tx, big, max, 0));
     char small[8];
     size_t len = 0;
@@ -786,6 +790,510 @@ static void test_waitset(void) {
     drop_pair(&b);
 }
 
+/* Several forked children race shmpipe_ring_open_or_create on one name:
+ * exactly one creates, all end up on the same ring; a child started before
+ * the ring exists waits for it (wait_for_creation_ns). */
+static void test_open_or_create_race(void) {
+    const char *name = ring_name("ooc");
+    (void)shmpipe_ring_remove(name, 1);
+    enum { KIDS = 6 };
+    int go[2];
+    CHECK(pipe(go) == 0);
+    pid_t kids[KIDS];
+    for (int k = 0; k < KIDS; k++) {
+        kids[k] = fork();
+        CHECK(kids[k] >= 0);
+        if (kids[k] == 0) {
+            close(go[1]);
+            char c;
+            if (read(go[0], &c, 1) != 0) _exit(2); /* all start at once */
+            shmpipe_options o = shmpipe_options_default();
+            o.slots = 64;
+            o.max_message = 100;
+            o.check_geometry = 1;
+            shmpipe_ring *r = NULL;
+            if (shmpipe_ring_open_or_create(name, &o, &r) != SHMPIPE_OK) _exit(3);
+            shmpipe_info info;
+            if (shmpipe_ring_info(r, &info) != SHMPIPE_OK || info.slots != 64) _exit(4);
+            /* Everyone stamps the ring's creator pid: all must agree. */
+            int created = shmpipe_ring_created(r);
+            shmpipe_ring_close(r);
+            _exit(created ? 10 : 11);
+        }
+    }
+    close(go[0]);
+    close(go[1]); /* EOF: go */
+    int creators = 0, openers = 0;
+    for (int k = 0; k < KIDS; k++) {
+        int status = 0;
+        CHECK(waitpid(kids[k], &status, 0) == kids[k]);
+        CHECK(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 10) creators++;
+        if (WEXITSTATUS(status) == 11) openers++;
+    }
+    CHECK(creators == 1 && openers == KIDS - 1);
+    shmpipe_ring *r = NULL;
+    OK(shmpipe_ring_open(name, &r));
+    CHECK(!shmpipe_ring_created(r));
+    shmpipe_info info;
+    OK(shmpipe_ring_info(r, &info));
+    int found = 0;
+    for (int k = 0; k < KIDS; k++) found += info.creator_pid == (uint32_t)kids[k];
+    CHECK(found == 1);
+    shmpipe_ring_close(r);
+    OK(shmpipe_ring_remove(name, 0));
+
+    /* The flag on create_with / open_with does the same. */
+    shmpipe_options o = shmpipe_options_default();
+    o.open_or_create = 1;
+    shmpipe_ring *a = NULL, *b = NULL;
+    OK(shmpipe_ring_open_with(name, &o, &a));
+    OK(shmpipe_ring_create_with(name, &o, &b));
+    CHECK(shmpipe_ring_created(a) && !shmpipe_ring_created(b));
+    CHECK(!shmpipe_ring_created(NULL));
+    shmpipe_ring_close(a);
+    shmpipe_ring_close(b);
+    OK(shmpipe_ring_remove(name, 0));
+
+    /* A client before its server: waits, then finds the ring. */
+    pid_t waiter = fork();
+    CHECK(waiter >= 0);
+    if (waiter == 0) {
+        shmpipe_options w = shmpipe_options_default();
+        w.wait_for_creation_ns = 20LL * 1000 * 1000 * 1000;
+        shmpipe_ring *r2 = NULL;
+        int rc = shmpipe_ring_open_with(name, &w, &r2);
+        shmpipe_ring_close(r2);
+        _exit(rc == SHMPIPE_OK ? 0 : 5);
+    }
+    usleep(100 * 1000);
+    OK(shmpipe_ring_create(name, 8, 32, &a));
+    int status = 0;
+    CHECK(waitpid(waiter, &status, 0) == waiter);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    shmpipe_ring_close(a);
+    OK(shmpipe_ring_remove(name, 0));
+    /* Waiting in vain ends with NOT_FOUND. */
+    shmpipe_options w = shmpipe_options_default();
+    w.wait_for_creation_ns = 30 * 1000 * 1000;
+    CHECK_RC(shmpipe_ring_open_with(name, &w, &a), SHMPIPE_NOT_FOUND);
+}
+
+static void test_geometry_mismatch(void) {
+    const char *name = ring_name("geometry");
+    (void)shmpipe_ring_remove(name, 1);
+    shmpipe_ring *ring = NULL, *other = NULL;
+    shmpipe_options o = shmpipe_options_default();
+    o.slots = 16;
+    o.slot_size = 128;
+    OK(shmpipe_ring_create_with(name, &o, &ring));
+    /* Same geometry, checked: fine. */
+    o.check_geometry = 1;
+    OK(shmpipe_ring_open_with(name, &o, &other));
+    shmpipe_ring_close(other);
+    /* Another slot count: refused, with both geometries in the message. */
+    o.slots = 1024;
+    CHECK_RC(shmpipe_ring_open_with(name, &o, &other), SHMPIPE_GEOMETRY_MISMATCH);
+    CHECK(other == NULL);
+    CHECK(contains(shmpipe_last_error(), "1024") && contains(shmpipe_last_error(), "16"));
+    CHECK(strcmp(shmpipe_status_name(SHMPIPE_GEOMETRY_MISMATCH), "SHMPIPE_GEOMETRY_MISMATCH") == 0);
+    o.open_or_create = 1;
+    CHECK_RC(shmpipe_ring_open_with(name, &o, &other), SHMPIPE_GEOMETRY_MISMATCH);
+    CHECK_RC(shmpipe_ring_open_or_create(name, &o, &other), SHMPIPE_GEOMETRY_MISMATCH);
+    /* Another slot size via max_message. */
+    o = shmpipe_options_default();
+    o.slots = 16;
+    o.max_message = 1000;
+    o.check_geometry = 1;
+    CHECK_RC(shmpipe_ring_open_with(name, &o, &other), SHMPIPE_GEOMETRY_MISMATCH);
+    /* Without the check any geometry opens, as before. */
+    o.check_geometry = 0;
+    OK(shmpipe_ring_open_with(name, &o, &other));
+    shmpipe_info info;
+    OK(shmpipe_ring_info(other, &info));
+    CHECK(info.slots == 16 && info.slot_size == 128);
+    shmpipe_ring_close(other);
+    shmpipe_ring_close(ring);
+    OK(shmpipe_ring_remove(name, 0));
+}
+
+/* 1 MiB messages through 4 KiB slots: send/recv, borrow, reserve_len. */
+static void test_large_messages(void) {
+    const char *name = ring_name("large");
+    (void)shmpipe_ring_remove(name, 1);
+    enum { MIB = 1 << 20 };
+    shmpipe_options o = shmpipe_options_default();
+    o.slots = 512;
+    o.slot_size = 4096;
+    o.message_limit = MIB;
+    o.payload_align = 64;
+    shmpipe_ring *ring = NULL;
+    OK(shmpipe_ring_create_with(name, &o, &ring));
+    shmpipe_info info;
+    OK(shmpipe_ring_info(ring, &info));
+    CHECK(info.message_limit == MIB && info.payload_align == 64);
+    CHECK(info.max_message == 4096 - 64);
+    shmpipe_producer *tx = NULL;
+    shmpipe_consumer *rx = NULL;
+    OK(shmpipe_ring_producer(ring, &tx));
+    OK(shmpipe_ring_consumer(ring, &rx));
+    CHECK(shmpipe_producer_message_limit(tx) == MIB);
+    CHECK(shmpipe_consumer_payload_align(rx) == 64);
+    unsigned char *msg = malloc(MIB + 1), *buf = malloc(MIB);
+    CHECK(msg != NULL && buf != NULL);
+    for (size_t i = 0; i <= MIB; i++) msg[i] = (unsigned char)(i * 7 + i / 4096);
+
+    size_t len = 0;
+    OK(shmpipe_producer_send(tx, msg, MIB, 0));
+    CHECK_RC(shmpipe_producer_send(tx, msg, MIB + 1, 0), SHMPIPE_TOO_LARGE);
+    CHECK(contains(shmpipe_last_error(), "1048576"));
+    /* Too small a buffer: the message stays, *len says what it needs. */
+    CHECK_RC(shmpipe_consumer_recv(rx, buf, 4096, &len, 0), SHMPIPE_BUFFER_TOO_SMALL);
+    CHECK(len == MIB);
+    OK(shmpipe_consumer_recv(rx, buf, MIB, &len, 0));
+    CHECK(len == MIB && memcmp(buf, msg, MIB) == 0);
+
+    /* Zero-copy both ways: reserve_len, then borrow. */
+    void *slot = NULL;
+    OK(shmpipe_producer_reserve_len(tx, MIB, &slot, -1));
+    CHECK(slot != NULL && (uintptr_t)slot % 64 == 0);
+    CHECK_RC(shmpipe_producer_send(tx, "x", 1, 0), SHMPIPE_BUSY);
+    memcpy(slot, msg + 1, MIB);
+    CHECK_RC(shmpipe_producer_commit(tx, MIB + 1), SHMPIPE_TOO_LARGE); /* still reserved */
+    OK(shmpipe_producer_commit(tx, MIB - 10));
+    const void *view = NULL;
+    OK(shmpipe_consumer_borrow(rx, &view, &len, 0));
+    CHECK(len == MIB - 10 && (uintptr_t)view % 64 == 0);
+    CHECK(memcmp(view, msg + 1, MIB - 10) == 0);
+    OK(shmpipe_consumer_release(rx));
+    CHECK_RC(shmpipe_producer_reserve_len(tx, MIB + 1, &slot, 0), SHMPIPE_TOO_LARGE);
+    CHECK(slot == NULL);
+    OK(shmpipe_producer_reserve_len(tx, 10, &slot, 0)); /* one slot */
+    OK(shmpipe_producer_abort(tx));
+    CHECK_RC(shmpipe_consumer_try_recv(rx, buf, MIB, &len), SHMPIPE_EMPTY);
+
+    /* Streaming across processes: a forked consumer, many large messages
+     * of varying sizes (wrapping the ring), checked byte for byte. */
+    shmpipe_consumer_close(rx);
+    enum { COUNT = 40 };
+    int claimed[2];
+    CHECK(pipe(claimed) == 0);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        shmpipe_consumer *c = NULL;
+        if (shmpipe_ring_consumer(ring, &c) != SHMPIPE_OK) _exit(2);
+        if (write(claimed[1], "c", 1) != 1) _exit(5);
+        for (int i = 0; i < COUNT; i++) {
+            size_t want = (size_t)MIB - (size_t)i * 12345;
+            size_t n = 0;
+            if (shmpipe_consumer_recv(c, buf, MIB, &n, 20LL * 1000 * 1000 * 1000) != SHMPIPE_OK)
+                _exit(3);
+            if (n != want || memcmp(buf, msg + i, n) != 0) _exit(4);
+        }
+        shmpipe_consumer_close(c);
+        _exit(0);
+    }
+    char c;
+    CHECK(read(claimed[0], &c, 1) == 1); /* the consumer is there */
+    close(claimed[0]);
+    close(claimed[1]);
+    for (int i = 0; i < COUNT; i++) {
+        size_t n = (size_t)MIB - (size_t)i * 12345;
+        OK(shmpipe_producer_send(tx, msg + i, n, 20LL * 1000 * 1000 * 1000));
+    }
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(msg);
+    free(buf);
+    shmpipe_producer_close(tx);
+    shmpipe_ring_close(ring);
+    OK(shmpipe_ring_remove(name, 0));
+}
+
+static char *socket_path(const char *tag) {
+    static char path[128];
+    snprintf(path, sizeof path, "/tmp/shmpipe-ffi-test-%d-%s.sock", (int)getpid(), tag);
+    return path;
+}
+
+/* The server's answer: the request with every byte + 1, and its length. */
+static size_t plus_one(void *ctx, const void *req, size_t len, void *reply, size_t cap) {
+    if (ctx != NULL) (*(uint64_t *)ctx)++;
+    if (len > cap) return cap + 1; /* cannot happen: reply ring = request ring */
+    const unsigned char *in = req;
+    unsigned char *out = reply;
+    for (size_t i = 0; i < len; i++) out[i] = (unsigned char)(in[i] + 1);
+    return len;
+}
+
+/* A client process: `calls` calls, each checked; exit 0 if all were right. */
+static void rpc_client(const char *path, int calls) {
+    shmpipe_duplex *d = NULL;
+    if (shmpipe_connect(path, NULL, &d) != SHMPIPE_OK) _exit(2);
+    uint32_t pid = 0;
+    if (shmpipe_duplex_peer_cred(d, &pid, NULL, NULL) != SHMPIPE_OK || pid != (uint32_t)getppid())
+        _exit(3);
+    for (int i = 0; i < calls; i++) {
+        char req[64], reply[256];
+        int n = snprintf(req, sizeof req, "%d call %d", (int)getpid(), i);
+        size_t got = 0;
+        if (shmpipe_duplex_call(d, req, (size_t)n, reply, sizeof reply, &got,
+                                30LL * 1000 * 1000 * 1000) != SHMPIPE_OK)
+            _exit(4);
+        if (got != (size_t)n) _exit(5);
+        for (int k = 0; k < n; k++)
+            if ((unsigned char)reply[k] != (unsigned char)(req[k] + 1)) _exit(6);
+    }
+    shmpipe_duplex_close(d);
+    _exit(0);
+}
+
+/* A handler that calls back into its own duplex (refused: BUSY) and then
+ * returns more than the reply slot holds (no reply: TOO_LARGE). */
+typedef struct {
+    shmpipe_duplex *d;
+    int inner_rc;
+} reentry;
+
+static size_t reenter_then_overflow(void *ctx, const void *req, size_t len, void *reply,
+                                    size_t cap) {
+    reentry *r = ctx;
+    (void)req;
+    (void)len;
+    (void)reply;
+    r->inner_rc = shmpipe_duplex_send(r->d, "x", 1, 0);
+    return cap + 1;
+}
+
+/* One server thread, one wait set: the listener and every connection;
+ * 4 client processes x 1000 calls, then a client killed mid-session. */
+static void test_listener_calls(void) {
+    const char *path = socket_path("rpc");
+    unlink(path);
+    shmpipe_options o = shmpipe_options_default();
+    o.slots = 16;
+    o.max_message = 248;
+    shmpipe_listener *l = NULL;
+    OK(shmpipe_listener_bind(path, &o, &l));
+    CHECK(strcmp(shmpipe_listener_path(l), path) == 0);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    shmpipe_duplex *none = (shmpipe_duplex *)1;
+    CHECK_RC(shmpipe_listener_accept_timeout(l, 0, &none), SHMPIPE_EMPTY);
+    CHECK(none == NULL);
+    CHECK_RC(shmpipe_listener_accept_timeout(l, 1000 * 1000, &none), SHMPIPE_TIMEOUT);
+
+    enum { CLIENTS = 4, CALLS = 1000 };
+    pid_t kids[CLIENTS];
+    for (int k = 0; k < CLIENTS; k++) {
+        kids[k] = fork();
+        CHECK(kids[k] >= 0);
+        if (kids[k] == 0) rpc_client(path, CALLS);
+    }
+    shmpipe_waitset *ws = NULL;
+    OK(shmpipe_waitset_create(&ws));
+    OK(shmpipe_waitset_add_listener(ws, l, 0));
+    shmpipe_duplex *conns[CLIENTS] = {0};
+    int accepted = 0, finished = 0;
+    uint64_t served = 0;
+    double t0 = now_s();
+    while (finished < CLIENTS) {
+        CHECK(now_s() - t0 < 120); /* a watchdog, not a timing check */
+        uint64_t ready[CLIENTS + 1];
+        size_t n = 0;
+        OK(shmpipe_waitset_wait(ws, 1000LL * 1000 * 1000, ready, CLIENTS + 1, &n));
+        for (size_t i = 0; i < n; i++) {
+            if (ready[i] == 0) {
+                shmpipe_duplex *d = NULL;
+                int rc = shmpipe_listener_accept_timeout(l, 0, &d);
+                if (rc == SHMPIPE_EMPTY) continue;
+                OK(rc);
+                CHECK(accepted < CLIENTS);
+                uint32_t pid = 0, uid = 1;
+                OK(shmpipe_duplex_peer_cred(d, &pid, &uid, NULL));
+                CHECK(uid == (uint32_t)getuid());
+                int known = 0;
+                for (int k = 0; k < CLIENTS; k++) known += pid == (uint32_t)kids[k];
+                CHECK(known == 1);
+                conns[accepted] = d;
+                OK(shmpipe_waitset_add_duplex(ws, d, (uint64_t)accepted + 1));
+                accepted++;
+                continue;
+            }
+            int k = (int)ready[i] - 1;
+            for (;;) {
+                int did = 0;
+                int rc = shmpipe_duplex_try_serve(conns[k], plus_one, &served, &did);
+                if (rc == SHMPIPE_DISCONNECTED) {
+                    OK(shmpipe_waitset_remove(ws, ready[i]));
+                    shmpipe_duplex_close(conns[k]);
+                    conns[k] = NULL;
+                    finished++;
+                    break;
+                }
+                OK(rc);
+                if (!did) break;
+            }
+        }
+    }
+    CHECK(served == (uint64_t)CLIENTS * CALLS);
+    for (int k = 0; k < CLIENTS; k++) {
+        int status = 0;
+        CHECK(waitpid(kids[k], &status, 0) == kids[k]);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    shmpipe_waitset_close(ws);
+
+    /* A client killed while connected: the server's serve ends with
+     * PEER_DIED naming its pid, and the listener goes on. */
+    int ready_pipe[2];
+    CHECK(pipe(ready_pipe) == 0);
+    pid_t victim = fork();
+    CHECK(victim >= 0);
+    if (victim == 0) {
+        shmpipe_duplex *d = NULL;
+        if (shmpipe_connect(path, NULL, &d) != SHMPIPE_OK) _exit(2);
+        char reply[16];
+        size_t got = 0;
+        if (shmpipe_duplex_call(d, "a", 1, reply, sizeof reply, &got, -1) != SHMPIPE_OK) _exit(3);
+        if (write(ready_pipe[1], "r", 1) != 1) _exit(4);
+        pause(); /* killed here */
+        _exit(5);
+    }
+    shmpipe_duplex *d = NULL;
+    OK(shmpipe_listener_accept_timeout(l, 30LL * 1000 * 1000 * 1000, &d));
+    char r;
+    uint64_t count = 0;
+    int did = 0;
+    while (!did) OK(shmpipe_duplex_try_serve(d, plus_one, NULL, &did));
+    CHECK(read(ready_pipe[0], &r, 1) == 1);
+    close(ready_pipe[0]);
+    close(ready_pipe[1]);
+    CHECK(kill(victim, SIGKILL) == 0);
+    int status = 0;
+    CHECK(waitpid(victim, &status, 0) == victim);
+    CHECK_RC(shmpipe_duplex_serve(d, plus_one, NULL, &count), SHMPIPE_PEER_DIED);
+    CHECK(count == 0);
+    char pid_text[16];
+    snprintf(pid_text, sizeof pid_text, "%d", (int)victim);
+    CHECK(contains(shmpipe_last_error(), pid_text));
+    shmpipe_duplex_close(d);
+
+    /* Send/recv on a duplex, and a blocking serve ended by the client's
+     * orderly close. */
+    pid_t plain = fork();
+    CHECK(plain >= 0);
+    if (plain == 0) {
+        shmpipe_duplex *c = NULL;
+        if (shmpipe_connect(path, NULL, &c) != SHMPIPE_OK) _exit(2);
+        char buf[64];
+        size_t got = 0;
+        if (shmpipe_duplex_send(c, "ping", 4, -1) != SHMPIPE_OK) _exit(3);
+        if (shmpipe_duplex_recv(c, buf, sizeof buf, &got, -1) != SHMPIPE_OK) _exit(4);
+        if (got != 4 || memcmp(buf, "pong", 4) != 0) _exit(5);
+        for (int i = 0; i < 10; i++)
+            if (shmpipe_duplex_call(c, "xyz", 3, buf, sizeof buf, &got, -1) != SHMPIPE_OK)
+                _exit(6);
+        if (shmpipe_duplex_call(c, "xyz", 3, buf, 1, &got, -1) != SHMPIPE_BUFFER_TOO_SMALL ||
+            got != 3)
+            _exit(7);
+        if (shmpipe_duplex_call(c, "x", 1, buf, sizeof buf, &got, 0) != SHMPIPE_INVALID_ARGUMENT)
+            _exit(8);
+        shmpipe_duplex_close(c);
+        _exit(0);
+    }
+    OK(shmpipe_listener_accept(l, &d));
+    char buf[64];
+    size_t got = 0;
+    OK(shmpipe_duplex_recv(d, buf, sizeof buf, &got, 30LL * 1000 * 1000 * 1000));
+    CHECK(got == 4 && memcmp(buf, "ping", 4) == 0);
+    OK(shmpipe_duplex_send(d, "pong", 4, -1));
+    CHECK(shmpipe_duplex_max_message(d) >= 248);
+    OK(shmpipe_duplex_serve(d, plus_one, NULL, &count));
+    CHECK(count == 11);
+    CHECK(waitpid(plain, &status, 0) == plain);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    shmpipe_duplex_close(d);
+
+    /* A handler that re-enters its duplex, then overflows its reply. */
+    pid_t caller = fork();
+    CHECK(caller >= 0);
+    if (caller == 0) {
+        shmpipe_duplex *c = NULL;
+        char out[64];
+        size_t got = 0;
+        if (shmpipe_connect(path, NULL, &c) != SHMPIPE_OK) _exit(2);
+        if (shmpipe_duplex_call(c, "a", 1, out, sizeof out, &got, 300 * 1000 * 1000) !=
+            SHMPIPE_TIMEOUT)
+            _exit(3); /* no reply came */
+        if (shmpipe_duplex_call(c, "b", 1, out, sizeof out, &got, -1) != SHMPIPE_OK || got != 1 ||
+            out[0] != 'c')
+            _exit(4);
+        shmpipe_duplex_close(c);
+        _exit(0);
+    }
+    OK(shmpipe_listener_accept(l, &d));
+    reentry re = {d, 0};
+    int rc;
+    do {
+        did = 0;
+        rc = shmpipe_duplex_try_serve(d, reenter_then_overflow, &re, &did);
+    } while (rc == SHMPIPE_OK && !did);
+    CHECK_RC(rc, SHMPIPE_TOO_LARGE);
+    CHECK(re.inner_rc == SHMPIPE_BUSY);
+    OK(shmpipe_duplex_serve(d, plus_one, NULL, &count)); /* "b", then the close */
+    CHECK(count == 1);
+    shmpipe_duplex_close(d);
+    CHECK(waitpid(caller, &status, 0) == caller);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* A second bind at a live listener's path is refused; after close the
+     * socket file is gone and nothing listens. */
+    shmpipe_listener *again = NULL;
+    CHECK_RC(shmpipe_listener_bind(path, NULL, &again), SHMPIPE_IN_USE);
+    shmpipe_listener_close(l);
+    CHECK(access(path, F_OK) != 0);
+    CHECK_RC(shmpipe_connect(path, NULL, &d), SHMPIPE_NOT_FOUND);
+}
+
+static void test_session_null_arguments(void) {
+    shmpipe_listener *l = (shmpipe_listener *)1;
+    shmpipe_duplex *d = (shmpipe_duplex *)1;
+    char buf[8];
+    size_t len = 0;
+    int did = 0, fd = -1;
+    CHECK_RC(shmpipe_ring_open_or_create(NULL, NULL, NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_producer_reserve_len(NULL, 1, NULL, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(shmpipe_producer_message_limit(NULL) == 0 && shmpipe_consumer_message_limit(NULL) == 0);
+    CHECK(shmpipe_producer_payload_align(NULL) == 0 && shmpipe_consumer_payload_align(NULL) == 0);
+    CHECK_RC(shmpipe_listener_bind(NULL, NULL, &l), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(l == NULL);
+    CHECK_RC(shmpipe_listener_bind("/tmp/x.sock", NULL, NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_listener_accept(NULL, &d), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(d == NULL);
+    CHECK_RC(shmpipe_listener_accept_timeout(NULL, 0, NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_listener_fd(NULL, &fd), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(shmpipe_listener_path(NULL) == NULL);
+    shmpipe_listener_close(NULL);
+    CHECK_RC(shmpipe_connect(NULL, NULL, &d), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_duplex_send(NULL, "x", 1, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_duplex_recv(NULL, buf, sizeof buf, &len, 0), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_duplex_call(NULL, "x", 1, buf, sizeof buf, &len, -1),
+             SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_duplex_try_serve(NULL, plus_one, NULL, &did), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_duplex_serve(NULL, plus_one, NULL, NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_duplex_peer_cred(NULL, NULL, NULL, NULL), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_duplex_readiness_fd(NULL, &fd), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_duplex_arm(NULL, &did), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(shmpipe_duplex_max_message(NULL) == 0);
+    shmpipe_duplex_close(NULL);
+    CHECK_RC(shmpipe_waitset_add_duplex(NULL, NULL, 1), SHMPIPE_INVALID_ARGUMENT);
+    CHECK_RC(shmpipe_waitset_add_listener(NULL, NULL, 1), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(strcmp(shmpipe_status_name(SHMPIPE_PROTOCOL), "SHMPIPE_PROTOCOL") == 0);
+}
+
 int main(void) {
     struct {
         const char *name;
@@ -808,6 +1316,11 @@ int main(void) {
         {"threads", test_threads},
         {"readiness_fd", test_readiness_fd},
         {"waitset", test_waitset},
+        {"open_or_create_race", test_open_or_create_race},
+        {"geometry_mismatch", test_geometry_mismatch},
+        {"large_messages", test_large_messages},
+        {"listener_calls", test_listener_calls},
+        {"session_null_arguments", test_session_null_arguments},
     };
     size_t n = sizeof tests / sizeof tests[0];
     for (size_t i = 0; i < n; i++) {
