@@ -1,41 +1,80 @@
 //! `SIGINT`, `SIGTERM` and `SIGHUP` during `send` and `recv`.
 //!
-//! The handler only records the signal (an async-signal-safe atomic
-//! store). It is installed without `SA_RESTART`, so a blocked read or
-//! write returns `EINTR`; every wait of `send` and `recv` is also bounded
-//! (a poll or a ring deadline of [`POLL`]), so the command notices the
-//! signal within that interval wherever it waits, closes its side, removes
-//! a ring nothing can use any more, and then dies by the same signal
-//! ([`die`]): the shell reports `128 + signal` (130 for Ctrl-C), and a
-//! script that runs it stops as it would for any other killed command.
+//! The handler records the signal (an async-signal-safe atomic store) and
+//! writes a byte to a self-pipe ([`wake_fd`]), both async-signal-safe. It
+//! is installed without `SA_RESTART`, so a blocked read or write returns
+//! `EINTR`; every wait of `send` and `recv` is one `poll(2)` that also
+//! watches the self-pipe, so the command notices the signal at once
+//! wherever it waits, with no periodic wake-up while idle. It then closes
+//! its side, removes a ring nothing can use any more, and dies by the
+//! same signal ([`die`]): the shell reports `128 + signal` (130 for
+//! Ctrl-C), and a script that runs it stops as it would for any other
+//! killed command.
 
 use std::io;
-use std::time::Duration;
-// A plain flag shared with a signal handler; `AtomicI32` is not on the
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
+// Plain values shared with a signal handler; `AtomicI32` is not on the
 // loom list in clippy.toml, and the loom shim is for the library.
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
-/// The longest a wait of `send` or `recv` goes without checking for a
-/// signal.
-pub const POLL: Duration = Duration::from_millis(50);
-
-/// How often `send` and `recv` check, while they wait, that their peer is
-/// alive. Each wait lasts at most [`POLL`] and starts its own heartbeat, so
-/// this must be shorter for the check to happen at all.
-pub const HEARTBEAT: Duration = Duration::from_millis(20);
-
 /// The signal caught, or 0. Relaxed: it carries no other data; readers
-/// poll it.
+/// check it after every wake-up.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
+
+/// The self-pipe's write end, or -1 before [`install`]. Relaxed: it is
+/// stored once, before the handler that loads it is installed
+/// (`sigaction` is a system call, which orders the two).
+static WAKE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+/// The self-pipe's read end, readable once a signal was caught; the write
+/// end is leaked with it (it lives as long as the process).
+static WAKE_READ: OnceLock<OwnedFd> = OnceLock::new();
 
 extern "C" fn on_signal(sig: libc::c_int) {
     CAUGHT.store(sig, Relaxed);
+    let fd = WAKE_WRITE.load(Relaxed);
+    if fd >= 0 {
+        // SAFETY: `__errno_location` returns this thread's errno, valid
+        // for the thread's life; `write` is async-signal-safe, and `fd`
+        // is the self-pipe's write end, never closed. Saving and restoring
+        // errno keeps the interrupted code's errno intact. A full pipe
+        // (EAGAIN) is already readable, which is all a waiter needs.
+        unsafe {
+            let errno = libc::__errno_location();
+            let saved = *errno;
+            let _ = libc::write(fd, [1u8].as_ptr().cast(), 1);
+            *errno = saved;
+        }
+    }
+}
+
+/// Makes the self-pipe (non-blocking, close-on-exec), once.
+fn self_pipe() -> io::Result<()> {
+    if WAKE_READ.get().is_some() {
+        return Ok(());
+    }
+    let flags = rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC;
+    let (read, write) = rustix::pipe::pipe_with(flags)?;
+    // The handler writes to it for the rest of the process.
+    let write = std::os::fd::IntoRawFd::into_raw_fd(write);
+    WAKE_WRITE.store(write, Relaxed);
+    let _ = WAKE_READ.set(read);
+    Ok(())
+}
+
+/// A descriptor that becomes readable when [`install`]'s handler catches a
+/// signal (and stays readable): watch it in every wait, then check
+/// [`caught`]. `None` before [`install`].
+pub fn wake_fd() -> Option<BorrowedFd<'static>> {
+    WAKE_READ.get().map(|fd| fd.as_fd())
 }
 
 /// Installs the handler for `SIGINT`, `SIGTERM` and `SIGHUP`, except for a
 /// signal this process was started ignoring (a background job of a script
 /// ignores `SIGINT`, `nohup` ignores `SIGHUP`): that one stays ignored.
 pub fn install() -> io::Result<()> {
+    self_pipe()?;
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: an all-zero `sigaction` is a valid value for the kernel
         // to overwrite.
@@ -56,7 +95,7 @@ pub fn install() -> io::Result<()> {
         // SAFETY: `sa.sa_mask` is a valid, writable sigset_t.
         unsafe { libc::sigemptyset(&mut sa.sa_mask) };
         // SAFETY: `sa` is initialised and its handler only does an atomic
-        // store, which is async-signal-safe.
+        // store and a `write`, which are async-signal-safe.
         if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
             return Err(io::Error::last_os_error());
         }

@@ -206,6 +206,76 @@ fn sigterm_on_send_blocked_on_a_full_ring_removes_the_ring_it_created() {
     assert!(!shm_path(&addr).exists());
 }
 
+/// Voluntary context switches of all of `pid`'s threads so far.
+fn voluntary_switches(pid: u32) -> u64 {
+    let mut sum = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if let Some(n) = line.strip_prefix("voluntary_ctxt_switches:") {
+                sum += n.trim().parse::<u64>().unwrap();
+            }
+        }
+    }
+    sum
+}
+
+/// Switches of `child` over 2 s of idling. A count, not a timing: a wait
+/// that polled every 50 ms (as `send`/`recv` once did) makes 40 or more.
+fn idle_switches(child: &Child) -> u64 {
+    let before = voluntary_switches(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    voluntary_switches(child.id()) - before
+}
+
+#[test]
+fn a_parked_recv_and_send_make_no_periodic_wake_ups() {
+    // recv parked on an empty ring with no producer.
+    let addr = unique("idle-recv");
+    let _c = Cleanup(addr.clone());
+    let mut recv = Command::new(BIN)
+        .args(["recv", &addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("recv to attach", Duration::from_secs(10), || {
+        side_attached(&addr, "consumer")
+    });
+    // Let it reach its wait.
+    std::thread::sleep(Duration::from_millis(300));
+    let n = idle_switches(&recv);
+    assert!(n < 10, "a parked recv woke {n} times in 2 s");
+    signal(&recv, libc::SIGTERM);
+    let status = wait_limited(&mut recv, Duration::from_secs(10), "recv");
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+
+    // send parked on a full ring, its stdin still open.
+    let addr = unique("idle-send");
+    let _c = Cleanup(addr.clone());
+    let mut send = Command::new(BIN)
+        .args(["send", &addr, "--slots", "2", "--slot-size", "128"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = send.stdin.take().unwrap();
+    input.write_all(&[7u8; 4096]).unwrap();
+    wait_for("a full ring", Duration::from_secs(10), || {
+        let o = shmpipe(&["inspect", "--json", &addr]);
+        serde_json::from_str::<serde_json::Value>(&text(&o.stdout)).is_ok_and(|v| v["len"] == 2)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let n = idle_switches(&send);
+    assert!(
+        n < 10,
+        "a send blocked on a full ring woke {n} times in 2 s"
+    );
+    signal(&send, libc::SIGTERM);
+    let status = wait_limited(&mut send, Duration::from_secs(10), "send");
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+}
+
 #[test]
 fn interrupting_send_mid_stream_ends_recv_with_a_missing_end() {
     let addr = unique("sig-mid");

@@ -1,26 +1,33 @@
 //! `shmpipe send` and `shmpipe recv`: a ring used as a pipe from the shell.
 //!
 //! Both frame the stream ([`super::frame`]) so that `recv` exits 0 only for
-//! a stream it received whole, and both stop within
-//! [`POLL`](crate::interrupt::POLL) of a signal or a closed standard
-//! output, close their side and remove a ring nothing can use any more
-//! ([`leave`]).
+//! a stream it received whole, and both stop at once on a signal or a
+//! closed standard output, close their side and remove a ring nothing can
+//! use any more ([`leave`]).
+//!
+//! Every wait is one `poll(2)` with no timeout (or `recv --timeout`'s
+//! deadline) over what can end it: the handle's readiness descriptor
+//! (armed first: a message or room, the peer closing, dying or the ring
+//! being removed), the signal handler's self-pipe
+//! ([`interrupt::wake_fd`]) and, for `recv`, standard output (a pipe whose
+//! reader left reports `POLLERR`). A parked side makes no periodic
+//! wake-ups.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use shmpipe::{
     Address, Consumer, Error, Producer, ReadSlot, RecvError, Ring, RingBuilder, RingInfo,
-    SendError, Side, SideState, WriteSlot,
+    SendError, Side, SideState, TryRecvError, TrySendError, WriteSlot,
 };
 
 use super::frame::{self, Frame};
 use super::{CreateOptions, CreatePolicy, RecvArgs, SendArgs};
 use crate::fail::{exit, CmdResult, Failure};
-use crate::interrupt::{self, HEARTBEAT, POLL};
+use crate::interrupt;
 
 /// How long `recv` waits, after the end mark, for the producer to close
 /// before it leaves the ring alone.
@@ -85,32 +92,65 @@ fn signal_check() -> Result<(), Stop> {
     }
 }
 
-/// Waits up to [`POLL`] until `file` is ready for `flags`; `Ok(false)` if
-/// it is not yet.
-fn ready(file: &File, flags: PollFlags) -> Result<bool, Stop> {
-    let mut fds = [PollFd::new(file, flags)];
-    let t = Timespec {
-        tv_sec: 0,
-        tv_nsec: POLL.as_nanos() as _,
-    };
-    match poll(&mut fds, Some(&t)) {
-        Ok(n) => Ok(n > 0),
-        Err(rustix::io::Errno::INTR) => Ok(false),
-        Err(e) => Err(Stop::Failed(Failure::new(
-            exit::ERROR,
-            format!("waiting for standard input or output: {e}"),
-        ))),
+/// Sleeps in one `poll(2)` until `fd` reports `flags`, a signal is caught,
+/// `deadline` passes or (with `output`) standard output's reader is gone;
+/// returns early on `EINTR`. The caller re-checks everything after it.
+/// `Err(BrokenPipe)` when `output` reports `POLLERR` or `POLLHUP`.
+fn sleep(
+    fd: BorrowedFd<'_>,
+    flags: PollFlags,
+    output: Option<&File>,
+    deadline: Option<Instant>,
+) -> Result<(), Stop> {
+    let wake = interrupt::wake_fd();
+    let mut fds = Vec::with_capacity(3);
+    fds.push(PollFd::from_borrowed_fd(fd, flags));
+    if let Some(w) = wake {
+        fds.push(PollFd::from_borrowed_fd(w, PollFlags::IN));
     }
+    if let Some(out) = output {
+        // No events asked: only POLLERR/POLLHUP (the reader left).
+        fds.push(PollFd::new(out, PollFlags::empty()));
+    }
+    let timeout = deadline.map(|d| {
+        let left = d.saturating_duration_since(Instant::now());
+        Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        }
+    });
+    match poll(&mut fds, timeout.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+        Err(e) => {
+            return Err(Stop::Failed(Failure::new(
+                exit::ERROR,
+                format!("waiting in poll(2): {e}"),
+            )))
+        }
+    }
+    if output.is_some() {
+        let gone = PollFlags::ERR | PollFlags::HUP;
+        if fds.last().is_some_and(|f| f.revents().intersects(gone)) {
+            return Err(Stop::BrokenPipe);
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `file` is ready for `flags` (or a signal is caught, which
+/// the caller checks next).
+fn ready(file: &File, flags: PollFlags) -> Result<(), Stop> {
+    sleep(file.as_fd(), flags, None, None)
 }
 
 /// One read from standard input, interruptible by a signal.
 fn read_input(input: &mut File, buf: &mut [u8]) -> Result<usize, Stop> {
     loop {
         signal_check()?;
-        if !ready(input, PollFlags::IN)? {
-            continue;
-        }
+        ready(input, PollFlags::IN)?;
+        signal_check()?;
         match input.read(buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -124,13 +164,13 @@ fn read_input(input: &mut File, buf: &mut [u8]) -> Result<usize, Stop> {
 }
 
 /// Writes all of `data` to standard output, interruptible by a signal.
-fn write_output(output: &mut File, mut data: &[u8]) -> Result<(), Stop> {
+fn write_output(mut output: &File, mut data: &[u8]) -> Result<(), Stop> {
     while !data.is_empty() {
         signal_check()?;
-        if !ready(output, PollFlags::OUT)? {
-            continue;
-        }
+        ready(output, PollFlags::OUT)?;
+        signal_check()?;
         match output.write(data) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
             Ok(0) => {
                 return Err(Stop::Failed(Failure::new(
                     exit::ERROR,
@@ -151,14 +191,38 @@ fn write_output(output: &mut File, mut data: &[u8]) -> Result<(), Stop> {
     Ok(())
 }
 
-/// Reserves a slot, checking for signals every [`POLL`], and hands it to
-/// `f`.
+/// Makes the handle's readiness descriptor now, so that a later `arm`
+/// cannot fail to make it (it would return "do not wait", and the waits
+/// would spin).
+fn readiness(fd: Result<BorrowedFd<'_>, Error>) -> Result<(), Failure> {
+    fd.map(|_| ()).map_err(|e| {
+        Failure::new(
+            exit::ERROR,
+            format!("{e}; raise the open-file limit (`ulimit -n`) or close descriptors"),
+        )
+    })
+}
+
+/// The readiness descriptor, made at start ([`readiness`]).
+fn made(fd: Result<BorrowedFd<'_>, Error>) -> Result<BorrowedFd<'_>, Stop> {
+    fd.map_err(|e| Stop::Failed(Failure::new(exit::ERROR, e)))
+}
+
+/// Reserves a slot, sleeping until there is room or something ends the
+/// wait, and hands it to `f`.
 fn with_slot<R>(tx: &mut Producer, f: impl FnOnce(WriteSlot<'_>) -> R) -> Result<R, Stop> {
     loop {
         signal_check()?;
-        match tx.reserve_deadline(Instant::now() + POLL) {
+        match tx.try_reserve() {
             Ok(slot) => return Ok(f(slot)),
-            Err(SendError::Timeout(())) => continue,
+            Err(TrySendError::Full(())) => {}
+            Err(TrySendError::Disconnected(())) => return Err(Stop::Disconnected),
+            Err(TrySendError::Removed(())) => return Err(Stop::Removed),
+            Err(e) => return Err(Stop::Failed(Failure::new(exit::CORRUPT, e))),
+        }
+        match tx.arm() {
+            Ok(true) => sleep(made(tx.readiness_fd())?, PollFlags::IN, None, None)?,
+            Ok(false) => {}
             Err(SendError::Disconnected(())) => return Err(Stop::Disconnected),
             Err(SendError::PeerDied { pid, .. }) => return Err(Stop::PeerDied(pid)),
             Err(SendError::Removed(())) => return Err(Stop::Removed),
@@ -167,26 +231,29 @@ fn with_slot<R>(tx: &mut Producer, f: impl FnOnce(WriteSlot<'_>) -> R) -> Result
     }
 }
 
-/// Borrows the next message, checking for signals every [`POLL`], and
-/// hands it to `f`.
+/// Borrows the next message, sleeping until one arrives or something ends
+/// the wait (with `output`: also its reader leaving), and hands it to `f`.
 fn with_msg<R>(
     rx: &mut Consumer,
     deadline: Option<Instant>,
+    output: Option<&File>,
     f: impl FnOnce(ReadSlot<'_>) -> R,
 ) -> Result<R, Stop> {
     loop {
         signal_check()?;
-        let now = Instant::now();
-        let mut until = now + POLL;
-        if let Some(d) = deadline {
-            if now >= d {
-                return Err(Stop::Timeout);
-            }
-            until = until.min(d);
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Stop::Timeout);
         }
-        match rx.borrow_deadline(until) {
+        match rx.try_borrow() {
             Ok(msg) => return Ok(f(msg)),
-            Err(RecvError::Timeout) => continue,
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => return Err(Stop::Disconnected),
+            Err(TryRecvError::Removed) => return Err(Stop::Removed),
+            Err(e) => return Err(Stop::Failed(Failure::new(exit::CORRUPT, e))),
+        }
+        match rx.arm() {
+            Ok(true) => sleep(made(rx.readiness_fd())?, PollFlags::IN, output, deadline)?,
+            Ok(false) => {}
             Err(RecvError::Disconnected) => return Err(Stop::Disconnected),
             Err(RecvError::PeerDied { pid }) => return Err(Stop::PeerDied(pid)),
             Err(RecvError::Removed) => return Err(Stop::Removed),
@@ -244,7 +311,7 @@ pub fn send(a: SendArgs) -> CmdResult {
     let mut tx = ring
         .producer()
         .map_err(|e| super::open_failure(e, &a.address))?;
-    tx.set_heartbeat(HEARTBEAT);
+    readiness(tx.readiness_fd())?;
     drop(ring);
     let mut input = std_file(std::io::stdin().as_fd())?;
     let result = stream_out(&mut tx, &mut input, a.raw);
@@ -364,7 +431,7 @@ pub fn recv(a: RecvArgs) -> CmdResult {
     let mut rx = ring
         .consumer()
         .map_err(|e| super::open_failure(e, &a.address))?;
-    rx.set_heartbeat(HEARTBEAT);
+    readiness(rx.readiness_fd())?;
     drop(ring);
     let mut output = std_file(std::io::stdout().as_fd())?;
     let mut p = Progress::default();
@@ -385,7 +452,7 @@ pub fn recv(a: RecvArgs) -> CmdResult {
             let deadline = Some(Instant::now() + CLOSE_WAIT);
             let closed = a.raw
                 || matches!(
-                    with_msg(&mut rx, deadline, |m| std::mem::forget(m)),
+                    with_msg(&mut rx, deadline, None, |m| std::mem::forget(m)),
                     Err(Stop::Disconnected)
                 );
             drop(rx);
@@ -507,57 +574,64 @@ fn stream_in(
 ) -> Result<Received, Stop> {
     loop {
         let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
-        let step = with_msg(rx, deadline, |msg| -> Result<Option<Received>, Stop> {
-            let first = !p.any;
-            let frame = if a.raw {
-                Frame::Data(&msg)
-            } else {
-                match frame::decode(&msg) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        // Left in the ring for a receiver that wants it.
-                        std::mem::forget(msg);
-                        return Ok(Some(Received::Foreign(e)));
+        let step = with_msg(
+            rx,
+            deadline,
+            Some(&*output),
+            |msg| -> Result<Option<Received>, Stop> {
+                let first = !p.any;
+                let frame = if a.raw {
+                    Frame::Data(&msg)
+                } else {
+                    match frame::decode(&msg) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            // Left in the ring for a receiver that wants it.
+                            std::mem::forget(msg);
+                            return Ok(Some(Received::Foreign(e)));
+                        }
                     }
-                }
-            };
-            let done = match frame {
-                Frame::Start { id, .. } if first => {
-                    p.id = Some(id);
-                    None
-                }
-                Frame::Start { .. } => Some(Received::NewStream),
-                Frame::Data(_) | Frame::End { .. } if first && !a.resume && !a.raw => {
-                    Some(Received::MissingStart)
-                }
-                Frame::Data(d) => {
-                    if let Err(stop) = write_output(output, d) {
-                        // The message stays unreleased: a new receiver
-                        // gets it again.
-                        std::mem::forget(msg);
-                        return Err(stop);
+                };
+                let done = match frame {
+                    Frame::Start { id, .. } if first => {
+                        p.id = Some(id);
+                        None
                     }
-                    p.bytes += d.len() as u64;
-                    p.messages += 1;
-                    None
-                }
-                Frame::End {
-                    id,
-                    bytes,
-                    messages,
-                } => match p.id {
-                    Some(start) if start != id || bytes != p.bytes || messages != p.messages => {
-                        Some(Received::Mismatch { bytes, messages })
+                    Frame::Start { .. } => Some(Received::NewStream),
+                    Frame::Data(_) | Frame::End { .. } if first && !a.resume && !a.raw => {
+                        Some(Received::MissingStart)
                     }
-                    _ => Some(Received::Complete),
-                },
-            };
-            if matches!(done, Some(Received::NewStream | Received::MissingStart)) {
-                std::mem::forget(msg);
-            }
-            p.any = true;
-            Ok(done)
-        });
+                    Frame::Data(d) => {
+                        if let Err(stop) = write_output(output, d) {
+                            // The message stays unreleased: a new receiver
+                            // gets it again.
+                            std::mem::forget(msg);
+                            return Err(stop);
+                        }
+                        p.bytes += d.len() as u64;
+                        p.messages += 1;
+                        None
+                    }
+                    Frame::End {
+                        id,
+                        bytes,
+                        messages,
+                    } => match p.id {
+                        Some(start)
+                            if start != id || bytes != p.bytes || messages != p.messages =>
+                        {
+                            Some(Received::Mismatch { bytes, messages })
+                        }
+                        _ => Some(Received::Complete),
+                    },
+                };
+                if matches!(done, Some(Received::NewStream | Received::MissingStart)) {
+                    std::mem::forget(msg);
+                }
+                p.any = true;
+                Ok(done)
+            },
+        );
         match step {
             Ok(Ok(None)) => continue,
             Ok(Ok(Some(r))) => return Ok(r),
