@@ -842,7 +842,8 @@ mod tests {
             s.write_all(&HELLO).unwrap();
             // A regular file: it could be truncated under the client.
             ring.send_fd(&s).unwrap();
-            ring.send_fd(&s).unwrap();
+            // The client may already have refused the first and hung up.
+            let _ = ring.send_fd(&s);
             let mut b = [0u8; 8];
             let _ = std::io::Read::read(&mut s, &mut b);
         });
