@@ -768,7 +768,7 @@ fn recv_exact(sock: &OwnedFd, buf: &mut [u8]) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(loom), not(miri)))]
 mod tests {
     use super::*;
 
