@@ -18,7 +18,7 @@ const EXE: &str = env!("CARGO_BIN_EXE_shmpipe");
 /// One benchmark run at a time (they raise and restore shared limits).
 static RUNS: Mutex<()> = Mutex::new(());
 
-const MECHANISMS: [&str; 23] = [
+const MECHANISMS: [&str; 25] = [
     "shmpipe-spin",
     "shmpipe-spin-park",
     "shmpipe-park",
@@ -28,6 +28,8 @@ const MECHANISMS: [&str; 23] = [
     "shmpipe-in-place",
     "shmpipe-typed",
     "shmpipe-typed-in-place",
+    "shmpipe-aligned",
+    "shmpipe-aligned-in-place",
     "shmpipe-4k",
     "shmpipe-4k-borrow",
     "shmpipe-4k-padded",

@@ -384,10 +384,15 @@ fn a_killed_receiver_leaves_a_stream_only_resume_accepts() {
     let mut input = send.stdin.take().unwrap();
     input.write_all(&part1).unwrap();
     let mut got = vec![0u8; part1.len()];
-    first.stdout.take().unwrap().read_exact(&mut got).unwrap();
+    // Its stdout stays open until it is dead: a receiver whose reader hangs
+    // up ends by itself, cleanly (and closes its side), which is not what
+    // this test kills it to show.
+    let mut out = first.stdout.take().unwrap();
+    out.read_exact(&mut got).unwrap();
     assert_eq!(got, part1);
     first.kill().unwrap(); // SIGKILL: no clean-up, the ring stays
     first.wait().unwrap();
+    drop(out);
     input.write_all(&part2).unwrap();
     wait_for("part 2 in the ring", Duration::from_secs(10), || {
         let o = shmpipe(&["inspect", "--json", &addr]);

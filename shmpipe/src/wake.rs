@@ -45,6 +45,7 @@
 //! compiler fence (or one fence) and one load of a read-mostly line: no
 //! system call.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
@@ -67,8 +68,10 @@ pub enum WaitStrategy {
     /// Busy-spin until the peer acts or the deadline passes. Never sleeps in
     /// the kernel; burns a core.
     Spin,
-    /// Spin (with exponential backoff, then yielding) for `spin`, then
-    /// sleep on a futex until woken.
+    /// Spin for `spin`, then sleep on a futex until woken. The spinning
+    /// is plain (no system call) where this process may run on two CPUs or
+    /// more; on one, it backs off and yields, so that a peer sharing the
+    /// CPU gets it.
     SpinThenPark {
         /// How long to spin before parking. About one park-plus-wake round
         /// trip is a good value.
@@ -122,6 +125,15 @@ const SPINS_PER_CLOCK_READ: u32 = 64;
 
 /// Plain spins before the first clock read (about 1-3 µs).
 const QUICK_SPINS: u32 = 64;
+
+/// Whether this process may run on more than one CPU (its affinity mask and
+/// cgroup quota, read once): then a spinning side never yields, since its
+/// peer has a CPU of its own; on one CPU, spinning without yielding would
+/// keep the peer off it for the whole spin budget.
+fn several_cpus() -> bool {
+    static SEVERAL: OnceLock<bool> = OnceLock::new();
+    *SEVERAL.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
 
 /// What one poll of the ring inside [`block`] must do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -202,6 +214,12 @@ pub(crate) fn block<T>(
         WaitStrategy::Park => Some(start),
     };
     if spin_until != Some(start) {
+        // Plain spinning for `SpinThenPark` too, where there are CPUs
+        // enough: measured, the backoff's growing pauses and its
+        // `sched_yield`s cost a busy default-strategy stream a fifth of its
+        // throughput (docs/benchmarks.md), and every yield is a system
+        // call.
+        let plain = cfg.strategy == WaitStrategy::Spin || (!cfg!(loom) && several_cpus());
         let backoff = Backoff::new();
         let mut n: u32 = 0;
         loop {
@@ -227,11 +245,13 @@ pub(crate) fn block<T>(
                 return Some(r);
             }
             counts.spins += 1;
-            match cfg.strategy {
-                WaitStrategy::Spin => spin_loop(),
+            if plain {
+                spin_loop();
+            } else if cfg!(loom) || backoff.is_completed() {
                 // Backoff yields through std, which loom cannot see.
-                _ if cfg!(loom) || backoff.is_completed() => yield_now(),
-                _ => backoff.snooze(),
+                yield_now();
+            } else {
+                backoff.snooze();
             }
         }
     }
@@ -302,9 +322,10 @@ pub(crate) fn block<T>(
         }
         // Look before announcing again: a wake almost always means the
         // ring has what we wait for, and the announcement's heavy barrier
-        // (a membarrier) is only needed before the next sleep. `parked`
-        // stays set meanwhile: at worst the peer wakes a side that is
-        // already awake.
+        // (a membarrier) is only needed before the next sleep. The waker
+        // consumed the announcement (`notify`); after a timeout `parked`
+        // is still set, and at worst the peer wakes a side that is already
+        // awake.
         if let Some(r) = poll(Poll {
             check_peer: false,
             thorough: true,
@@ -335,6 +356,30 @@ pub(crate) fn notify(peer: &ControlLine, asymmetric: bool) -> u32 {
         return 0;
     }
     if parked & PARKED_FUTEX != 0 {
+        return wake_announced(peer, parked);
+    }
+    parked
+}
+
+/// Consumes the peer's `PARKED_FUTEX` announcement and wakes it: one
+/// `FUTEX_WAKE` per announcement, however many messages are published
+/// before the woken side runs (it is slow to: a membarrier, a wake-up).
+/// Whoever clears the bit wakes; a racing second publisher finds it clear
+/// and needs not, as the woken side re-checks everything, and re-announces
+/// (barrier B1 and all) before it sleeps again. Returns `parked` without
+/// `PARKED_FUTEX` when another cleared it first.
+#[cold]
+fn wake_announced(peer: &ControlLine, parked: u32) -> u32 {
+    // Relaxed: the decision to wake is all it carries; the bump in `wake`
+    // is what the waiter's W1 pairs with.
+    let was = peer.parked.fetch_and(!PARKED_FUTEX, Relaxed);
+    if was & PARKED_FUTEX == 0 {
+        return parked & !PARKED_FUTEX;
+    }
+    // The deliberate bug the loom models must catch (`.ci/run`): the
+    // announcement consumed, nobody woken. It shows that the models reach
+    // this step with the waiter depending on it.
+    if !cfg!(shmpipe_bug = "consume_without_wake") {
         wake(peer);
     }
     parked

@@ -176,6 +176,10 @@ pub struct ResultOut {
     pub shmpipe_gain: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shmpipe_spin_gain: Option<f64>,
+    /// The typed rows: against their raw-byte twin ([`untyped_twin`]) in
+    /// the same repetition, as `vs_bare_ring` is against the bare ring.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_untyped: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub geometry: Option<GeometryOut>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -241,6 +245,16 @@ fn collect(cell: &Samples, f: impl Fn(&Measured) -> Option<f64>) -> Vec<f64> {
 
 /// Median over repetitions of `f(row, reference)` where both were
 /// measured in the same repetition.
+/// The raw-byte row a typed row is compared with: the same ring, the same
+/// waiting, the same 64 bytes, through the untyped calls.
+pub fn untyped_twin(m: Mechanism) -> Option<Mechanism> {
+    match m {
+        Mechanism::ShmpipeTyped => Some(Mechanism::ShmpipeAligned),
+        Mechanism::ShmpipeTypedInPlace => Some(Mechanism::ShmpipeAlignedInPlace),
+        _ => None,
+    }
+}
+
 fn paired(
     row: &Samples,
     reference: Option<&Samples>,
@@ -380,6 +394,7 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
         vs_bare_ring: None,
         shmpipe_gain: None,
         shmpipe_spin_gain: None,
+        vs_untyped: None,
         geometry: cell.shape.map(|(g, page)| GeometryOut {
             slots: g.slots,
             slot_size: g.slot_size,
@@ -414,7 +429,9 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
             out.msgs_per_sec = pick(rate_msgs);
             out.bytes_per_sec = pick(rate_bytes);
             if group == Group::Shmpipe {
-                out.vs_bare_ring = paired(cell, bare, |a, b| Some(rate_msgs(a)? / rate_msgs(b)?));
+                let ratio = |a: &Measured, b: &Measured| Some(rate_msgs(a)? / rate_msgs(b)?);
+                out.vs_bare_ring = paired(cell, bare, ratio);
+                out.vs_untyped = untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
             } else if group == Group::Other {
                 let gain = |a: &Measured, b: &Measured| Some(rate_msgs(b)? / rate_msgs(a)?);
                 out.shmpipe_gain = paired(cell, reference(Mechanism::ShmpipeSpinPark), gain);
@@ -441,7 +458,10 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
                         paired(cell, Some(&res.cacheline), |a, b| Some(p50(a)? / p50(b)?));
                 }
                 if group == Group::Shmpipe && w == Workload::Pingpong {
-                    out.vs_bare_ring = paired(cell, bare, |a, b| Some(p50(a)? / p50(b)?));
+                    let ratio = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
+                    out.vs_bare_ring = paired(cell, bare, ratio);
+                    out.vs_untyped =
+                        untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
                 }
             } else {
                 let gain = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
@@ -580,6 +600,28 @@ pub fn table(o: &Output) -> String {
             .filter(move |r| r.workload == w.name() && !o.skipped.contains_key(r.mechanism))
     };
     let runs = |w: Workload| c.workloads.contains(&w.name());
+    // The typed rows against their raw twins, under a workload's table.
+    let typed_line = |t: &mut String, w: Workload| {
+        let pairs: Vec<String> = results(w)
+            .filter_map(|r| {
+                let m = Mechanism::all().iter().find(|m| m.name() == r.mechanism)?;
+                let twin = untyped_twin(*m)?;
+                Some(format!(
+                    "{} {} {}",
+                    r.mechanism,
+                    ratio(r.vs_untyped),
+                    twin.name()
+                ))
+            })
+            .collect();
+        if !pairs.is_empty() {
+            let _ = writeln!(
+                t,
+                "  typed against raw bytes on the same ring, same repetition (msgs/s or p50 ratio): {}",
+                pairs.join(", ")
+            );
+        }
+    };
 
     // Floors.
     let f = &o.floor;
@@ -685,6 +727,7 @@ pub fn table(o: &Output) -> String {
         if !geos.is_empty() {
             let _ = writeln!(t, "  rings (slots x slot size): {}", geos.join(", "));
         }
+        typed_line(&mut t, Workload::Throughput);
     }
 
     let latency_table = |t: &mut String, w: Workload, floor: bool| {
@@ -725,6 +768,7 @@ pub fn table(o: &Output) -> String {
              initiator)"
         );
         latency_table(&mut t, Workload::Pingpong, true);
+        typed_line(&mut t, Workload::Pingpong);
     }
     if runs(Workload::Wakeup) {
         let _ = writeln!(

@@ -437,11 +437,18 @@ impl Consumer {
     /// `messages == 1`, or a PAD). The commit words of its later slots are
     /// zeroed first: they held payload (or a stale commit), and this
     /// consumer will poll them as message starts on a later lap.
+    #[inline]
     pub(super) fn release_unit(&mut self, slots: u64, messages: u64, bytes: u64) {
         if slots == 1 {
             self.head += 1;
             return self.publish_head(messages, bytes);
         }
+        self.release_span(slots, messages, bytes);
+    }
+
+    /// `release_unit` of a unit over several slots.
+    #[cold]
+    fn release_span(&mut self, slots: u64, messages: u64, bytes: u64) {
         let ring = self.holder.ring;
         for pos in self.head + 1..self.head + slots {
             self.holder
@@ -528,6 +535,7 @@ impl Consumer {
     /// # Errors
     ///
     /// As [`recv_deadline`](Self::recv_deadline), never `Timeout`.
+    #[inline]
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         self.recv_until(buf, None)
     }
@@ -554,6 +562,7 @@ impl Consumer {
         self.recv_until(buf, Some(deadline))
     }
 
+    #[inline]
     fn recv_until(
         &mut self,
         buf: &mut [u8],
@@ -581,12 +590,19 @@ impl Consumer {
 
     /// Returns once a message is ready to read; fails on timeout,
     /// disconnection, peer death or corruption.
+    #[inline]
     pub(super) fn ready_until(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
         match self.available_counted(1) {
-            Ok(_) => return Ok(()),
-            Err(TryRecvError::Empty) => {}
-            Err(e) => return Err(e.into()),
+            Ok(_) => Ok(()),
+            Err(TryRecvError::Empty) => self.wait_readable(deadline),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// `ready_until` once the ring was found empty: spins, parks, or
+    /// fails.
+    #[inline(never)]
+    fn wait_readable(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
         if let Some(pid) = self.holder.known_dead_peer() {
             return Err(RecvError::PeerDied { pid });
         }

@@ -597,6 +597,7 @@ impl Producer {
         }
     }
 
+    #[inline]
     fn send_bytes_until(
         &mut self,
         bytes: &[u8],

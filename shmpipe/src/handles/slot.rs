@@ -38,6 +38,7 @@ impl Producer {
     /// assert_eq!(&*rx.try_borrow()?, b"abc");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn try_reserve(&mut self) -> Result<WriteSlot<'_>, TrySendError<()>> {
         self.reserve_check(1)?;
         Ok(WriteSlot::new(self))
@@ -48,6 +49,7 @@ impl Producer {
     /// # Errors
     ///
     /// As [`reserve_deadline`](Self::reserve_deadline), never `Timeout`.
+    #[inline]
     pub fn reserve(&mut self) -> Result<WriteSlot<'_>, SendError<()>> {
         self.reserve_until(None)
     }
@@ -71,6 +73,7 @@ impl Producer {
         self.reserve_until(Some(deadline))
     }
 
+    #[inline]
     fn reserve_until(&mut self, deadline: Option<Instant>) -> Result<WriteSlot<'_>, SendError<()>> {
         match self.reserve_check(1) {
             Ok(_) => {}
@@ -115,6 +118,7 @@ impl Producer {
     /// assert!(msg.iter().all(|&b| b == 0xab));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn try_reserve_len(&mut self, len: usize) -> Result<WriteSlot<'_>, TrySendError<()>> {
         let n = self
             .check_limit(len)
@@ -256,12 +260,14 @@ unsafe impl Send for WriteSlot<'_> {}
 unsafe impl Sync for WriteSlot<'_> {}
 
 impl<'a> WriteSlot<'a> {
+    #[inline]
     fn new(producer: &'a mut Producer) -> WriteSlot<'a> {
         let cap = producer.holder.ring.payload_capacity();
         WriteSlot::with_len(producer, cap, 1)
     }
 
     /// `len` bytes over the `slots` free, contiguous slots at `tail`.
+    #[inline]
     fn with_len(producer: &'a mut Producer, len: usize, slots: u64) -> WriteSlot<'a> {
         let ring = producer.holder.ring;
         let pos = producer.tail;
@@ -306,6 +312,7 @@ impl<'a> WriteSlot<'a> {
     /// # Panics
     ///
     /// If `len` exceeds [`capacity`](Self::capacity).
+    #[inline]
     pub fn commit(self, len: usize) {
         assert!(
             len <= self.len,
@@ -323,35 +330,45 @@ impl<'a> WriteSlot<'a> {
             });
             return p.publish(1, len as u64);
         }
-        // The caller may have written anywhere in the reservation, also
-        // where the commit words of the slots after the message sit: zero
-        // those before publishing (the consumer polls the next one).
-        let used = ring.slots_for(len as u64);
-        for q in pos + used..pos + self.slots {
-            // Relaxed: ours until published; the publish below is Release.
-            ring.commit_word(q).store(0, Relaxed);
-        }
-        p.holder.mapping.tracker.write(ring.slot_index(pos), || {
-            // SAFETY: the slot at `pos` belongs to the producer until
-            // published.
-            unsafe {
-                if used == 1 {
-                    ring.write_len(pos, len as u32);
-                } else {
-                    ring.write_extent(pos, len as u64);
-                }
+        commit_span(p, self.slots, len);
+    }
+}
+
+/// `WriteSlot::commit` of a reservation over several slots (from
+/// `try_reserve_len`): the message may need fewer of them.
+#[cold]
+fn commit_span(p: &mut Producer, slots: u64, len: usize) {
+    let ring = p.holder.ring;
+    let pos = p.tail;
+    // The caller may have written anywhere in the reservation, also
+    // where the commit words of the slots after the message sit: zero
+    // those before publishing (the consumer polls the next one).
+    let used = ring.slots_for(len as u64);
+    for q in pos + used..pos + slots {
+        // Relaxed: ours until published; the publish below is Release.
+        ring.commit_word(q).store(0, Relaxed);
+    }
+    p.holder.mapping.tracker.write(ring.slot_index(pos), || {
+        // SAFETY: the slot at `pos` belongs to the producer until
+        // published.
+        unsafe {
+            if used == 1 {
+                ring.write_len(pos, len as u32);
+            } else {
+                ring.write_extent(pos, len as u64);
             }
-        });
-        if used == 1 {
-            p.publish(1, len as u64);
-        } else {
-            p.publish_span(used, 1, len as u64);
         }
+    });
+    if used == 1 {
+        p.publish(1, len as u64);
+    } else {
+        p.publish_span(used, 1, len as u64);
     }
 }
 
 impl Deref for WriteSlot<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `buf` is `len` initialised bytes this producer owns until
         // it commits (see `with_len`); the borrow ends before `commit`,
@@ -361,6 +378,7 @@ impl Deref for WriteSlot<'_> {
 }
 
 impl DerefMut for WriteSlot<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes the borrow exclusive.
         unsafe { slice::from_raw_parts_mut(self.buf.as_ptr(), self.len) }
@@ -504,11 +522,13 @@ impl Consumer {
     ///
     /// [`TryRecvError::Empty`], [`TryRecvError::Disconnected`] or
     /// [`TryRecvError::Corrupt`].
+    #[inline]
     pub fn try_borrow(&mut self) -> Result<ReadSlot<'_>, TryRecvError> {
         self.available_counted(1)?;
         self.borrow_next()
     }
 
+    #[inline]
     pub(super) fn borrow_next(&mut self) -> Result<ReadSlot<'_>, TryRecvError> {
         let (len, slots) = self.next_message()?;
         let pos = self.head;
@@ -524,6 +544,7 @@ impl Consumer {
     }
 
     /// Waits for a message (not just a PAD) and borrows it.
+    #[inline]
     pub(super) fn borrow_until(
         &mut self,
         deadline: Option<Instant>,
@@ -605,6 +626,7 @@ impl Consumer {
     /// # Errors
     ///
     /// As [`borrow_deadline`](Self::borrow_deadline), never `Timeout`.
+    #[inline]
     pub fn borrow(&mut self) -> Result<ReadSlot<'_>, RecvError> {
         self.borrow_until(None)
     }
@@ -677,6 +699,7 @@ unsafe impl Sync for ReadSlot<'_> {}
 impl<'a> ReadSlot<'a> {
     /// The borrow of the committed message at `head` (`data`, over `slots`
     /// slots), checked by the caller as `borrow_next` checks it.
+    #[inline]
     pub(super) fn from_parts(consumer: &'a mut Consumer, data: &'a [u8], slots: u64) -> Self {
         ReadSlot {
             consumer,
@@ -690,6 +713,7 @@ impl<'a> ReadSlot<'a> {
 
 impl Deref for ReadSlot<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `data` is the committed, checked message of `len` bytes
         // (see `from_parts`), released only in `drop`, after every borrow
@@ -705,6 +729,7 @@ impl AsRef<[u8]> for ReadSlot<'_> {
 }
 
 impl Drop for ReadSlot<'_> {
+    #[inline]
     fn drop(&mut self) {
         let len = self.len as u64;
         self.consumer.release_unit(self.slots, 1, len);

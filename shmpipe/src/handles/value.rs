@@ -91,6 +91,7 @@ impl Producer {
     /// assert_eq!(rx.recv_value::<[u32; 3]>()?, [1, 2, 3]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn send_value<T: IntoBytes + Immutable>(&mut self, value: &T) -> Result<(), SendError<()>> {
         self.send(value.as_bytes()).map_err(|e| e.map(drop))
     }
@@ -199,6 +200,7 @@ impl Producer {
     /// assert_eq!(rx.recv_value::<[u64; 4]>()?, [1, 2, 3, 4]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn reserve_value<T: FromBytes + IntoBytes + KnownLayout>(
         &mut self,
     ) -> Result<WriteValue<'_, T>, SendError<()>> {
@@ -247,6 +249,7 @@ impl Producer {
     }
 
     /// `reserve_value*` without the compile-time alignment bound.
+    #[inline]
     pub(crate) fn reserve_value_until<T: FromBytes + IntoBytes + KnownLayout>(
         &mut self,
         deadline: Option<Instant>,
@@ -296,6 +299,7 @@ pub struct WriteValue<'a, T> {
 
 impl<'a, T: FromBytes + IntoBytes + KnownLayout> WriteValue<'a, T> {
     /// Views the `size_of::<T>()` bytes of `slot` as a `T`.
+    #[inline]
     fn new(mut slot: WriteSlot<'a>) -> Result<WriteValue<'a, T>, Corruption> {
         let ptr = slot.as_ptr();
         if T::mut_from_bytes(&mut slot).is_err() {
@@ -313,6 +317,7 @@ impl<'a, T: FromBytes + IntoBytes + KnownLayout> WriteValue<'a, T> {
     }
 
     /// Publishes the value as one message of `size_of::<T>()` bytes.
+    #[inline]
     pub fn commit(self) {
         self.slot.commit(size_of::<T>());
     }
@@ -320,6 +325,7 @@ impl<'a, T: FromBytes + IntoBytes + KnownLayout> WriteValue<'a, T> {
 
 impl<T> Deref for WriteValue<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the slot's bytes are exactly `size_of::<T>()` long and
         // aligned for `T` (checked by `T::mut_from_bytes` in `new`), and any
@@ -329,6 +335,7 @@ impl<T> Deref for WriteValue<'_, T> {
 }
 
 impl<T> DerefMut for WriteValue<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; what is written through it stays valid
         // bytes for the consumer (`IntoBytes`: no padding). `&mut self`
@@ -405,6 +412,7 @@ impl Consumer {
     /// assert_eq!(rx.recv_value::<i64>()?, -5);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn recv_value<T: FromBytes>(&mut self) -> Result<T, RecvError> {
         self.recv_value_until(None)
     }
@@ -432,6 +440,7 @@ impl Consumer {
         self.recv_value_until(Some(deadline))
     }
 
+    #[inline]
     fn recv_value_until<T: FromBytes>(
         &mut self,
         deadline: Option<Instant>,
@@ -529,6 +538,7 @@ impl Consumer {
     /// assert_eq!(*rx.borrow_value::<u32>()?, 0x1234);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn borrow_value<T: FromBytes + KnownLayout + Immutable>(
         &mut self,
     ) -> Result<ReadValue<'_, T>, RecvError> {
@@ -574,6 +584,7 @@ impl Consumer {
     }
 
     /// `borrow_value*` without the compile-time alignment bound.
+    #[inline]
     pub(crate) fn borrow_value_until<T: FromBytes + KnownLayout + Immutable>(
         &mut self,
         deadline: Option<Instant>,
@@ -630,6 +641,7 @@ pub struct ReadValue<'a, T> {
 
 impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
     /// Borrows the next message (committed, checked by the caller).
+    #[inline]
     fn new(consumer: &'a mut Consumer) -> Result<ReadValue<'a, T>, TryRecvError> {
         let (len, slots) = consumer.value_len::<T>()?;
         let pos = consumer.head;
@@ -655,6 +667,7 @@ impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
 
 impl<T> Deref for ReadValue<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the message is exactly `size_of::<T>()` bytes, aligned for
         // `T` (checked by `T::ref_from_bytes` in `new`), any bytes are a

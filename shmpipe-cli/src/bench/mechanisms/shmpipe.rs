@@ -137,6 +137,24 @@ pub const TYPED_IN_PLACE: Entry = Entry {
     group: Group::Shmpipe,
     default: false,
 };
+pub const ALIGNED: Entry = Entry {
+    mechanism: Mechanism::ShmpipeAligned,
+    name: "shmpipe-aligned",
+    about: "shmpipe-spin's send / recv of 64 raw bytes on shmpipe-typed's ring (payloads aligned \
+            to 64): the raw twin shmpipe-typed is compared with (64-byte messages only)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+pub const ALIGNED_IN_PLACE: Entry = Entry {
+    mechanism: Mechanism::ShmpipeAlignedInPlace,
+    name: "shmpipe-aligned-in-place",
+    about: "shmpipe-in-place's reserve / borrow of 64 raw bytes on shmpipe-typed's ring: the raw \
+            twin shmpipe-typed-in-place is compared with (64-byte messages only)",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
 pub const SLOTS_4K_PADDED: Entry = Entry {
     mechanism: Mechanism::Shmpipe4kPadded,
     name: "shmpipe-4k-padded",
@@ -177,7 +195,7 @@ pub enum Api {
 impl Api {
     fn of(m: Mechanism) -> Api {
         match m {
-            Mechanism::ShmpipeInPlace => Api::InPlace,
+            Mechanism::ShmpipeInPlace | Mechanism::ShmpipeAlignedInPlace => Api::InPlace,
             Mechanism::ShmpipeTyped => Api::Typed,
             Mechanism::ShmpipeTypedInPlace => Api::TypedInPlace,
             Mechanism::Shmpipe4kBorrow => Api::Borrow,
@@ -188,6 +206,17 @@ impl Api {
     fn typed(self) -> bool {
         matches!(self, Api::Typed | Api::TypedInPlace)
     }
+}
+
+/// Whether a row runs on the typed rows' ring (`message_type::<Msg64>()`:
+/// 64-byte payloads aligned to 64), through typed calls or, for their raw
+/// twins, the byte calls.
+fn typed_ring(m: Mechanism) -> bool {
+    Api::of(m).typed()
+        || matches!(
+            m,
+            Mechanism::ShmpipeAligned | Mechanism::ShmpipeAlignedInPlace
+        )
 }
 
 /// The ring of the `shmpipe-4k*` rows: 1024 slots of 4 KiB (4 MiB), so
@@ -227,7 +256,9 @@ impl WaitMode {
             Mechanism::ShmpipeSpin
             | Mechanism::ShmpipeInPlace
             | Mechanism::ShmpipeTyped
-            | Mechanism::ShmpipeTypedInPlace => WaitMode::Spin,
+            | Mechanism::ShmpipeTypedInPlace
+            | Mechanism::ShmpipeAligned
+            | Mechanism::ShmpipeAlignedInPlace => WaitMode::Spin,
             Mechanism::ShmpipePark => WaitMode::Park,
             Mechanism::ShmpipeFd => WaitMode::Fd,
             Mechanism::ShmpipeWaitset => WaitMode::WaitSet,
@@ -356,9 +387,11 @@ impl Family for Shmpipe {
         let mut ch = Channel::default();
         let wait = WaitMode::of(m);
         let api = Api::of(m);
-        if api.typed() && size != size_of::<Msg64>() {
+        let typed = typed_ring(m);
+        if typed && size != size_of::<Msg64>() {
             return Err(format!(
-                "the typed rows carry one {}-byte struct, not {size}-byte messages",
+                "the typed rows and their twins carry one {}-byte struct, not {size}-byte \
+                 messages",
                 size_of::<Msg64>()
             ));
         }
@@ -376,9 +409,9 @@ impl Family for Shmpipe {
         } else {
             ring_shape(size)
         };
-        let a = ring(setup, &mut ch, g, huge, api.typed(), double_map)?;
+        let a = ring(setup, &mut ch, g, huge, typed, double_map)?;
         let b = if two_way {
-            Some(ring(setup, &mut ch, g, huge, api.typed(), double_map)?)
+            Some(ring(setup, &mut ch, g, huge, typed, double_map)?)
         } else {
             None
         };
