@@ -606,6 +606,7 @@ pub fn table(o: &Output) -> String {
             .filter_map(|r| {
                 let m = Mechanism::all().iter().find(|m| m.name() == r.mechanism)?;
                 let twin = untyped_twin(*m)?;
+                r.vs_untyped?;
                 Some(format!(
                     "{} {} {}",
                     r.mechanism,
