@@ -55,13 +55,7 @@ fn run_role(role: &str) -> ExitCode {
         "consume" => consume(),
         other => Err(format!("unknown role {other}")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    child_exit(role, result)
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {

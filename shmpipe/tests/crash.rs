@@ -48,13 +48,7 @@ fn main() -> ExitCode {
             "crash-large-producer" => crash_large_producer(),
             other => Err(format!("unknown role {other}")),
         };
-        return match r {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("child {role}: {e}");
-                ExitCode::from(1)
-            }
-        };
+        return child_exit(&role, r);
     }
     let args = Arguments::from_args();
     let trials = vec![

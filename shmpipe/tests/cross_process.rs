@@ -62,13 +62,7 @@ fn run_role(role: &str) -> ExitCode {
         "open-under-rlimit" => open_under_rlimit(),
         other => Err(format!("unknown role {other}")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    child_exit(role, result)
 }
 
 /// Parent: creates the ring, starts the consumer child, produces

@@ -70,13 +70,7 @@ fn run_role(role: &str) -> ExitCode {
         "duplex-opener" => duplex_opener_role(),
         other => Err(format!("unknown role {other}")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    child_exit(role, result)
 }
 
 /// A listener address in a fresh private directory, and that directory.

@@ -76,13 +76,7 @@ fn run_role(role: &str) -> ExitCode {
         "create-later" => create_later(),
         other => Err(format!("unknown role {other}")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    child_exit(role, result)
 }
 
 /// `/dev/shm` names this run made that are still there.

@@ -146,13 +146,7 @@ fn run_role(role: &str) -> ExitCode {
         "send-wrong-lengths" => send_wrong_lengths(),
         other => Err(format!("unknown role {other}")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    child_exit(role, result)
 }
 
 /// Parent: creates a ring for `Tick`, starts the consumer child and sends

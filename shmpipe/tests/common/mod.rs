@@ -4,7 +4,7 @@
 // The tests may use std atomics; the loom rule is for the library.
 #![allow(clippy::disallowed_types)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -204,4 +204,16 @@ pub fn scaled(n: u64) -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     ((n as f64) * scale).max(1.0) as u64
+}
+
+/// A child role's exit: success, or its error on stderr (prefixed with the
+/// role, for the parent's failure message) and a failing status.
+pub fn child_exit(role: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("child {role}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
