@@ -604,8 +604,8 @@ pub fn table(o: &Output) -> String {
     let typed_line = |t: &mut String, w: Workload| {
         let pairs: Vec<String> = results(w)
             .filter_map(|r| {
-                let m = Mechanism::all().iter().find(|m| m.name() == r.mechanism)?;
-                let twin = untyped_twin(*m)?;
+                let m = <Mechanism as clap::ValueEnum>::from_str(r.mechanism, false).ok()?;
+                let twin = untyped_twin(m)?;
                 r.vs_untyped?;
                 Some(format!(
                     "{} {} {}",
