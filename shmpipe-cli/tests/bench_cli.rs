@@ -18,13 +18,14 @@ const EXE: &str = env!("CARGO_BIN_EXE_shmpipe");
 /// One benchmark run at a time (they raise and restore shared limits).
 static RUNS: Mutex<()> = Mutex::new(());
 
-const MECHANISMS: [&str; 25] = [
+const MECHANISMS: [&str; 26] = [
     "shmpipe-spin",
     "shmpipe-spin-park",
     "shmpipe-park",
     "shmpipe-huge",
     "shmpipe-fd",
     "shmpipe-waitset",
+    "shmpipe-waitset-epoll",
     "shmpipe-in-place",
     "shmpipe-typed",
     "shmpipe-typed-in-place",

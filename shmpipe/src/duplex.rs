@@ -240,6 +240,11 @@ impl Duplex {
         &mut self.rx
     }
 
+    /// The receiving half, shared (a `WaitSet` reads its futex word).
+    pub(crate) fn consumer_ref(&self) -> &Consumer {
+        &self.rx
+    }
+
     /// Whether the peer still holds both its sides (a process that died
     /// or dropped its end: `false`).
     pub fn peer_alive(&mut self) -> bool {

@@ -89,10 +89,6 @@ pub(crate) struct Readiness {
     peer: Option<(u64, OwnedFd)>,
     /// The `WaitSet` this handle is a member of.
     set: Option<SetLink>,
-    /// `PARKED_NOTIFY` was set in our control line by us: the next
-    /// operation clears it and drains the socket. (A publisher may have
-    /// cleared the bit already, when it sent its datagram.)
-    pub(crate) armed: bool,
 }
 
 impl Readiness {
@@ -103,7 +99,6 @@ impl Readiness {
             epoll: None,
             peer: None,
             set: None,
-            armed: false,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::handles::{Consumer, Producer};
 use crate::listener::Listener;
 use crate::readiness::{SetLink, SourceKind};
-use crate::sync::barrier;
+use crate::sync::{barrier, wait_any, Futex, WaitAny, WAIT_ANY_MAX};
 
 /// Names a member of a [`WaitSet`]: returned by `add_*`, reported by
 /// [`wait`](WaitSet::wait) when that member is ready.
@@ -43,13 +43,22 @@ pub enum Member {
 /// The set owns its members (get them back with
 /// [`consumer`](Self::consumer), [`producer`](Self::producer) or
 /// [`remove`](Self::remove)); members can be added and removed between
-/// waits. Each member's notification socket and its peer's pidfd join one
-/// epoll set directly (no nested epoll per member); [`wait`](Self::wait)
-/// re-arms the members that something happened to since the last wait,
-/// with one heavy barrier for them all, re-checks those, and only then
-/// sleeps. A member nothing happened to stays armed: a wait on a set of
-/// idle members costs one `epoll_wait`. A dead peer wakes the set at once
-/// (its pidfd is in the set).
+/// waits. [`wait`](Self::wait) re-arms the members that something happened
+/// to since the last wait, with one heavy barrier for them all, re-checks
+/// those, and only then sleeps, one of two ways:
+///
+/// - **On the members' futex words** (`futex_waitv`, Linux 5.16+), where
+///   every member is a ring handle (no listener), there are at most 128,
+///   and each peer's death is watched (its pidfd in the death watcher):
+///   the set sleeps exactly as one blocked `recv` does, woken by the
+///   publisher's `FUTEX_WAKE` or by the watcher when a peer dies.
+/// - **On descriptors** (`epoll_wait`) otherwise, or always with
+///   [`with_epoll`](Self::with_epoll): each member's notification socket
+///   and its peer's pidfd are in one epoll set (no nested epoll per
+///   member), so a dead peer wakes the set at once.
+///
+/// A member nothing happened to stays armed either way: a wait on a set of
+/// idle members costs one system call.
 ///
 /// A member reported ready is only ready "to try": receive with the
 /// non-blocking calls (`try_recv`, `try_borrow`, ...) until `Empty`.
@@ -86,6 +95,11 @@ pub struct WaitSet {
     events: Vec<epoll::Event>,
     /// Slots re-armed by the current wait (kept to reuse its allocation).
     rearmed: Vec<usize>,
+    /// Never sleep in `futex_waitv` (`with_epoll`, or the kernel refused
+    /// it once).
+    epoll_only: bool,
+    /// The last wait slept (or would have) in `futex_waitv`.
+    last_futex: bool,
 }
 
 /// What the set asks of a member, whatever its kind. A new kind of member
@@ -129,6 +143,15 @@ pub(crate) trait Source {
     /// (modelled) descriptors is readable.
     #[cfg(loom)]
     fn signalled(&mut self) -> bool;
+    /// For a sleep in `futex_waitv`: whether the member's futex
+    /// announcement stands (nothing woke its word since).
+    fn still_armed_futex(&mut self) -> bool;
+    /// Announces a futex sleep; returns whether the barrier after it must
+    /// be the heavy one, or `None` where the member cannot sleep on a
+    /// futex (the set then waits on descriptors).
+    fn announce_futex(&mut self) -> Option<bool>;
+    /// The futex word and its expected value, while futex-armed.
+    fn armed_word(&self) -> Option<(&Futex, u32)>;
 }
 
 impl Source for Consumer {
@@ -153,6 +176,15 @@ impl Source for Consumer {
     }
     fn check(&mut self) -> bool {
         matches!(self.check_armed(), Ok(true))
+    }
+    fn still_armed_futex(&mut self) -> bool {
+        Consumer::still_armed_futex(self)
+    }
+    fn announce_futex(&mut self) -> Option<bool> {
+        self.announce_futex_wait()
+    }
+    fn armed_word(&self) -> Option<(&Futex, u32)> {
+        Consumer::armed_word(self)
     }
 }
 
@@ -179,6 +211,15 @@ impl Source for Producer {
     fn check(&mut self) -> bool {
         matches!(self.check_armed(), Ok(true))
     }
+    fn still_armed_futex(&mut self) -> bool {
+        Producer::still_armed_futex(self)
+    }
+    fn announce_futex(&mut self) -> Option<bool> {
+        self.announce_futex_wait()
+    }
+    fn armed_word(&self) -> Option<(&Futex, u32)> {
+        Producer::armed_word(self)
+    }
 }
 
 /// A duplex waits as its consumer half does.
@@ -204,6 +245,15 @@ impl Source for Duplex {
     }
     fn check(&mut self) -> bool {
         matches!(self.consumer().check_armed(), Ok(true))
+    }
+    fn still_armed_futex(&mut self) -> bool {
+        self.consumer().still_armed_futex()
+    }
+    fn announce_futex(&mut self) -> Option<bool> {
+        self.consumer().announce_futex_wait()
+    }
+    fn armed_word(&self) -> Option<(&Futex, u32)> {
+        self.consumer_ref().armed_word()
     }
 }
 
@@ -236,6 +286,16 @@ impl Source for Listener {
     fn check(&mut self) -> bool {
         true
     }
+    // A set with a listener never sleeps in `futex_waitv`.
+    fn still_armed_futex(&mut self) -> bool {
+        false
+    }
+    fn announce_futex(&mut self) -> Option<bool> {
+        None
+    }
+    fn armed_word(&self) -> Option<(&Futex, u32)> {
+        None
+    }
 }
 
 impl Member {
@@ -245,6 +305,16 @@ impl Member {
             Member::Consumer(c) => c,
             Member::Producer(p) => p,
             Member::Duplex(d) => &mut **d,
+            Member::Listener(l) => l,
+        }
+    }
+
+    /// The member as the set reads it.
+    fn source_ref(&self) -> &dyn Source {
+        match self {
+            Member::Consumer(c) => c,
+            Member::Producer(p) => p,
+            Member::Duplex(d) => &**d,
             Member::Listener(l) => l,
         }
     }
@@ -273,7 +343,29 @@ impl WaitSet {
             free: Vec::new(),
             events: Vec::with_capacity(64),
             rearmed: Vec::new(),
+            epoll_only: false,
+            last_futex: false,
         })
+    }
+
+    /// An empty set that always sleeps on descriptors (`epoll_wait`), never
+    /// on futex words: for comparison (`shmpipe bench -m
+    /// shmpipe-waitset-epoll`), or where `futex_waitv` must be avoided.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if no epoll instance can be made.
+    pub fn with_epoll() -> Result<WaitSet, Error> {
+        let mut set = WaitSet::new()?;
+        set.epoll_only = true;
+        Ok(set)
+    }
+
+    /// Whether the last [`wait`](Self::wait) slept (or would have slept) in
+    /// `futex_waitv` on its members' futex words, rather than in
+    /// `epoll_wait`. See the type's documentation for when it can.
+    pub fn last_wait_used_futexes(&self) -> bool {
+        self.last_futex
     }
 
     /// Adds a consumer; it is ready when a receive would not say `Empty`.
@@ -409,6 +501,114 @@ impl WaitSet {
         ready: &mut Vec<Token>,
     ) -> Result<usize, Error> {
         ready.clear();
+        self.last_futex = self.futexes_possible();
+        if self.last_futex {
+            if let Some(n) = self.wait_futexes(deadline, ready) {
+                return Ok(n);
+            }
+            self.last_futex = false;
+        }
+        self.wait_epoll(deadline, ready)
+    }
+
+    /// Whether a wait may sleep in `futex_waitv`: allowed, and 1 to 128
+    /// members, none a listener.
+    fn futexes_possible(&self) -> bool {
+        if self.epoll_only {
+            return false;
+        }
+        let mut n = 0;
+        for m in self.members.iter().flatten() {
+            if matches!(m, Member::Listener(_)) {
+                return false;
+            }
+            n += 1;
+        }
+        (1..=WAIT_ANY_MAX).contains(&n)
+    }
+
+    /// [`wait`](Self::wait) on the members' futex words. Returns `None`,
+    /// having reported nothing, where it cannot: a member whose peer's
+    /// death no watcher covers, or a kernel without `futex_waitv` (then
+    /// never again).
+    fn wait_futexes(&mut self, deadline: Option<Instant>, ready: &mut Vec<Token>) -> Option<usize> {
+        loop {
+            // W1-W3 of the futex protocol for the members something
+            // happened to: announce each, one heavy barrier, re-check each.
+            self.rearmed.clear();
+            let mut heavy = false;
+            for (i, m) in self.members.iter_mut().enumerate() {
+                let Some(m) = m else { continue };
+                let src = m.source();
+                if !src.still_armed_futex() {
+                    heavy |= src.announce_futex()?;
+                    self.rearmed.push(i);
+                }
+            }
+            if !self.rearmed.is_empty() {
+                let _ = barrier::waiter(heavy);
+                for &i in &self.rearmed {
+                    if let Some(m) = self.members[i].as_mut() {
+                        let src = m.source();
+                        if !src.check() {
+                            src.disarm();
+                            ready.push(Token(i));
+                        }
+                    }
+                }
+                if !ready.is_empty() {
+                    return Some(ready.len());
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Some(0);
+            }
+            // W4: sleep on every member's word, each with the value read
+            // before its announcement.
+            let mut slots = [0usize; WAIT_ANY_MAX];
+            let mut n = 0;
+            let words = self.members.iter().enumerate().filter_map(|(i, m)| {
+                let word = m.as_ref()?.source_ref().armed_word()?;
+                if let Some(s) = slots.get_mut(n) {
+                    *s = i;
+                }
+                n += 1;
+                Some(word)
+            });
+            match wait_any(words, deadline) {
+                WaitAny::Woken(k) => {
+                    if let Some(&i) = slots.get(k) {
+                        ready.push(Token(i));
+                        return Some(1);
+                    }
+                }
+                WaitAny::Changed => {}
+                WaitAny::TimedOut => return Some(0),
+                WaitAny::Unsupported => {
+                    self.epoll_only = true;
+                    return None;
+                }
+            }
+            // A word changed before the sleep (or a signal): report the
+            // members whose announcement was consumed; none, and the loop
+            // re-arms what needs it.
+            for (i, m) in self.members.iter_mut().enumerate() {
+                if m.as_mut().is_some_and(|m| !m.source().still_armed_futex()) {
+                    ready.push(Token(i));
+                }
+            }
+            if !ready.is_empty() {
+                return Some(ready.len());
+            }
+        }
+    }
+
+    /// [`wait`](Self::wait) on the members' descriptors.
+    fn wait_epoll(
+        &mut self,
+        deadline: Option<Instant>,
+        ready: &mut Vec<Token>,
+    ) -> Result<usize, Error> {
         // Re-arm only the members something happened to since the last
         // wait; pay one heavy barrier for them all, then re-check them.
         self.rearmed.clear();
@@ -483,13 +683,19 @@ impl WaitSet {
         Ok(ready.len())
     }
 
-    /// Whether every member is armed (for tests of the lazy re-arming).
+    /// Whether every member is armed the way the last wait slept (for
+    /// tests of the lazy re-arming).
     #[cfg(test)]
     fn all_armed(&mut self) -> bool {
-        self.members
-            .iter_mut()
-            .flatten()
-            .all(|m| m.source().still_armed())
+        let futex = self.last_futex;
+        self.members.iter_mut().flatten().all(|m| {
+            let src = m.source();
+            if futex {
+                src.still_armed_futex()
+            } else {
+                src.still_armed()
+            }
+        })
     }
 }
 
@@ -513,16 +719,17 @@ mod tests {
         Some(Instant::now() + Duration::from_millis(5))
     }
 
-    #[test]
-    fn members_stay_armed_until_something_happens_to_them() {
+    /// Both ways of sleeping keep idle members armed across waits and re-arm
+    /// only what a call or a publish touched.
+    fn members_stay_armed_until_something_happens_to_them(mut set: WaitSet, futex: bool) {
         let a = RingBuilder::new().slots(4).create_in_process().unwrap();
         let b = RingBuilder::new().slots(4).create_in_process().unwrap();
         let (mut tx_a, _tx_b) = (a.producer().unwrap(), b.producer().unwrap());
-        let mut set = WaitSet::new().unwrap();
         let ta = set.add_consumer(a.consumer().unwrap()).unwrap();
         let _tb = set.add_consumer(b.consumer().unwrap()).unwrap();
         let mut ready = Vec::new();
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert_eq!(set.last_wait_used_futexes(), futex);
         assert!(
             set.all_armed(),
             "a timed-out wait leaves every member armed"
@@ -530,18 +737,23 @@ mod tests {
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
         assert!(set.all_armed());
 
-        // A publish consumes the announcement (one datagram), a second one
-        // sends nothing more; the member stays armed and is reported.
+        // A publish consumes the announcement (one datagram, or one futex
+        // wake), a second one sends nothing more. A descriptor member stays
+        // armed (its datagram stays queued until its next call); a futex
+        // member's announcement is spent, and the next wait re-arms it.
         tx_a.try_send(b"one").unwrap();
         tx_a.try_send(b"two").unwrap();
         assert!(!a.info().consumer.parked, "the publisher cleared the bit");
-        assert!(set.all_armed());
+        assert_eq!(set.all_armed(), !futex);
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
         assert_eq!(ready, [ta]);
         let rx = set.consumer(ta).unwrap();
         assert_eq!(rx.try_recv_vec().unwrap(), b"one");
         assert_eq!(rx.try_recv_vec().unwrap(), b"two");
-        assert!(!rx.still_armed(), "a call disarms");
+        assert!(
+            !rx.still_armed() && !rx.still_armed_futex(),
+            "a call disarms"
+        );
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
         assert!(set.all_armed(), "the next wait re-armed it");
 
@@ -555,13 +767,73 @@ mod tests {
         assert_eq!(ready, [ta]);
         assert_eq!(set.consumer(ta).unwrap().try_recv_vec().unwrap(), b"early");
 
-        // A removed member is disarmed and out of the set's epoll.
+        // A removed member is disarmed and out of the set.
         let Some(Member::Consumer(mut rx_a)) = set.remove(ta) else {
             panic!("consumer a")
         };
-        assert!(!rx_a.still_armed());
+        assert!(!rx_a.still_armed() && !rx_a.still_armed_futex());
+        assert!(!a.info().consumer.parked, "nothing announced for it");
         tx_a.try_send(b"three").unwrap();
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
         assert_eq!(rx_a.try_recv_vec().unwrap(), b"three");
+    }
+
+    #[test]
+    fn futex_members_stay_armed_until_something_happens_to_them() {
+        members_stay_armed_until_something_happens_to_them(WaitSet::new().unwrap(), true);
+    }
+
+    #[test]
+    fn descriptor_members_stay_armed_until_something_happens_to_them() {
+        members_stay_armed_until_something_happens_to_them(WaitSet::with_epoll().unwrap(), false);
+    }
+
+    /// A listener in the set, or more members than one `futex_waitv` takes:
+    /// the set sleeps on descriptors, and goes back to futexes without them.
+    #[test]
+    fn a_set_falls_back_to_descriptors_and_back() {
+        let mut ready = Vec::new();
+        let rings: Vec<_> = (0..=WAIT_ANY_MAX)
+            .map(|_| RingBuilder::new().slots(2).create_in_process().unwrap())
+            .collect();
+        let mut set = WaitSet::new().unwrap();
+        let mut tokens: Vec<_> = rings
+            .iter()
+            .map(|r| set.add_consumer(r.consumer().unwrap()).unwrap())
+            .collect();
+        let mut tx = rings[WAIT_ANY_MAX].producer().unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(!set.last_wait_used_futexes(), "129 members: epoll");
+        let last = tokens.pop().unwrap();
+        drop(set.remove(last));
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(set.last_wait_used_futexes(), "128 members: futex_waitv");
+
+        // A member armed on its futex, then on its descriptor: each
+        // announcement withdraws the other, and a publish is seen either way.
+        let t = set
+            .add_consumer(rings[WAIT_ANY_MAX].consumer().unwrap())
+            .unwrap();
+        drop(set.remove(tokens[0]));
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(set.last_wait_used_futexes());
+        let dir = std::env::temp_dir().join(format!("shmpipe-ws-fallback-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock").display().to_string();
+        let listener = crate::listener::Listener::bind(&path).unwrap();
+        let tl = set.add_listener(listener).unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(!set.last_wait_used_futexes(), "a listener: epoll");
+        tx.try_send(b"x").unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
+        assert_eq!(ready, [t]);
+        assert_eq!(set.consumer(t).unwrap().try_recv_vec().unwrap(), b"x");
+        drop(set.remove(tl));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
+        assert!(set.last_wait_used_futexes());
+        tx.try_send(b"y").unwrap();
+        assert_eq!(set.wait(soon(), &mut ready).unwrap(), 1);
+        assert_eq!(ready, [t]);
     }
 }

@@ -31,7 +31,12 @@ fn main() -> ExitCode {
     // the other tests' children and pipes would disturb.
     args.test_threads = Some(1);
     let trials = vec![
-        Trial::test("waitset_over_64_producer_processes", waitset_64),
+        Trial::test("waitset_over_64_producer_processes", || {
+            waitset_64(WaitSet::new()?, true)
+        }),
+        Trial::test("waitset_over_64_producer_processes_on_descriptors", || {
+            waitset_64(WaitSet::with_epoll()?, false)
+        }),
         Trial::test("waitset_members_added_and_removed", waitset_add_remove),
         Trial::test("readiness_fd_in_poll", readiness_fd_in_poll),
         Trial::test(
@@ -76,10 +81,11 @@ fn ring(tag: &str) -> Result<(String, Cleanup, Ring), Failed> {
     Ok((addr, cleanup, ring))
 }
 
-fn waitset_64() -> Result<(), Failed> {
+/// `futex`: whether the set is expected to sleep in `futex_waitv` (every
+/// member a ring whose producer's death is watched).
+fn waitset_64(mut set: WaitSet, futex: bool) -> Result<(), Failed> {
     const N: u64 = 64;
     let count = scaled(20);
-    let mut set = WaitSet::new()?;
     let mut rings = Vec::new();
     let mut tokens = HashMap::new();
     let mut children = Vec::new();
@@ -101,8 +107,10 @@ fn waitset_64() -> Result<(), Failed> {
     let mut done = 0;
     let mut ready = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut futex_waits = 0;
     while done < N {
         set.wait(Some(deadline), &mut ready)?;
+        futex_waits += u64::from(set.last_wait_used_futexes());
         if ready.is_empty() {
             return Err(format!("timed out; received {next:?}").into());
         }
@@ -142,6 +150,9 @@ fn waitset_64() -> Result<(), Failed> {
     }
     if !set.is_empty() {
         return Err("members left".into());
+    }
+    if futex != (futex_waits > 0) {
+        return Err(format!("{futex_waits} waits slept on futexes (expected: {futex})").into());
     }
     Ok(())
 }
@@ -252,7 +263,7 @@ fn readiness_fd_in_poll() -> Result<(), Failed> {
 fn death_in_every_mode() -> Result<(), Failed> {
     let kills = scaled(10);
     let mut report = Vec::new();
-    for mode in ["futex", "descriptor", "waitset"] {
+    for mode in ["futex", "descriptor", "waitset", "waitset-epoll"] {
         let mut times = Vec::new();
         for _ in 0..kills {
             let (addr, _c, ring) = ring(&format!("death-{mode}"))?;
@@ -290,15 +301,23 @@ fn death_in_every_mode() -> Result<(), Failed> {
                     }
                 }
                 _ => {
-                    let mut set = WaitSet::new()?;
+                    let mut set = if mode == "waitset" {
+                        WaitSet::new()?
+                    } else {
+                        WaitSet::with_epoll()?
+                    };
                     let t = set.add_consumer(rx)?;
                     let mut ready = Vec::new();
                     // A first wait that times out leaves the member armed:
                     // the next one does not re-arm it, so the death must
-                    // come through the pidfd registered in the set.
+                    // come through the pidfd registered in the set (or,
+                    // sleeping on futexes, the death watcher's wake).
                     set.wait(Some(Instant::now() + Duration::from_millis(1)), &mut ready)?;
                     if !ready.is_empty() {
                         return Err(format!("ready before the kill: {ready:?}").into());
+                    }
+                    if set.last_wait_used_futexes() != (mode == "waitset") {
+                        return Err(format!("{mode}: slept the wrong way").into());
                     }
                     loop {
                         set.wait(Some(limit), &mut ready)?;

@@ -7,6 +7,13 @@
 //! index, pays its barrier, and if it finds the bit, clears it and sends
 //! one datagram. A lost wake-up shows up as a deadlock.
 //!
+//! The `WaitSet` models also run with the set sleeping on its members'
+//! futex words (`futex_waitv`, modelled in `sync/futex.rs` by one condvar
+//! that every futex wake notifies): each member reads `event`, sets
+//! `PARKED_FUTEX`, the set pays one heavy barrier and re-checks them all,
+//! then sleeps until a word differs from the value read before its
+//! announcement.
+//!
 //! ```text
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom_notify
 //! ```
@@ -119,12 +126,14 @@ fn producer_closes_while_descriptor_consumer_waits() {
 /// stays armed across a wait that reported `a` (no re-arm) and its publish
 /// must still be signalled, while `a`, disarmed by its receive, is re-armed
 /// by the next wait and its second publish signalled.
-#[test]
-fn waitset_member_stays_armed_across_waits() {
-    loom::model(|| {
+///
+/// Run twice: the set sleeping on its members' futex words (the model of
+/// `futex_waitv`), and on their descriptors.
+fn waitset_member_stays_armed_across_waits(new_set: fn() -> WaitSet, futex: bool) {
+    loom::model(move || {
         let (a, b) = (ring(2), ring(2));
         let (mut tx_a, mut tx_b) = (a.producer().unwrap(), b.producer().unwrap());
-        let mut set = WaitSet::new().unwrap();
+        let mut set = new_set();
         let ta = set.add_consumer(a.consumer().unwrap()).unwrap();
         let tb = set.add_consumer(b.consumer().unwrap()).unwrap();
         let producer = thread::spawn(move || {
@@ -137,6 +146,7 @@ fn waitset_member_stays_armed_across_waits() {
         let mut ready = Vec::new();
         while got.len() < 3 {
             set.wait(None, &mut ready).unwrap();
+            assert_eq!(set.last_wait_used_futexes(), futex);
             for &t in &ready {
                 let rx = set.consumer(t).unwrap();
                 while let Ok(m) = rx.try_recv_vec() {
@@ -152,16 +162,26 @@ fn waitset_member_stays_armed_across_waits() {
     });
 }
 
-/// A `WaitSet` producer member: the ring is full, the consumer thread
-/// frees a slot, and the set reports the producer.
 #[test]
-fn waitset_producer_member_is_signalled() {
-    loom::model(|| {
+fn waitset_member_stays_armed_across_waits_on_futexes() {
+    waitset_member_stays_armed_across_waits(|| WaitSet::new().unwrap(), true);
+}
+
+#[test]
+fn waitset_member_stays_armed_across_waits_on_descriptors() {
+    waitset_member_stays_armed_across_waits(|| WaitSet::with_epoll().unwrap(), false);
+}
+
+/// A `WaitSet` producer member: the ring is full, the consumer thread
+/// frees a slot, and the set reports the producer (on futexes, then on
+/// descriptors).
+fn waitset_producer_member_is_signalled(new_set: fn() -> WaitSet) {
+    loom::model(move || {
         let r = ring(1);
         let mut tx = r.producer().unwrap();
         let mut rx = r.consumer().unwrap();
         tx.try_send([1u8]).unwrap();
-        let mut set = WaitSet::new().unwrap();
+        let mut set = new_set();
         let t = set.add_producer(tx).unwrap();
         let consumer = thread::spawn(move || {
             assert_eq!(rx.try_recv_vec().unwrap(), [1]);
@@ -178,4 +198,14 @@ fn waitset_producer_member_is_signalled() {
         }
         drop(consumer.join().unwrap());
     });
+}
+
+#[test]
+fn waitset_producer_member_is_signalled_on_futexes() {
+    waitset_producer_member_is_signalled(|| WaitSet::new().unwrap());
+}
+
+#[test]
+fn waitset_producer_member_is_signalled_on_descriptors() {
+    waitset_producer_member_is_signalled(|| WaitSet::with_epoll().unwrap());
 }

@@ -11,7 +11,7 @@
 //! mechanisms/     the registry, and one file per family of mechanisms:
 //!   mod.rs          Mechanism, REGISTRY, the Family trait, Channel
 //!   shmpipe.rs      shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset,
-//!                   -4k, -4k-borrow, -4k-padded (messages over 4 KiB slots)
+//!                   -waitset-epoll, -4k, -4k-borrow, -4k-padded (messages over 4 KiB slots)
 //!   fd.rs           pipe, unix-stream, unix-seqpacket, unix-dgram
 //!   queues.rs       posix-mq, sysv-mq
 //!   tokio_rt.rs     shmpipe-tokio, tokio-unix (current_thread runtimes)

@@ -180,6 +180,10 @@ pub struct ResultOut {
     /// the same repetition, as `vs_bare_ring` is against the bare ring.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_untyped: Option<f64>,
+    /// wakeup: the shmpipe rows against the row their target names
+    /// ([`wakeup_reference`]) in the same repetition (p50 ratio).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_wakeup_reference: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub geometry: Option<GeometryOut>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -251,6 +255,20 @@ pub fn untyped_twin(m: Mechanism) -> Option<Mechanism> {
     match m {
         Mechanism::ShmpipeTyped => Some(Mechanism::ShmpipeAligned),
         Mechanism::ShmpipeTypedInPlace => Some(Mechanism::ShmpipeAlignedInPlace),
+        _ => None,
+    }
+}
+
+/// The row a shmpipe wake-up row is held against: a pipe for the futex
+/// and descriptor sleepers, one futex sleeper for a `WaitSet` of 64, a
+/// tokio `UnixStream` for the tokio consumer.
+pub fn wakeup_reference(m: Mechanism) -> Option<Mechanism> {
+    match m {
+        Mechanism::ShmpipeSpinPark | Mechanism::ShmpipePark | Mechanism::ShmpipeFd => {
+            Some(Mechanism::Pipe)
+        }
+        Mechanism::ShmpipeWaitset | Mechanism::ShmpipeWaitsetEpoll => Some(Mechanism::ShmpipePark),
+        Mechanism::ShmpipeTokio => Some(Mechanism::TokioUnix),
         _ => None,
     }
 }
@@ -395,6 +413,7 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
         shmpipe_gain: None,
         shmpipe_spin_gain: None,
         vs_untyped: None,
+        vs_wakeup_reference: None,
         geometry: cell.shape.map(|(g, page)| GeometryOut {
             slots: g.slots,
             slot_size: g.slot_size,
@@ -457,11 +476,15 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
                     out.vs_floor =
                         paired(cell, Some(&res.cacheline), |a, b| Some(p50(a)? / p50(b)?));
                 }
+                let ratio = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
                 if group == Group::Shmpipe && w == Workload::Pingpong {
-                    let ratio = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
                     out.vs_bare_ring = paired(cell, bare, ratio);
                     out.vs_untyped =
                         untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
+                }
+                if w == Workload::Wakeup {
+                    out.vs_wakeup_reference =
+                        wakeup_reference(mech).and_then(|t| paired(cell, reference(t), ratio));
                 }
             } else {
                 let gain = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
@@ -600,28 +623,48 @@ pub fn table(o: &Output) -> String {
             .filter(move |r| r.workload == w.name() && !o.skipped.contains_key(r.mechanism))
     };
     let runs = |w: Workload| c.workloads.contains(&w.name());
-    // The typed rows against their raw twins, under a workload's table.
-    let typed_line = |t: &mut String, w: Workload| {
+    // One width for the mechanism column of every table: the longest name
+    // shown (at least the header's).
+    let nw = o
+        .results
+        .iter()
+        .map(|r| r.mechanism.len())
+        .chain([18])
+        .max()
+        .unwrap_or(18);
+    // Rows against the row they are compared with (`against`: the
+    // reference, `value`: the ratio), as one line under a table.
+    let against_line = |t: &mut String,
+                        w: Workload,
+                        what: &str,
+                        against: fn(Mechanism) -> Option<Mechanism>,
+                        value: fn(&ResultOut) -> Option<f64>| {
         let pairs: Vec<String> = results(w)
             .filter_map(|r| {
                 let m = <Mechanism as clap::ValueEnum>::from_str(r.mechanism, false).ok()?;
-                let twin = untyped_twin(m)?;
-                r.vs_untyped?;
+                let other = against(m)?;
+                let v = value(r)?;
                 Some(format!(
                     "{} {} {}",
                     r.mechanism,
-                    ratio(r.vs_untyped),
-                    twin.name()
+                    ratio(Some(v)),
+                    other.name()
                 ))
             })
             .collect();
         if !pairs.is_empty() {
-            let _ = writeln!(
-                t,
-                "  typed against raw bytes on the same ring, same repetition (msgs/s or p50 ratio): {}",
-                pairs.join(", ")
-            );
+            let _ = writeln!(t, "  {what}: {}", pairs.join(", "));
         }
+    };
+    // The typed rows against their raw twins, under a workload's table.
+    let typed_line = |t: &mut String, w: Workload| {
+        against_line(
+            t,
+            w,
+            "typed against raw bytes on the same ring, same repetition (msgs/s or p50 ratio)",
+            untyped_twin,
+            |r| r.vs_untyped,
+        );
     };
 
     // Floors.
@@ -683,7 +726,7 @@ pub fn table(o: &Output) -> String {
         );
         let _ = writeln!(
             t,
-            "  {:>9}  {:<18} {:>10} {:>12} {:>7} {:>8} {:>13}",
+            "  {:>9}  {:<nw$} {:>10} {:>12} {:>7} {:>8} {:>13}",
             "msg size", "mechanism", "msgs/s", "bytes/s", "spread", "x bare", "shmpipe gain"
         );
         let mut last = None;
@@ -696,12 +739,12 @@ pub fn table(o: &Output) -> String {
             last = Some(r.msg_size);
             match unavailable(r) {
                 Some(u) => {
-                    let _ = writeln!(t, "  {sz:>9}  {:<18} {u}", r.mechanism);
+                    let _ = writeln!(t, "  {sz:>9}  {:<nw$} {u}", r.mechanism);
                 }
                 None => {
                     let _ = writeln!(
                         t,
-                        "  {sz:>9}  {:<18} {:>10} {:>12} {:>7} {:>8} {:>13}",
+                        "  {sz:>9}  {:<nw$} {:>10} {:>12} {:>7} {:>8} {:>13}",
                         r.mechanism,
                         opt(r.msgs_per_sec, si),
                         opt(r.bytes_per_sec, bytes_rate),
@@ -734,7 +777,7 @@ pub fn table(o: &Output) -> String {
     let latency_table = |t: &mut String, w: Workload, floor: bool| {
         let _ = write!(
             t,
-            "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "  {:<nw$} {:>9} {:>9} {:>9} {:>9} {:>7}",
             "mechanism", "p50", "p99", "p99.9", "max", "spread"
         );
         if floor {
@@ -743,12 +786,12 @@ pub fn table(o: &Output) -> String {
         let _ = writeln!(t, " {:>13}", "shmpipe gain");
         for r in results(w) {
             if let Some(u) = unavailable(r) {
-                let _ = writeln!(t, "  {:<18} {u}", r.mechanism);
+                let _ = writeln!(t, "  {:<nw$} {u}", r.mechanism);
                 continue;
             }
             let _ = write!(
                 t,
-                "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>7}",
+                "  {:<nw$} {:>9} {:>9} {:>9} {:>9} {:>7}",
                 r.mechanism,
                 opt(r.p50_ns, dur),
                 opt(r.p99_ns, dur),
@@ -779,6 +822,13 @@ pub fn table(o: &Output) -> String {
             c.wakeup_samples
         );
         latency_table(&mut t, Workload::Wakeup, false);
+        against_line(
+            &mut t,
+            Workload::Wakeup,
+            "against the reference, same repetition (p50 ratio, median over repetitions)",
+            wakeup_reference,
+            |r| r.vs_wakeup_reference,
+        );
     }
     if runs(Workload::IdleCpu) {
         let _ = writeln!(
@@ -791,18 +841,18 @@ pub fn table(o: &Output) -> String {
         );
         let _ = writeln!(
             t,
-            "  {:<18} {:>12} {:>10} {:>10} {:>7}",
+            "  {:<nw$} {:>12} {:>10} {:>10} {:>7}",
             "mechanism", "% of a core", "wakeups/s", "one wait", "spread"
         );
         for r in results(Workload::IdleCpu) {
             match unavailable(r) {
                 Some(u) => {
-                    let _ = writeln!(t, "  {:<18} {u}", r.mechanism);
+                    let _ = writeln!(t, "  {:<nw$} {u}", r.mechanism);
                 }
                 None => {
                     let _ = writeln!(
                         t,
-                        "  {:<18} {:>12} {:>10} {:>10} {:>7}",
+                        "  {:<nw$} {:>12} {:>10} {:>10} {:>7}",
                         r.mechanism,
                         opt(r.cpu_fraction, |x| format!("{:.4} %", x * 100.0)),
                         opt(r.wakeups_per_sec, |x| format!("{x:.1}")),

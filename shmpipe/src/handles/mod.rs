@@ -49,22 +49,36 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Corruption, Error, Expected};
 use crate::info::Stats;
-use crate::layout::PARKED_NOTIFY;
 use crate::layout::{
     Claim, ControlLine, RingRef, StatsLine, STATE_ATTACHED, STATE_CLOSED, STATE_VACANT,
 };
+use crate::layout::{PARKED_FUTEX, PARKED_NOTIFY};
 use crate::liveness::{self, ProcessWatch};
 use crate::mapping::Mapping;
 use crate::notify::Notifier;
 use crate::readiness::{Readiness, SetLink};
 use crate::side::Side;
-use crate::sync::barrier;
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use crate::sync::{barrier, Futex};
 use crate::wake::{self, WaitConfig, WaitStats};
 use crate::watcher::{self, Fired, Watch};
 
 // Counter stores are Relaxed: each counter line has a single writer, and
 // readers (inspect) want a recent value, not a synchronised one.
+
+/// How a handle is armed for a waiter outside its own blocking calls (a
+/// `WaitSet`, an event loop): what its last announcement was, which its
+/// next operation withdraws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Armed {
+    /// Not armed (the state of a busy handle).
+    No,
+    /// `PARKED_NOTIFY` announced: the readiness descriptor is signalled.
+    Descriptor,
+    /// `PARKED_FUTEX` announced for a `WaitSet`'s `futex_waitv`, with the
+    /// `event` value read before the announcement.
+    Futex { event: u32 },
+}
 
 /// What a handle holds: the claim on its side, the mapping it keeps alive,
 /// a process-local copy of the validated view, its stats and how it waits.
@@ -85,6 +99,8 @@ struct Holder {
     notifier: Notifier,
     /// This handle's readiness descriptor, made on first use.
     readiness: Option<Readiness>,
+    /// What this handle announced for an outside waiter.
+    armed: Armed,
     /// The death watcher's registration for the current peer (its claim
     /// word), so that futex sleeps need no heartbeat.
     watch: Option<(u64, Watch)>,
@@ -164,6 +180,7 @@ impl Holder {
             side,
             notifier: Notifier::default(),
             readiness: None,
+            armed: Armed::No,
             watch: None,
             dead_peer: None,
         };
@@ -312,7 +329,71 @@ impl Holder {
     /// epoll reports the member without a re-arm (and without the heavy
     /// barrier a re-arm costs).
     fn still_armed(&self) -> bool {
-        self.readiness.as_ref().is_some_and(|r| r.armed)
+        self.armed == Armed::Descriptor
+    }
+
+    /// For a `WaitSet` sleeping in `futex_waitv`: whether this handle's
+    /// `PARKED_FUTEX` announcement stands: the bit is still set (no
+    /// publisher consumed it to wake us) and `event` holds the value read
+    /// before announcing (no waker bumped it: a publisher, the death
+    /// watcher). Then nothing happened to the handle since its re-check,
+    /// and the set can sleep on its word again without re-arming it.
+    fn still_armed_futex(&self) -> bool {
+        let Armed::Futex { event } = self.armed else {
+            return false;
+        };
+        let (own, _) = self.lines();
+        // Relaxed: a hint that saves a re-arm. A publish racing these loads
+        // has already bumped `event`, or will after its `fetch_and`, and
+        // either makes `futex_waitv` on `event` return.
+        own.parked.load(Relaxed) & PARKED_FUTEX != 0 && own.event.load(Relaxed) == event
+    }
+
+    /// For a `WaitSet`: announces a futex sleep (W1-W2 of the futex
+    /// protocol, `wake::block`): reads `event`, sets `PARKED_FUTEX`. The
+    /// set then pays the heavy barrier for all its members and re-checks
+    /// each. Returns `None`, announcing nothing, where a futex sleep
+    /// without a heartbeat would not learn of the peer's death (no death
+    /// watcher: symmetric mode, no pidfd); the set then waits on
+    /// descriptors, whose epoll holds the peer's pidfd.
+    fn announce_futex(&mut self) -> Option<()> {
+        let (_, peer) = self.lines();
+        // Relaxed: only the identity is needed, as in `peer_status`.
+        let attached = Claim(peer.claim.load(Relaxed)).state() == STATE_ATTACHED;
+        // A vacant side has nobody to die; the process that claims it wakes
+        // us (`Holder::claim`), and the re-arm after that wake watches it.
+        if attached && !self.mapping.process_local && self.watch_peer_death().is_none() {
+            return None;
+        }
+        if self.armed != Armed::No {
+            self.disarm_slow();
+        }
+        let (own, _) = self.lines();
+        // ORDERING: Acquire; pairs with the Release bump in `wake::wake` (and
+        // the watcher's), as in `wake::block`: read before announcing, so a
+        // bump after this read makes `futex_waitv` return at once.
+        let event = own.event.load(Acquire);
+        own.parked.fetch_or(PARKED_FUTEX, Relaxed);
+        self.armed = Armed::Futex { event };
+        Some(())
+    }
+
+    /// The futex word and expected value a `WaitSet` sleeps on for this
+    /// handle, while it is futex-armed.
+    fn armed_word(&self) -> Option<(&Futex, u32)> {
+        match self.armed {
+            // The deliberate bug loom must catch (`.ci/run`): the expected
+            // value read at the sleep rather than before the announcement,
+            // so a wake between the re-check and the sleep is lost.
+            Armed::Futex { event } if !cfg!(shmpipe_bug = "waitv_late_expected") => {
+                Some((&self.lines().0.event, event))
+            }
+            Armed::Futex { .. } => {
+                let own = self.lines().0;
+                Some((&own.event, own.event.load(Relaxed)))
+            }
+            _ => None,
+        }
     }
 
     /// Under loom: sleeps until the modelled notification socket holds a
@@ -352,17 +433,21 @@ impl Holder {
         // ORDERING: Release; pairs with the Acquire load in the publisher's
         // `signal_descriptor`, publishing `notify_id`.
         own.parked.fetch_or(PARKED_NOTIFY, Release);
-        if let Some(r) = self.readiness.as_mut() {
-            r.armed = true;
+        if self.armed != Armed::No {
+            // A futex announcement made for a `WaitSet` (which now waits on
+            // descriptors): withdrawn.
+            own.parked.fetch_and(!PARKED_FUTEX, Relaxed);
         }
+        self.armed = Armed::Descriptor;
         Ok(())
     }
 
-    /// Undoes `announce` and consumes the notifications received, if armed.
-    /// Called first by every operation, so a busy side is never signalled.
+    /// Undoes `announce` (or `announce_futex`) and consumes the
+    /// notifications received, if armed. Called first by every operation,
+    /// so a busy side is never signalled.
     #[inline]
     fn disarm(&mut self) {
-        if self.readiness.as_ref().is_some_and(|r| r.armed) {
+        if self.armed != Armed::No {
             self.disarm_slow();
         }
     }
@@ -370,11 +455,21 @@ impl Holder {
     #[cold]
     fn disarm_slow(&mut self) {
         let (own, _) = self.lines();
-        own.parked.fetch_and(!PARKED_NOTIFY, Relaxed);
-        if let Some(r) = self.readiness.as_mut() {
-            r.armed = false;
-            r.drain();
+        match self.armed {
+            Armed::No => {}
+            Armed::Descriptor => {
+                own.parked.fetch_and(!PARKED_NOTIFY, Relaxed);
+                if let Some(r) = self.readiness.as_ref() {
+                    r.drain();
+                }
+            }
+            // A publisher that consumed the bit has woken a sleeper that is
+            // awake now: nothing to drain.
+            Armed::Futex { .. } => {
+                own.parked.fetch_and(!PARKED_FUTEX, Relaxed);
+            }
         }
+        self.armed = Armed::No;
     }
 
     /// Whether a futex sleep may go without a heartbeat: the death watcher

@@ -17,9 +17,9 @@ use crate::layout::{
 use crate::mapping::Mapping;
 use crate::readiness::SetLink;
 use crate::side::Side;
-use crate::sync::barrier;
 use crate::sync::compiler_barrier;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::{barrier, Futex};
 use crate::wake::{self, Sleep, WaitConfig, WaitStats, WaitStrategy};
 use crate::watcher::Fired;
 
@@ -775,6 +775,26 @@ impl Producer {
     /// the next wait need not re-arm this member.
     pub(crate) fn still_armed(&self) -> bool {
         self.holder.still_armed()
+    }
+
+    /// For a `WaitSet` sleeping in `futex_waitv`: announces a futex sleep
+    /// (the set then pays one heavy barrier for all its members and calls
+    /// `check_armed`). Returns whether this process pays the heavy barrier,
+    /// or `None` where such a sleep would not learn of the peer's death.
+    pub(crate) fn announce_futex_wait(&mut self) -> Option<bool> {
+        self.holder
+            .announce_futex()
+            .map(|()| self.holder.asymmetric)
+    }
+
+    /// For a `WaitSet`: whether the futex announcement still stands.
+    pub(crate) fn still_armed_futex(&self) -> bool {
+        self.holder.still_armed_futex()
+    }
+
+    /// For a `WaitSet`: the futex word to sleep on, and its expected value.
+    pub(crate) fn armed_word(&self) -> Option<(&Futex, u32)> {
+        self.holder.armed_word()
     }
 
     /// The loom model of waiting on the readiness descriptor (there is no

@@ -105,7 +105,133 @@ impl Futex {
     pub(crate) fn wake_all(&self) -> usize {
         drop(self.lock.lock().unwrap());
         self.cv.notify_all();
+        // And every `wait_any` (which may be waiting on this word among
+        // others): the same take-drop-notify, on the model's one condvar.
+        drop(ANY.lock.lock().unwrap());
+        ANY.cv.notify_all();
         1
+    }
+}
+
+/// The loom model of `futex_waitv`: one `Mutex` + `Condvar` that every
+/// [`wait_any`] sleeps on and every [`Futex::wake_all`] notifies (after its
+/// own), so a waiter that checked its words before a bump is inside
+/// `Condvar::wait` when the waker notifies.
+#[cfg(loom)]
+struct Any {
+    lock: loom::sync::Mutex<()>,
+    cv: loom::sync::Condvar,
+}
+
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref ANY: Any = Any {
+        lock: loom::sync::Mutex::new(()),
+        cv: loom::sync::Condvar::new(),
+    };
+}
+
+/// The most words one [`wait_any`] takes (the kernel's `FUTEX_WAITV_MAX`).
+pub(crate) const WAIT_ANY_MAX: usize = 128;
+
+/// Why [`wait_any`] returned. As with [`Futex::wait`], callers re-check
+/// their conditions in every case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitAny {
+    /// The word at this index was woken.
+    Woken(usize),
+    /// A word no longer held its expected value (which one the kernel does
+    /// not say), or a signal or a spurious wake-up ended the wait.
+    Changed,
+    /// The deadline passed.
+    TimedOut,
+    /// `futex_waitv` is missing (Linux before 5.16, Miri) or refused (a
+    /// seccomp profile): wait some other way.
+    Unsupported,
+}
+
+/// `futex_waitv`: sleeps while every word holds its expected value, until
+/// one of them is woken or `deadline` passes (`None`: no deadline); the
+/// index reported is the word's position in `words`. At most
+/// [`WAIT_ANY_MAX`] words; more, or none, is `Unsupported`. Shared futexes
+/// (no `FUTEX2_PRIVATE`), like [`Futex::wait`]: woken from any process.
+#[cfg(all(not(miri), not(loom)))]
+pub(crate) fn wait_any<'a>(
+    words: impl IntoIterator<Item = (&'a Futex, u32)>,
+    deadline: Option<std::time::Instant>,
+) -> WaitAny {
+    use rustix::thread::futex::{Wait, WaitFlags, WaitPtr, WaitvFlags};
+    use rustix::time::{ClockId, Timespec};
+    let mut waiters = [Wait::new(); WAIT_ANY_MAX];
+    let mut n = 0;
+    for (f, expected) in words {
+        let Some(w) = waiters.get_mut(n) else {
+            return WaitAny::Unsupported;
+        };
+        w.val = u64::from(expected);
+        w.uaddr = WaitPtr::new(f.0.as_ptr().cast());
+        w.flags = WaitFlags::SIZE_U32;
+        n += 1;
+    }
+    if n == 0 {
+        return WaitAny::Unsupported;
+    }
+    // The timeout is absolute on CLOCK_MONOTONIC, the clock `Instant` reads.
+    let timeout = deadline.map(|d| {
+        let left = d.saturating_duration_since(std::time::Instant::now());
+        let now = rustix::time::clock_gettime(ClockId::Monotonic);
+        let nsec = now.tv_nsec + i64::from(left.subsec_nanos());
+        Timespec {
+            tv_sec: now
+                .tv_sec
+                .saturating_add(i64::try_from(left.as_secs()).unwrap_or(i64::MAX))
+                .saturating_add(nsec / 1_000_000_000),
+            tv_nsec: nsec % 1_000_000_000,
+        }
+    });
+    match futex::waitv(
+        &waiters[..n],
+        WaitvFlags::empty(),
+        timeout.as_ref(),
+        ClockId::Monotonic,
+    ) {
+        Ok(i) => WaitAny::Woken(i),
+        Err(Errno::AGAIN | Errno::INTR) => WaitAny::Changed,
+        Err(Errno::TIMEDOUT) => WaitAny::TimedOut,
+        // ENOSYS (before 5.16), EPERM (seccomp) and anything unexpected:
+        // the caller falls back to another way of waiting.
+        Err(_) => WaitAny::Unsupported,
+    }
+}
+
+/// Under Miri: no `futex_waitv` shim; callers fall back.
+#[cfg(all(miri, not(loom)))]
+pub(crate) fn wait_any<'a>(
+    _: impl IntoIterator<Item = (&'a Futex, u32)>,
+    _: Option<std::time::Instant>,
+) -> WaitAny {
+    WaitAny::Unsupported
+}
+
+/// The loom model: sleeps on the model's condvar until a word differs from
+/// its expected value (no deadline: loom has no time).
+#[cfg(loom)]
+pub(crate) fn wait_any<'a>(
+    words: impl IntoIterator<Item = (&'a Futex, u32)>,
+    _: Option<std::time::Instant>,
+) -> WaitAny {
+    let words: Vec<_> = words.into_iter().collect();
+    let mut guard = ANY.lock.lock().unwrap();
+    loop {
+        // ORDERING: Acquire pairs with the waker's Release bump, as in the
+        // model's `wait`.
+        if let Some(i) = words
+            .iter()
+            .position(|(f, expected)| f.word.load(Ordering::Acquire) != *expected)
+        {
+            return WaitAny::Woken(i);
+        }
+        guard = ANY.cv.wait(guard).unwrap();
     }
 }
 

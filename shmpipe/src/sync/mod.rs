@@ -32,7 +32,7 @@ pub(crate) mod barrier;
 mod futex;
 mod slot_tracker;
 
-pub(crate) use futex::{Futex, WaitOutcome};
+pub(crate) use futex::{wait_any, Futex, WaitAny, WaitOutcome, WAIT_ANY_MAX};
 pub(crate) use slot_tracker::SlotTracker;
 
 /// A hint inside a busy-wait loop. Under loom it yields, so that the model

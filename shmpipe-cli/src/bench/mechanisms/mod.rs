@@ -10,7 +10,7 @@
 //! in [`FAMILIES`].
 //!
 //! ```text
-//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset,
+//! shmpipe.rs    shmpipe-spin, -spin-park, -park, -huge, -fd, -waitset, -waitset-epoll,
 //!               -in-place, -typed, -typed-in-place, -4k, -4k-borrow,
 //!               -4k-padded: rings by address
 //! fd.rs         pipe, unix-stream, unix-seqpacket, unix-dgram: inherited fds
@@ -57,6 +57,7 @@ pub enum Mechanism {
     ShmpipeHuge,
     ShmpipeFd,
     ShmpipeWaitset,
+    ShmpipeWaitsetEpoll,
     ShmpipeInPlace,
     ShmpipeTyped,
     ShmpipeTypedInPlace,
@@ -116,6 +117,7 @@ pub const REGISTRY: &[Entry] = &[
     shmpipe::HUGE,
     shmpipe::FD,
     shmpipe::WAITSET,
+    shmpipe::WAITSET_EPOLL,
     shmpipe::IN_PLACE,
     shmpipe::TYPED,
     shmpipe::TYPED_IN_PLACE,

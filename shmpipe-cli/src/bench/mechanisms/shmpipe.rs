@@ -4,7 +4,9 @@
 //! blocking, the default one on huge pages, and two event-loop ways of
 //! waiting (`shmpipe-fd`: `arm` and `poll(2)` on the readiness
 //! descriptor, then `try_recv`; `shmpipe-waitset`: the ring is one of
-//! [`WAITSET_RINGS`] in a `WaitSet`, the others idle, without producers).
+//! [`WAITSET_RINGS`] in a `WaitSet`, the others idle, without producers,
+//! the set sleeping in `futex_waitv`; `shmpipe-waitset-epoll`: the same set
+//! made with `WaitSet::with_epoll`, sleeping in `epoll_wait`).
 //!
 //! Three more, spinning like `shmpipe-spin` and compared with it, call
 //! other parts of the API ([`Api`]): `shmpipe-in-place` writes and reads
@@ -87,7 +89,15 @@ pub const FD: Entry = Entry {
 pub const WAITSET: Entry = Entry {
     mechanism: Mechanism::ShmpipeWaitset,
     name: "shmpipe-waitset",
-    about: "shmpipe, the consumer's ring one of 64 in a WaitSet (63 idle): wait, try_recv",
+    about: "shmpipe, the consumer's ring one of 64 in a WaitSet (63 idle): wait (futex_waitv), try_recv",
+    family: &Shmpipe,
+    group: Group::Shmpipe,
+    default: false,
+};
+pub const WAITSET_EPOLL: Entry = Entry {
+    mechanism: Mechanism::ShmpipeWaitsetEpoll,
+    name: "shmpipe-waitset-epoll",
+    about: "shmpipe-waitset with the set made by WaitSet::with_epoll: wait (epoll_wait), try_recv",
     family: &Shmpipe,
     group: Group::Shmpipe,
     default: false,
@@ -248,6 +258,8 @@ pub enum WaitMode {
     Fd,
     /// Receives: `WaitSet::wait`, `try_recv` (sends: `WaitStrategy::Park`).
     WaitSet,
+    /// As `WaitSet`, the set made with `WaitSet::with_epoll`.
+    WaitSetEpoll,
 }
 
 impl WaitMode {
@@ -262,6 +274,7 @@ impl WaitMode {
             Mechanism::ShmpipePark => WaitMode::Park,
             Mechanism::ShmpipeFd => WaitMode::Fd,
             Mechanism::ShmpipeWaitset => WaitMode::WaitSet,
+            Mechanism::ShmpipeWaitsetEpoll => WaitMode::WaitSetEpoll,
             _ => WaitMode::SpinPark,
         }
     }
@@ -418,7 +431,7 @@ impl Family for Shmpipe {
         // The idle members of the consumer's set: small rings, never
         // written (the producer's set, in ping-pong, has its ring alone).
         let mut idle = Vec::new();
-        if wait == WaitMode::WaitSet {
+        if matches!(wait, WaitMode::WaitSet | WaitMode::WaitSetEpoll) {
             for _ in 1..WAITSET_RINGS {
                 idle.push(ring(
                     setup,
@@ -510,7 +523,9 @@ impl RingEnd {
         let strategy = match wait {
             WaitMode::Spin => WaitStrategy::Spin,
             WaitMode::SpinPark => WaitStrategy::DEFAULT,
-            WaitMode::Park | WaitMode::Fd | WaitMode::WaitSet => WaitStrategy::Park,
+            WaitMode::Park | WaitMode::Fd | WaitMode::WaitSet | WaitMode::WaitSetEpoll => {
+                WaitStrategy::Park
+            }
         };
         let check = |max: usize| {
             if max < size {
@@ -557,8 +572,12 @@ impl RingEnd {
             }
         }
         let (rx, set) = match (rx, wait) {
-            (Some(c), WaitMode::WaitSet) => {
-                let mut set = WaitSet::new()?;
+            (Some(c), WaitMode::WaitSet | WaitMode::WaitSetEpoll) => {
+                let mut set = if wait == WaitMode::WaitSet {
+                    WaitSet::new()?
+                } else {
+                    WaitSet::with_epoll()?
+                };
                 let token = set.add_consumer(c)?;
                 for addr in &link.idle {
                     set.add_consumer(Ring::open(addr.as_str())?.consumer()?)?;
