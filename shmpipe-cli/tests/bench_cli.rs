@@ -318,6 +318,33 @@ fn smoke_run_prints_valid_json() {
                 for k in expected {
                     assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
                 }
+                // `x bare` split by machine state: the state of some
+                // repetition has its figure, a state no repetition was in
+                // has none.
+                if r.get("vs_bare_ring").is_some() {
+                    let states = v["floor"]["cacheline_per_rep"].as_array().unwrap();
+                    for state in ["near", "far"] {
+                        let seen = states.iter().any(|s| s["state"] == state);
+                        let k = format!("vs_bare_ring_{state}");
+                        assert_eq!(r.get(&k).is_some(), seen, "{k} in {r}");
+                    }
+                }
+                // The wake-up rows against their targets' references (run
+                // here: every row is).
+                if w == "wakeup"
+                    && [
+                        "shmpipe-park",
+                        "shmpipe-spin-park",
+                        "shmpipe-fd",
+                        "shmpipe-waitset",
+                        "shmpipe-waitset-epoll",
+                        "shmpipe-tokio",
+                    ]
+                    .contains(&mech)
+                {
+                    let k = "vs_wakeup_reference";
+                    assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
+                }
             }
         }
     }

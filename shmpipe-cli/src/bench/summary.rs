@@ -180,6 +180,13 @@ pub struct ResultOut {
     /// the same repetition, as `vs_bare_ring` is against the bare ring.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_untyped: Option<f64>,
+    /// `vs_bare_ring` over only the repetitions in the near, and in the far,
+    /// machine state ([`machine_state`] of each repetition's cache-line
+    /// round trip); absent where no repetition was in that state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_bare_ring_near: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_bare_ring_far: Option<f64>,
     /// wakeup: the shmpipe rows against the row their target names
     /// ([`wakeup_reference`]) in the same repetition (p50 ratio).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,14 +285,36 @@ fn paired(
     reference: Option<&Samples>,
     f: impl Fn(&Measured, &Measured) -> Option<f64>,
 ) -> Option<f64> {
+    paired_where(row, reference, |_| true, f)
+}
+
+/// [`paired`] over the repetitions `keep` (by index) says.
+fn paired_where(
+    row: &Samples,
+    reference: Option<&Samples>,
+    keep: impl Fn(usize) -> bool,
+    f: impl Fn(&Measured, &Measured) -> Option<f64>,
+) -> Option<f64> {
     let r = reference?;
     let v: Vec<f64> = row
         .per_rep
         .iter()
         .zip(&r.per_rep)
-        .filter_map(|(a, b)| f(a.as_ref()?, b.as_ref()?))
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .filter_map(|(_, (a, b))| f(a.as_ref()?, b.as_ref()?))
         .collect();
     median(&v)
+}
+
+/// Whether repetition `i` ran in the machine state `state` (`"near"`,
+/// `"far"`), from its cache-line round trip.
+fn rep_in_state(cacheline: &Samples, i: usize, state: &str) -> bool {
+    cacheline
+        .per_rep
+        .get(i)
+        .and_then(|m| p50(m.as_ref()?))
+        .is_some_and(|ns| machine_state(ns) == state)
 }
 
 fn rate_bytes(m: &Measured) -> Option<f64> {
@@ -414,6 +443,8 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
         shmpipe_spin_gain: None,
         vs_untyped: None,
         vs_wakeup_reference: None,
+        vs_bare_ring_near: None,
+        vs_bare_ring_far: None,
         geometry: cell.shape.map(|(g, page)| GeometryOut {
             slots: g.slots,
             slot_size: g.slot_size,
@@ -450,6 +481,11 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
             if group == Group::Shmpipe {
                 let ratio = |a: &Measured, b: &Measured| Some(rate_msgs(a)? / rate_msgs(b)?);
                 out.vs_bare_ring = paired(cell, bare, ratio);
+                let cl = &res.cacheline;
+                out.vs_bare_ring_near =
+                    paired_where(cell, bare, |i| rep_in_state(cl, i, "near"), ratio);
+                out.vs_bare_ring_far =
+                    paired_where(cell, bare, |i| rep_in_state(cl, i, "far"), ratio);
                 out.vs_untyped = untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
             } else if group == Group::Other {
                 let gain = |a: &Measured, b: &Measured| Some(rate_msgs(b)? / rate_msgs(a)?);
@@ -479,6 +515,11 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
                 let ratio = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
                 if group == Group::Shmpipe && w == Workload::Pingpong {
                     out.vs_bare_ring = paired(cell, bare, ratio);
+                    let cl = &res.cacheline;
+                    out.vs_bare_ring_near =
+                        paired_where(cell, bare, |i| rep_in_state(cl, i, "near"), ratio);
+                    out.vs_bare_ring_far =
+                        paired_where(cell, bare, |i| rep_in_state(cl, i, "far"), ratio);
                     out.vs_untyped =
                         untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
                 }
@@ -656,6 +697,42 @@ pub fn table(o: &Output) -> String {
             let _ = writeln!(t, "  {what}: {}", pairs.join(", "));
         }
     };
+    // `x bare` split by machine state, under a workload's table.
+    let states_line = |t: &mut String, w: Workload| {
+        let reps = |state: &str| {
+            o.floor
+                .cacheline_per_rep
+                .iter()
+                .filter(|r| r.state == Some(state))
+                .count()
+        };
+        let part = |state: &str, v: fn(&ResultOut) -> Option<f64>| {
+            let rows: Vec<String> = results(w)
+                .filter_map(|r| {
+                    let x = v(r)?;
+                    let sz = if w == Workload::Throughput {
+                        format!(" {}", size(r.msg_size))
+                    } else {
+                        String::new()
+                    };
+                    Some(format!("{}{sz} {}", r.mechanism, ratio(Some(x))))
+                })
+                .collect();
+            if rows.is_empty() {
+                format!("{state}: no repetition")
+            } else {
+                format!("{state} ({} reps): {}", reps(state), rows.join(", "))
+            }
+        };
+        if results(w).any(|r| r.vs_bare_ring.is_some()) {
+            let _ = writeln!(
+                t,
+                "  x bare by machine state (median of that state's repetitions): {}; {}",
+                part("near", |r| r.vs_bare_ring_near),
+                part("far", |r| r.vs_bare_ring_far)
+            );
+        }
+    };
     // The typed rows against their raw twins, under a workload's table.
     let typed_line = |t: &mut String, w: Workload| {
         against_line(
@@ -771,6 +848,7 @@ pub fn table(o: &Output) -> String {
         if !geos.is_empty() {
             let _ = writeln!(t, "  rings (slots x slot size): {}", geos.join(", "));
         }
+        states_line(&mut t, Workload::Throughput);
         typed_line(&mut t, Workload::Throughput);
     }
 
@@ -812,6 +890,7 @@ pub fn table(o: &Output) -> String {
              initiator)"
         );
         latency_table(&mut t, Workload::Pingpong, true);
+        states_line(&mut t, Workload::Pingpong);
         typed_line(&mut t, Workload::Pingpong);
     }
     if runs(Workload::Wakeup) {
