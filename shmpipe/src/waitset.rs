@@ -11,7 +11,7 @@ use rustix::io::Errno;
 
 use crate::duplex::Duplex;
 use crate::error::Error;
-use crate::handles::{Consumer, Producer};
+use crate::handles::{Consumer, Producer, SetMember};
 use crate::listener::Listener;
 use crate::readiness::{SetLink, SourceKind};
 use crate::sync::{barrier, wait_any, Futex, WaitAny, WAIT_ANY_MAX};
@@ -154,7 +154,9 @@ pub(crate) trait Source {
     fn armed_word(&self) -> Option<(&Futex, u32)>;
 }
 
-impl Source for Consumer {
+/// A consumer or a producer: its holder does what the set asks
+/// ([`SetMember`]).
+impl<T: SetMember> Source for T {
     fn join(&mut self, link: SetLink) -> Result<(), Error> {
         self.join_set(link)
     }
@@ -162,10 +164,10 @@ impl Source for Consumer {
         self.leave_set();
     }
     fn still_armed(&mut self) -> bool {
-        Consumer::still_armed(self)
+        SetMember::still_armed(self)
     }
     fn disarm(&mut self) {
-        Consumer::disarm(self);
+        self.disarm_member();
     }
     #[cfg(loom)]
     fn signalled(&mut self) -> bool {
@@ -175,85 +177,51 @@ impl Source for Consumer {
         self.announce_wait()
     }
     fn check(&mut self) -> bool {
-        matches!(self.check_armed(), Ok(true))
+        self.recheck()
     }
     fn still_armed_futex(&mut self) -> bool {
-        Consumer::still_armed_futex(self)
+        SetMember::still_armed_futex(self)
     }
     fn announce_futex(&mut self) -> Option<bool> {
         self.announce_futex_wait()
     }
     fn armed_word(&self) -> Option<(&Futex, u32)> {
-        Consumer::armed_word(self)
-    }
-}
-
-impl Source for Producer {
-    fn join(&mut self, link: SetLink) -> Result<(), Error> {
-        self.join_set(link)
-    }
-    fn leave(&mut self) {
-        self.leave_set();
-    }
-    fn still_armed(&mut self) -> bool {
-        Producer::still_armed(self)
-    }
-    fn disarm(&mut self) {
-        Producer::disarm(self);
-    }
-    #[cfg(loom)]
-    fn signalled(&mut self) -> bool {
-        self.readiness_pending()
-    }
-    fn announce(&mut self) -> bool {
-        self.announce_wait()
-    }
-    fn check(&mut self) -> bool {
-        matches!(self.check_armed(), Ok(true))
-    }
-    fn still_armed_futex(&mut self) -> bool {
-        Producer::still_armed_futex(self)
-    }
-    fn announce_futex(&mut self) -> Option<bool> {
-        self.announce_futex_wait()
-    }
-    fn armed_word(&self) -> Option<(&Futex, u32)> {
-        Producer::armed_word(self)
+        SetMember::armed_word(self)
     }
 }
 
 /// A duplex waits as its consumer half does.
 impl Source for Duplex {
     fn join(&mut self, link: SetLink) -> Result<(), Error> {
-        self.consumer().join_set(link)
+        Source::join(self.consumer(), link)
     }
     fn leave(&mut self) {
-        self.consumer().leave_set();
+        Source::leave(self.consumer());
     }
     fn still_armed(&mut self) -> bool {
-        Consumer::still_armed(self.consumer())
+        Source::still_armed(self.consumer())
     }
     fn disarm(&mut self) {
-        Consumer::disarm(self.consumer());
+        Source::disarm(self.consumer());
     }
     #[cfg(loom)]
     fn signalled(&mut self) -> bool {
-        self.consumer().readiness_pending()
+        Source::signalled(self.consumer())
     }
     fn announce(&mut self) -> bool {
-        self.consumer().announce_wait()
+        Source::announce(self.consumer())
     }
     fn check(&mut self) -> bool {
-        matches!(self.consumer().check_armed(), Ok(true))
+        Source::check(self.consumer())
     }
     fn still_armed_futex(&mut self) -> bool {
-        self.consumer().still_armed_futex()
+        Source::still_armed_futex(self.consumer())
     }
     fn announce_futex(&mut self) -> Option<bool> {
-        self.consumer().announce_futex_wait()
+        Source::announce_futex(self.consumer())
     }
     fn armed_word(&self) -> Option<(&Futex, u32)> {
-        self.consumer_ref().armed_word()
+        Source::armed_word(self.consumer_ref())
     }
 }
 
@@ -534,31 +502,10 @@ impl WaitSet {
     fn wait_futexes(&mut self, deadline: Option<Instant>, ready: &mut Vec<Token>) -> Option<usize> {
         loop {
             // W1-W3 of the futex protocol for the members something
-            // happened to: announce each, one heavy barrier, re-check each.
-            self.rearmed.clear();
-            let mut heavy = false;
-            for (i, m) in self.members.iter_mut().enumerate() {
-                let Some(m) = m else { continue };
-                let src = m.source();
-                if !src.still_armed_futex() {
-                    heavy |= src.announce_futex()?;
-                    self.rearmed.push(i);
-                }
-            }
-            if !self.rearmed.is_empty() {
-                let _ = barrier::waiter(heavy);
-                for &i in &self.rearmed {
-                    if let Some(m) = self.members[i].as_mut() {
-                        let src = m.source();
-                        if !src.check() {
-                            src.disarm();
-                            ready.push(Token(i));
-                        }
-                    }
-                }
-                if !ready.is_empty() {
-                    return Some(ready.len());
-                }
+            // happened to.
+            self.rearm(ready, true)?;
+            if !ready.is_empty() {
+                return Some(ready.len());
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Some(0);
@@ -603,21 +550,29 @@ impl WaitSet {
         }
     }
 
-    /// [`wait`](Self::wait) on the members' descriptors.
-    fn wait_epoll(
-        &mut self,
-        deadline: Option<Instant>,
-        ready: &mut Vec<Token>,
-    ) -> Result<usize, Error> {
-        // Re-arm only the members something happened to since the last
-        // wait; pay one heavy barrier for them all, then re-check them.
+    /// Re-arms only the members something happened to since the last wait
+    /// (on their futex words, or on their descriptors): announces each,
+    /// pays one heavy barrier for them all, re-checks each, and puts those
+    /// ready now in `ready` (disarmed, so that the next wait re-checks
+    /// them). `None`, having announced nothing more, where a member cannot
+    /// sleep on its futex word.
+    fn rearm(&mut self, ready: &mut Vec<Token>, futex: bool) -> Option<()> {
         self.rearmed.clear();
         let mut heavy = false;
         for (i, m) in self.members.iter_mut().enumerate() {
             let Some(m) = m else { continue };
             let src = m.source();
-            if !src.still_armed() {
-                heavy |= src.announce();
+            let armed = if futex {
+                src.still_armed_futex()
+            } else {
+                src.still_armed()
+            };
+            if !armed {
+                heavy |= if futex {
+                    src.announce_futex()?
+                } else {
+                    src.announce()
+                };
                 self.rearmed.push(i);
             }
         }
@@ -633,6 +588,17 @@ impl WaitSet {
                 }
             }
         }
+        Some(())
+    }
+
+    /// [`wait`](Self::wait) on the members' descriptors.
+    fn wait_epoll(
+        &mut self,
+        deadline: Option<Instant>,
+        ready: &mut Vec<Token>,
+    ) -> Result<usize, Error> {
+        // W'1-W'3 for the members something happened to.
+        let _ = self.rearm(ready, false);
         #[cfg(loom)]
         if ready.is_empty() {
             // The model of `epoll_wait` (no deadline: loom has no time).
@@ -751,7 +717,7 @@ mod tests {
         assert_eq!(rx.try_recv_vec().unwrap(), b"one");
         assert_eq!(rx.try_recv_vec().unwrap(), b"two");
         assert!(
-            !rx.still_armed() && !rx.still_armed_futex(),
+            !SetMember::still_armed(rx) && !SetMember::still_armed_futex(rx),
             "a call disarms"
         );
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
@@ -771,7 +737,7 @@ mod tests {
         let Some(Member::Consumer(mut rx_a)) = set.remove(ta) else {
             panic!("consumer a")
         };
-        assert!(!rx_a.still_armed() && !rx_a.still_armed_futex());
+        assert!(!SetMember::still_armed(&rx_a) && !SetMember::still_armed_futex(&rx_a));
         assert!(!a.info().consumer.parked, "nothing announced for it");
         tx_a.try_send(b"three").unwrap();
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);

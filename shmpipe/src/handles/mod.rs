@@ -63,6 +63,68 @@ use crate::sync::{barrier, Futex};
 use crate::wake::{self, WaitConfig, WaitStats};
 use crate::watcher::{self, Fired, Watch};
 
+/// What a `WaitSet` (`waitset.rs`) asks of a member, the same on both kinds
+/// of handle: the handle's [`Holder`] does the work; each kind supplies
+/// only its holder and its own re-check.
+pub(crate) trait SetMember {
+    /// The handle's holder.
+    fn holder(&self) -> &Holder;
+    /// The same, to change.
+    fn holder_mut(&mut self) -> &mut Holder;
+    /// The re-check after announcing and the barrier (`check_armed`):
+    /// `true` if there is still nothing to do but wait.
+    fn recheck(&mut self) -> bool;
+
+    /// Registers the notification socket and the peer's pidfd in the
+    /// set's epoll.
+    fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
+        self.holder_mut().join_set(link)
+    }
+    /// Undoes `join_set` (and disarms).
+    fn leave_set(&mut self) {
+        self.holder_mut().leave_set();
+    }
+    /// Whether the last descriptor announcement still stands, so the next
+    /// wait need not re-arm this member.
+    fn still_armed(&self) -> bool {
+        self.holder().still_armed()
+    }
+    /// The first half of `arm` (the set pays one heavy barrier for all its
+    /// members, then calls `recheck`). Returns whether this process pays
+    /// the heavy barrier.
+    fn announce_wait(&mut self) -> bool {
+        let h = self.holder_mut();
+        let _ = h.announce();
+        h.asymmetric
+    }
+    /// For a set sleeping in `futex_waitv`: announces a futex sleep (then
+    /// the barrier and `recheck`, as above). Returns whether this process
+    /// pays the heavy barrier, or `None` where such a sleep would not learn
+    /// of the peer's death.
+    fn announce_futex_wait(&mut self) -> Option<bool> {
+        let h = self.holder_mut();
+        h.announce_futex().map(|()| h.asymmetric)
+    }
+    /// Whether the futex announcement still stands.
+    fn still_armed_futex(&self) -> bool {
+        self.holder().still_armed_futex()
+    }
+    /// The futex word to sleep on, and its expected value.
+    fn armed_word(&self) -> Option<(&Futex, u32)> {
+        self.holder().armed_word()
+    }
+    /// Withdraws either announcement (what every call does first).
+    fn disarm_member(&mut self) {
+        self.holder_mut().disarm();
+    }
+    /// Under loom: whether the modelled notification socket holds a
+    /// datagram.
+    #[cfg(loom)]
+    fn readiness_pending(&self) -> bool {
+        self.holder().readiness_pending()
+    }
+}
+
 // Counter stores are Relaxed: each counter line has a single writer, and
 // readers (inspect) want a recent value, not a synchronised one.
 
@@ -82,7 +144,7 @@ enum Armed {
 
 /// What a handle holds: the claim on its side, the mapping it keeps alive,
 /// a process-local copy of the validated view, its stats and how it waits.
-struct Holder {
+pub(crate) struct Holder {
     mapping: Arc<Mapping>,
     ring: RingRef,
     me: Claim,

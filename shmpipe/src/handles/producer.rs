@@ -8,18 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::message::Message;
-use super::{check_indices, deadline_after, Holder, MAX_POSITION};
+use super::{check_indices, deadline_after, Holder, SetMember, MAX_POSITION};
 use crate::error::{Corruption, Error, Expected, SendError, TrySendError};
 use crate::info::Stats;
 use crate::layout::{
     commit_value, Claim, MARK_FIRST, MARK_MASK, MARK_PAD, MARK_WHOLE, STATE_CLOSED,
 };
 use crate::mapping::Mapping;
-use crate::readiness::SetLink;
 use crate::side::Side;
+use crate::sync::barrier;
 use crate::sync::compiler_barrier;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
-use crate::sync::{barrier, Futex};
 use crate::wake::{self, Sleep, WaitConfig, WaitStats, WaitStrategy};
 use crate::watcher::Fired;
 
@@ -67,6 +66,18 @@ pub struct Producer {
 unsafe impl Send for Producer {}
 // SAFETY: `&Producer` only reads atomics (len, capacity, stats).
 unsafe impl Sync for Producer {}
+
+impl SetMember for Producer {
+    fn holder(&self) -> &Holder {
+        &self.holder
+    }
+    fn holder_mut(&mut self) -> &mut Holder {
+        &mut self.holder
+    }
+    fn recheck(&mut self) -> bool {
+        matches!(self.check_armed(), Ok(true))
+    }
+}
 
 impl fmt::Debug for Producer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -752,51 +763,6 @@ impl Producer {
         }
     }
 
-    /// For a `WaitSet`: the first half of `arm` (the set pays one heavy
-    /// barrier for all its members, then calls `check_armed`). Returns
-    /// whether this process pays the heavy barrier.
-    pub(crate) fn announce_wait(&mut self) -> bool {
-        let _ = self.holder.announce();
-        self.holder.asymmetric
-    }
-
-    /// For a `WaitSet`: registers the notification socket and the peer's
-    /// pidfd in the set's epoll.
-    pub(crate) fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
-        self.holder.join_set(link)
-    }
-
-    /// For a `WaitSet`: undoes `join_set` (and disarms).
-    pub(crate) fn leave_set(&mut self) {
-        self.holder.leave_set();
-    }
-
-    /// For a `WaitSet`: whether the last announcement still stands, so
-    /// the next wait need not re-arm this member.
-    pub(crate) fn still_armed(&self) -> bool {
-        self.holder.still_armed()
-    }
-
-    /// For a `WaitSet` sleeping in `futex_waitv`: announces a futex sleep
-    /// (the set then pays one heavy barrier for all its members and calls
-    /// `check_armed`). Returns whether this process pays the heavy barrier,
-    /// or `None` where such a sleep would not learn of the peer's death.
-    pub(crate) fn announce_futex_wait(&mut self) -> Option<bool> {
-        self.holder
-            .announce_futex()
-            .map(|()| self.holder.asymmetric)
-    }
-
-    /// For a `WaitSet`: whether the futex announcement still stands.
-    pub(crate) fn still_armed_futex(&self) -> bool {
-        self.holder.still_armed_futex()
-    }
-
-    /// For a `WaitSet`: the futex word to sleep on, and its expected value.
-    pub(crate) fn armed_word(&self) -> Option<(&Futex, u32)> {
-        self.holder.armed_word()
-    }
-
     /// The loom model of waiting on the readiness descriptor (there is no
     /// descriptor under loom): sleeps until the modelled notification
     /// socket holds a datagram. Call after [`arm`](Self::arm) returned
@@ -805,13 +771,6 @@ impl Producer {
     #[doc(hidden)]
     pub fn loom_wait_readiness(&mut self) {
         self.holder.wait_readiness();
-    }
-
-    /// For a `WaitSet` under loom: whether the modelled socket holds a
-    /// datagram.
-    #[cfg(loom)]
-    pub(crate) fn readiness_pending(&self) -> bool {
-        self.holder.readiness_pending()
     }
 
     /// Undoes [`arm`](Self::arm) without another call: the peer stops
