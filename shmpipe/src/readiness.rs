@@ -1,18 +1,19 @@
 //! A handle's readiness descriptor: one fd that epoll, poll, mio and
 //! tokio's `AsyncFd` can watch, readable when the handle should try again.
 //!
-//! What makes a waiting handle's descriptor readable is two descriptors:
-//! the handle's notification socket (`notify.rs`: a publisher sends it a
-//! datagram when the handle announced `PARKED_NOTIFY`) and, once a peer was
-//! verified, the peer's pidfd (readable when the peer's process exits).
-//! They are registered in up to two epoll sets:
+//! What makes a waiting handle's descriptor readable is three descriptors:
+//! the handle's notification inbox (`notify.rs`: a pipe and a socket, one of
+//! which a publisher writes a byte to when the handle announced
+//! `PARKED_NOTIFY`) and, once a peer was verified, the peer's pidfd
+//! (readable when the peer's process exits). They are registered in up to
+//! two epoll sets:
 //!
 //! - the handle's own epoll instance, made when `readiness_fd()` is first
 //!   called: an epoll fd is itself readable while any of its members is, so
 //!   one descriptor covers "the peer published", "the peer closed"
 //!   (closing publishes) and "the peer died";
 //! - a `WaitSet`'s epoll, directly (a flat set: no nested epoll fd between
-//!   the set and the socket), under keys that name the member and the
+//!   the set and the inbox), under keys that name the member and the
 //!   descriptor's kind ([`SetLink`]).
 //!
 //! The peer's pidfd changes when a new peer claims the side;
@@ -24,15 +25,15 @@ use std::sync::Arc;
 use rustix::event::epoll;
 use rustix::io::Errno;
 
-use crate::notify::NotifySocket;
+use crate::notify::Inbox;
 
 /// Which of a member's descriptors an epoll event in a `WaitSet` is for
 /// (the low bits of its key; the member's slot is above them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub(crate) enum SourceKind {
-    /// The member's notification socket.
-    Socket = 0,
+    /// The member's notification inbox (its pipe or its socket).
+    Inbox = 0,
     /// The member's peer's pidfd.
     PeerPidfd = 1,
     /// A member that is a descriptor itself: a listener's socket.
@@ -78,11 +79,11 @@ impl SetLink {
     }
 }
 
-/// The notification socket and the epoll sets it is registered in.
+/// The notification inbox and the epoll sets it is registered in.
 #[derive(Debug)]
 #[cfg_attr(loom, allow(dead_code))] // loom models no epoll and no pidfd
 pub(crate) struct Readiness {
-    socket: NotifySocket,
+    inbox: Inbox,
     /// The handle's own epoll instance (`readiness_fd`), made on first use.
     epoll: Option<OwnedFd>,
     /// The claim word of the peer whose pidfd is registered, and our dup.
@@ -92,22 +93,27 @@ pub(crate) struct Readiness {
 }
 
 impl Readiness {
-    /// Binds the notification socket; no epoll instance yet.
+    /// Makes the notification inbox; no epoll instance yet.
     pub(crate) fn new() -> Result<Readiness, Errno> {
         Ok(Readiness {
-            socket: NotifySocket::bind()?,
+            inbox: Inbox::new()?,
             epoll: None,
             peer: None,
             set: None,
         })
     }
 
-    /// The name publishers send to (`ControlLine::notify_id`).
+    /// The socket's name publishers send to (`ControlLine::notify_id`).
     pub(crate) fn id(&self) -> u64 {
-        self.socket.id()
+        self.inbox.id()
     }
 
-    /// Under loom there is no descriptor (the socket is a model).
+    /// The pipe's names (`ControlLine::notify_pipe`, `notify_pipe_ino`).
+    pub(crate) fn pipe_id(&self) -> (u32, u64) {
+        self.inbox.pipe_id()
+    }
+
+    /// Under loom there is no descriptor (the inbox is a model).
     #[cfg(loom)]
     pub(crate) fn fd(&mut self) -> Result<BorrowedFd<'_>, Errno> {
         Err(Errno::NOSYS)
@@ -130,10 +136,10 @@ impl Readiness {
     #[cfg(loom)]
     pub(crate) fn watch_peer(&mut self, _claim: u64, _pidfd: BorrowedFd<'_>) {}
 
-    /// Under loom: whether the modelled socket holds a datagram.
+    /// Under loom: whether the modelled inbox holds a notification.
     #[cfg(loom)]
     pub(crate) fn pending(&self) -> bool {
-        self.socket.pending()
+        self.inbox.pending()
     }
 
     /// The handle's own readiness descriptor, made on first use.
@@ -141,12 +147,14 @@ impl Readiness {
     pub(crate) fn fd(&mut self) -> Result<BorrowedFd<'_>, Errno> {
         if self.epoll.is_none() {
             let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-            epoll::add(
-                &epoll,
-                self.socket.as_fd(),
-                epoll::EventData::new_u64(SourceKind::Socket as u64),
-                epoll::EventFlags::IN,
-            )?;
+            for fd in self.inbox.fds() {
+                epoll::add(
+                    &epoll,
+                    fd,
+                    epoll::EventData::new_u64(SourceKind::Inbox as u64),
+                    epoll::EventFlags::IN,
+                )?;
+            }
             if let Some((_, pidfd)) = &self.peer {
                 epoll::add(
                     &epoll,
@@ -160,15 +168,21 @@ impl Readiness {
         Ok(self.epoll.as_ref().expect("made above").as_fd())
     }
 
-    /// Registers the socket (and the peer's pidfd, once known) in a
+    /// Registers the inbox (and the peer's pidfd, once known) in a
     /// `WaitSet`'s epoll; replaces a previous set.
     #[cfg(not(loom))]
     pub(crate) fn join(&mut self, link: SetLink) -> Result<(), Errno> {
         self.leave();
-        link.add(self.socket.as_fd(), SourceKind::Socket)?;
+        let [pipe, socket] = self.inbox.fds();
+        let joined = link.add(pipe, SourceKind::Inbox).and_then(|()| {
+            link.add(socket, SourceKind::Inbox)
+                .inspect_err(|_| link.delete(pipe))
+        });
+        joined?;
         if let Some((_, pidfd)) = &self.peer {
             if let Err(e) = link.add(pidfd.as_fd(), SourceKind::PeerPidfd) {
-                link.delete(self.socket.as_fd());
+                link.delete(pipe);
+                link.delete(socket);
                 return Err(e);
             }
         }
@@ -180,7 +194,9 @@ impl Readiness {
     #[cfg(not(loom))]
     pub(crate) fn leave(&mut self) {
         if let Some(link) = self.set.take() {
-            link.delete(self.socket.as_fd());
+            for fd in self.inbox.fds() {
+                link.delete(fd);
+            }
             if let Some((_, pidfd)) = &self.peer {
                 link.delete(pidfd.as_fd());
             }
@@ -234,7 +250,7 @@ impl Readiness {
 
     /// Consumes the notifications received so far.
     pub(crate) fn drain(&self) {
-        self.socket.drain();
+        self.inbox.drain();
     }
 }
 

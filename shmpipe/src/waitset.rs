@@ -53,7 +53,7 @@ pub enum Member {
 ///   the set sleeps exactly as one blocked `recv` does, woken by the
 ///   publisher's `FUTEX_WAKE` or by the watcher when a peer dies.
 /// - **On descriptors** (`epoll_wait`) otherwise, or always with
-///   [`with_epoll`](Self::with_epoll): each member's notification socket
+///   [`with_epoll`](Self::with_epoll): each member's notification inbox (a pipe and a socket)
 ///   and its peer's pidfd are in one epoll set (no nested epoll per
 ///   member), so a dead peer wakes the set at once.
 ///
@@ -340,7 +340,7 @@ impl WaitSet {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if its notification socket cannot be made or added.
+    /// [`Error::Io`] if its notification inbox cannot be made or added.
     pub fn add_consumer(&mut self, consumer: Consumer) -> Result<Token, Error> {
         self.add(Member::Consumer(consumer))
     }
@@ -349,7 +349,7 @@ impl WaitSet {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if its notification socket cannot be made or added.
+    /// [`Error::Io`] if its notification inbox cannot be made or added.
     pub fn add_producer(&mut self, producer: Producer) -> Result<Token, Error> {
         self.add(Member::Producer(producer))
     }
@@ -703,9 +703,9 @@ mod tests {
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
         assert!(set.all_armed());
 
-        // A publish consumes the announcement (one datagram, or one futex
+        // A publish consumes the announcement (one byte, or one futex
         // wake), a second one sends nothing more. A descriptor member stays
-        // armed (its datagram stays queued until its next call); a futex
+        // armed (its byte stays queued until it is drained); a futex
         // member's announcement is spent, and the next wait re-arms it.
         tx_a.try_send(b"one").unwrap();
         tx_a.try_send(b"two").unwrap();
@@ -723,7 +723,7 @@ mod tests {
         assert_eq!(set.wait(soon(), &mut ready).unwrap(), 0);
         assert!(set.all_armed(), "the next wait re-armed it");
 
-        // Ready before the wait (a disarmed member: no datagram; the
+        // Ready before the wait (a disarmed member: no byte; the
         // re-check finds it) and left alone: reported again by the next
         // wait.
         set.consumer(ta).unwrap().disarm();

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::Backoff;
 
 use crate::layout::{ControlLine, StatsLine, PARKED_FUTEX, PARKED_NOTIFY};
-use crate::notify::Notifier;
+use crate::notify::{self, Notifier};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{barrier, spin_loop, yield_now, WaitOutcome};
 
@@ -341,7 +341,7 @@ pub(crate) fn block<T>(
 /// asymmetric protocol (`sync::barrier::asymmetric`). Returns the peer's
 /// `parked` bits (0 in the busy case): `PARKED_FUTEX` means a futex wake
 /// was issued here, `PARKED_NOTIFY` that the caller must signal the peer's
-/// notification socket.
+/// notification inbox.
 #[inline]
 pub(crate) fn notify(peer: &ControlLine, asymmetric: bool) -> u32 {
     // Relaxed: a mode the peer wrote once when it claimed its side; it sits
@@ -385,7 +385,7 @@ fn wake_announced(peer: &ControlLine, parked: u32) -> u32 {
     parked
 }
 
-/// [`notify`], and also signals the peer's notification socket when it
+/// [`notify`], and also signals the peer's notification inbox when it
 /// waits on its readiness descriptor. Returns whether it was asleep on its
 /// futex.
 #[inline]
@@ -398,12 +398,12 @@ pub(crate) fn notify_any(peer: &ControlLine, asymmetric: bool, notifier: &mut No
 }
 
 /// Consumes the peer's `PARKED_NOTIFY` announcement and signals its
-/// notification socket: one datagram per announcement, however many
+/// notification inbox: one byte per announcement, however many
 /// messages are published while the peer stays announced (a `WaitSet`
 /// member stays announced across waits until something happens to it).
 /// Whoever clears the bit sends; a racing second publisher (a closing or
 /// claiming process, a remover) finds it clear and sends nothing, which is
-/// enough: one datagram makes the socket readable.
+/// enough: one byte makes the inbox readable.
 #[cold]
 fn signal_descriptor(peer: &ControlLine, notifier: &mut Notifier) {
     // ORDERING: Acquire; pairs with the Release `fetch_or` of the waiter's
@@ -411,7 +411,7 @@ fn signal_descriptor(peer: &ControlLine, notifier: &mut Notifier) {
     // it is visible.
     let was = peer.parked.fetch_and(!PARKED_NOTIFY, Acquire);
     if was & PARKED_NOTIFY != 0 {
-        notifier.send(peer.notify_id.load(Acquire));
+        notifier.send(&notify::Address::read(peer));
     }
 }
 

@@ -225,8 +225,20 @@ fn readable_within(fd: i32, ms: i32) -> bool {
     unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) == 1 }
 }
 
+/// On a `0600` shm ring the producer writes to the consumer's pipe; on a
+/// memfd ring (whose descriptor anyone may have been handed) it sends to
+/// the consumer's socket instead. Both make the descriptor readable.
 fn readiness_fd_in_poll() -> Result<(), Failed> {
-    let (_a, _c, ring) = ring("fd")?;
+    let (_a, _c, shm) = ring("fd")?;
+    readiness_fd_in_poll_on(&shm)?;
+    let memfd = RingBuilder::new()
+        .slots(16)
+        .slot_size(64)
+        .create_memfd("shmpipe-test-fd")?;
+    readiness_fd_in_poll_on(&memfd)
+}
+
+fn readiness_fd_in_poll_on(ring: &Ring) -> Result<(), Failed> {
     let mut tx = ring.producer()?;
     let mut rx = ring.consumer()?;
     let fd = rx.readiness_fd()?.as_raw_fd();
@@ -241,6 +253,11 @@ fn readiness_fd_in_poll() -> Result<(), Failed> {
         return Err("a publish did not make the descriptor readable".into());
     }
     assert_eq!(rx.try_recv_vec()?, b"x");
+    // The call that finds the ring empty empties the descriptor.
+    assert!(matches!(rx.try_recv_vec(), Err(TryRecvError::Empty)));
+    if readable_within(fd, 0) {
+        return Err("still readable after a call found the ring empty".into());
+    }
     // Unarmed, a busy pair signals nothing.
     tx.try_send(b"y")?;
     if readable_within(fd, 20) {

@@ -682,6 +682,12 @@ impl Consumer {
     /// [`arm`](Self::arm) returned `true`; any later call on the consumer
     /// disarms it. Made on first use; it lives as long as the consumer.
     ///
+    /// The call after a wake-up takes its message without first emptying the
+    /// descriptor (a system call less on the wake-up's path), so the
+    /// descriptor may stay readable until a call finds the ring empty or `arm`
+    /// runs: a level-triggered loop may wake once more for nothing, and
+    /// its next call empties it.
+    ///
     /// # Errors
     ///
     /// [`Error::Io`] if the descriptor cannot be made (`EMFILE`, ...).
@@ -696,7 +702,7 @@ impl Consumer {
     /// ring is in a state the next receive reports: closed, corrupt).
     ///
     /// While both sides are busy nobody arms, and the producer makes no
-    /// system call; an armed consumer gets one datagram per wake-up.
+    /// system call; an armed consumer gets one notification per wake-up.
     ///
     /// # Errors
     ///
@@ -743,7 +749,7 @@ impl Consumer {
 
     /// The loom model of waiting on the readiness descriptor (there is no
     /// descriptor under loom): sleeps until the modelled notification
-    /// socket holds a datagram. Call after [`arm`](Self::arm) returned
+    /// inbox holds a notification. Call after [`arm`](Self::arm) returned
     /// `true`, as `poll` would be.
     #[cfg(loom)]
     #[doc(hidden)]

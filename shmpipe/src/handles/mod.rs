@@ -75,8 +75,8 @@ pub(crate) trait SetMember {
     /// `true` if there is still nothing to do but wait.
     fn recheck(&mut self) -> bool;
 
-    /// Registers the notification socket and the peer's pidfd in the
-    /// set's epoll.
+    /// Registers the notification inbox and the peer's pidfd in the set's
+    /// epoll.
     fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
         self.holder_mut().join_set(link)
     }
@@ -117,8 +117,8 @@ pub(crate) trait SetMember {
     fn disarm_member(&mut self) {
         self.holder_mut().disarm();
     }
-    /// Under loom: whether the modelled notification socket holds a
-    /// datagram.
+    /// Under loom: whether the modelled notification inbox holds a
+    /// notification.
     #[cfg(loom)]
     fn readiness_pending(&self) -> bool {
         self.holder().readiness_pending()
@@ -156,11 +156,14 @@ pub(crate) struct Holder {
     asymmetric: bool,
     /// Which side this handle holds.
     side: Side,
-    /// Signals the peer's notification socket when it waits on a
+    /// Signals the peer's notification inbox when it waits on a
     /// descriptor.
     notifier: Notifier,
     /// This handle's readiness descriptor, made on first use.
     readiness: Option<Readiness>,
+    /// A descriptor arming was withdrawn since the inbox was last drained:
+    /// the notification that ended it may still be queued.
+    inbox_dirty: bool,
     /// What this handle announced for an outside waiter.
     armed: Armed,
     /// The death watcher's registration for the current peer (its claim
@@ -231,6 +234,7 @@ impl Holder {
         // that still sees the previous holder's mode for a moment is covered
         // by the heartbeat bound on every sleep (design.md §7).
         ctl.needs_fence.store(u32::from(!asymmetric), Relaxed);
+        let notifier = Notifier::new(mapping.segment.writable_by_owner_only());
         let mut holder = Holder {
             stats: Stats::load(counters),
             mapping,
@@ -240,8 +244,9 @@ impl Holder {
             peer: ProcessWatch::default(),
             asymmetric,
             side,
-            notifier: Notifier::default(),
+            notifier,
             readiness: None,
+            inbox_dirty: false,
             armed: Armed::No,
             watch: None,
             dead_peer: None,
@@ -314,9 +319,29 @@ impl Holder {
         self.stats.wait_timeouts = self.stats.wait_timeouts.wrapping_add(counts.timeouts);
     }
 
+    /// Counts a call that found the ring empty (full), and empties the
+    /// inbox an earlier descriptor wake-up left (see `disarm_slow`).
     fn count_stall(&mut self, own: &StatsLine) {
         self.stats.stalls = self.stats.stalls.wrapping_add(1);
         own.stalls.store(self.stats.stalls, Relaxed);
+        self.drain_inbox();
+    }
+
+    /// Consumes the notifications in the inbox, if a wake-up may have left
+    /// one there.
+    #[inline]
+    fn drain_inbox(&mut self) {
+        if self.inbox_dirty {
+            self.drain_inbox_slow();
+        }
+    }
+
+    #[cold]
+    fn drain_inbox_slow(&mut self) {
+        if let Some(r) = self.readiness.as_ref() {
+            r.drain();
+        }
+        self.inbox_dirty = false;
     }
 
     fn count_wake(&mut self, own: &StatsLine) {
@@ -345,10 +370,18 @@ impl Holder {
     fn readiness(&mut self) -> Result<&mut Readiness, Error> {
         if self.readiness.is_none() {
             let r = Readiness::new()
-                .map_err(|e| Error::from_errno("socket", &self.mapping.label, e))?;
+                .map_err(|e| Error::from_errno("pipe2/socket", &self.mapping.label, e))?;
             let (own, _) = self.lines();
+            let (pipe, pipe_ino) = r.pipe_id();
+            // Relaxed: published by the Release store below. (The loom
+            // model has no pipe and reads neither.)
+            if !cfg!(loom) {
+                own.notify_pipe.store(pipe, Relaxed);
+                own.notify_pipe_ino.store(pipe_ino, Relaxed);
+            }
             // ORDERING: Release; pairs with the Acquire load in
-            // `signal_descriptor` (through the `parked` bit's Release).
+            // `notify::Address::read` (also ordered by the `parked` bit's
+            // Release), publishing the pipe's names too.
             own.notify_id.store(r.id(), Release);
             self.readiness = Some(r);
         }
@@ -363,8 +396,8 @@ impl Holder {
             .map_err(|e| Error::from_errno("epoll_create", &label, e))
     }
 
-    /// Registers the notification socket and the peer's pidfd in a
-    /// `WaitSet`'s epoll (`readiness.rs`), making the socket first.
+    /// Registers the notification inbox and the peer's pidfd in a
+    /// `WaitSet`'s epoll (`readiness.rs`), making the inbox first.
     fn join_set(&mut self, link: SetLink) -> Result<(), Error> {
         let label = self.mapping.label.clone();
         self.readiness()?;
@@ -386,8 +419,8 @@ impl Holder {
     /// Whether this handle's last `announce` still stands: no call
     /// disarmed it since. A `WaitSet` re-arms only members for which this
     /// is false. A publisher may have consumed the announcement (cleared
-    /// `PARKED_NOTIFY` as it sent its datagram): the datagram stays queued,
-    /// the socket readable, until the next disarm drains it, so the set's
+    /// `PARKED_NOTIFY` as it wrote its byte): the byte stays queued, the
+    /// inbox readable, until the next `announce` drains it, so the set's
     /// epoll reports the member without a re-arm (and without the heavy
     /// barrier a re-arm costs).
     fn still_armed(&self) -> bool {
@@ -458,15 +491,15 @@ impl Holder {
         }
     }
 
-    /// Under loom: sleeps until the modelled notification socket holds a
-    /// datagram (what `poll` on the readiness descriptor does).
+    /// Under loom: sleeps until the modelled notification inbox holds a
+    /// notification (what `poll` on the readiness descriptor does).
     #[cfg(loom)]
     fn wait_readiness(&mut self) {
         let r = self.readiness.as_ref();
         crate::notify::wait_until(|| r.map_or(true, |r| r.pending()));
     }
 
-    /// Under loom: whether the modelled socket holds a datagram.
+    /// Under loom: whether the modelled inbox holds a notification.
     #[cfg(loom)]
     fn readiness_pending(&self) -> bool {
         self.readiness.as_ref().is_some_and(|r| r.pending())
@@ -485,11 +518,21 @@ impl Holder {
         }
     }
 
-    /// First half of arming the descriptor: sets `PARKED_NOTIFY` and adds
-    /// the peer's pidfd to the descriptor. The caller then pays the heavy
+    /// First half of arming the descriptor: consumes the notifications
+    /// received since the last arming, sets `PARKED_NOTIFY` and adds the
+    /// peer's pidfd to the descriptor. The caller then pays the heavy
     /// barrier (`barrier::waiter`) and re-checks the ring before waiting.
+    ///
+    /// The drain (W'0) is here or at the first call that finds nothing to
+    /// do (`count_stall`), rather than in `disarm`: a wake-up's call reads
+    /// its message without first emptying the inbox (one or two system
+    /// calls off the wake-up's path). Whatever it drains was sent for an
+    /// earlier announcement (a publisher signals only after it saw the bit
+    /// set, and the bit is set after the drain), and the re-check after the
+    /// barrier sees anything published before the announcement.
     fn announce(&mut self) -> Result<(), Error> {
         self.readiness()?;
+        self.drain_inbox();
         self.watch_peer_pidfd();
         let (own, _) = self.lines();
         // ORDERING: Release; pairs with the Acquire load in the publisher's
@@ -519,11 +562,12 @@ impl Holder {
         let (own, _) = self.lines();
         match self.armed {
             Armed::No => {}
+            // The notification that woke us, if any, stays in the inbox
+            // until this call or a later one finds nothing to do, or the
+            // next `announce`: then it is drained.
             Armed::Descriptor => {
                 own.parked.fetch_and(!PARKED_NOTIFY, Relaxed);
-                if let Some(r) = self.readiness.as_ref() {
-                    r.drain();
-                }
+                self.inbox_dirty = true;
             }
             // A publisher that consumed the bit has woken a sleeper that is
             // awake now: nothing to drain.

@@ -696,6 +696,12 @@ impl Producer {
     /// returned `true`; any later call on the producer disarms it. Made on
     /// first use; it lives as long as the producer.
     ///
+    /// The call after a wake-up takes its free slot without first emptying the
+    /// descriptor (a system call less on the wake-up's path), so the
+    /// descriptor may stay readable until a call finds the ring full or `arm`
+    /// runs: a level-triggered loop may wake once more for nothing, and
+    /// its next call empties it.
+    ///
     /// # Errors
     ///
     /// [`Error::Io`] if the descriptor cannot be made (`EMFILE`, ...).
@@ -710,7 +716,7 @@ impl Producer {
     /// is in a state the next call reports: closed, corrupt).
     ///
     /// While both sides are busy nobody arms, and the consumer makes no
-    /// system call; an armed producer gets one datagram per wake-up.
+    /// system call; an armed producer gets one notification per wake-up.
     ///
     /// # Errors
     ///
@@ -765,7 +771,7 @@ impl Producer {
 
     /// The loom model of waiting on the readiness descriptor (there is no
     /// descriptor under loom): sleeps until the modelled notification
-    /// socket holds a datagram. Call after [`arm`](Self::arm) returned
+    /// inbox holds a notification. Call after [`arm`](Self::arm) returned
     /// `true`, as `poll` would be.
     #[cfg(loom)]
     #[doc(hidden)]

@@ -208,17 +208,22 @@ pub(crate) struct ControlLine {
     /// a publisher must fence after every index store it makes for it; 0 if
     /// they do (`sync::barrier`).
     pub(crate) needs_fence: AtomicU32,
-    /// Reserved, zero.
-    pub(crate) reserved: AtomicU32,
+    /// This side's notification pipe, for waits on its readiness
+    /// descriptor: the read end's descriptor number in this side's process,
+    /// plus one (0: none; `notify.rs`, `docs/design.md` §7).
+    pub(crate) notify_pipe: AtomicU32,
     /// The name of this side's notification socket (0: none), for waits on
-    /// its readiness descriptor (`notify.rs`, `docs/design.md` §7).
+    /// its readiness descriptor where its pipe cannot be used.
     pub(crate) notify_id: AtomicU64,
+    /// The inode number of the pipe named by `notify_pipe`.
+    pub(crate) notify_pipe_ino: AtomicU64,
 }
 
 /// `parked` bit: the side sleeps (or is about to) on its futex.
 pub(crate) const PARKED_FUTEX: u32 = 1;
 /// `parked` bit: the side waits on its readiness descriptor; a publisher
-/// sends a datagram to its notification socket (`notify_id`).
+/// writes a byte to its notification pipe (`notify_pipe`) or socket
+/// (`notify_id`).
 pub(crate) const PARKED_NOTIFY: u32 = 2;
 
 /// The commit word a slot holds once the message at `pos` is published:
@@ -301,7 +306,7 @@ const _: () = {
     assert!(SLOT_HEADER <= SLOT_ALIGN);
     // `error::Geometry::max_message` states the slot header's size.
     assert!(SLOT_HEADER == 16);
-    assert!(size_of::<ControlLine>() == 32);
+    assert!(size_of::<ControlLine>() == 40);
     assert!(size_of::<StatsLine>() == 56);
     assert!(HEADER_LEN % SLOT_ALIGN == 0);
     assert!(align_of::<RingHeader>() <= 4096);

@@ -494,6 +494,22 @@ impl Segment {
         Some(rfs::fstat(self.fd()?).ok()?.st_uid)
     }
 
+    /// Whether only this process's user can write the segment: it is in
+    /// this process, or owned by our effective user with no group or
+    /// other write bit. A memfd never is (whoever holds its descriptor can
+    /// map it, whatever its mode). Decides whether a publisher may write to
+    /// a waiter's pipe by the name in its control line (`notify.rs`).
+    pub(crate) fn writable_by_owner_only(&self) -> bool {
+        match self.backend {
+            Backend::Heap => true,
+            Backend::Memfd => false,
+            Backend::PosixShm | Backend::File | Backend::SysV => {
+                self.owner() == Some(rustix::process::geteuid().as_raw())
+                    && self.mode().is_some_and(|mode| mode & 0o022 == 0)
+            }
+        }
+    }
+
     /// Processes attached to a System V segment (`shm_nattch`).
     pub(crate) fn attach_count(&self) -> Option<u64> {
         self.sysv_id
