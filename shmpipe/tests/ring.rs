@@ -313,6 +313,38 @@ fn timeouts_and_past_deadlines() {
     }
 }
 
+/// A producer that finds the ring full waits, while it spins, for more than
+/// one free slot (a refill: see `Producer::send`); it must still go on with
+/// the one slot a consumer frees before waiting on the producer itself.
+#[test]
+fn full_ring_send_takes_a_lone_free_slot() {
+    let ring = heap(64, 64);
+    let (mut tx, mut rx) = pair(&ring);
+    for strategy in [WaitStrategy::Spin, WaitStrategy::DEFAULT] {
+        tx.set_wait_strategy(strategy);
+        rx.set_wait_strategy(strategy);
+        for i in 0..64u8 {
+            tx.try_send(&[i][..]).unwrap();
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let consumer = thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            // One slot freed, then nothing until the blocked send returns.
+            assert_eq!(rx.recv(&mut buf).unwrap(), 1);
+            done_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the send into the one free slot returned");
+            for _ in 0..64 {
+                rx.recv(&mut buf).unwrap();
+            }
+            rx
+        });
+        tx.send(b"into the freed slot").unwrap();
+        done_tx.send(()).unwrap();
+        rx = consumer.join().unwrap();
+    }
+}
+
 fn stream_threads(ring: Ring, messages: u64, strategy: WaitStrategy) {
     let (mut tx, mut rx) = pair(&ring);
     tx.set_wait_strategy(strategy);

@@ -18,6 +18,7 @@ use crate::mapping::Mapping;
 use crate::side::Side;
 use crate::sync::barrier;
 use crate::sync::compiler_barrier;
+use crate::sync::spin_loop;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::wake::{self, Sleep, WaitConfig, WaitStats, WaitStrategy};
 use crate::watcher::Fired;
@@ -544,6 +545,11 @@ impl Producer {
 
     /// Sends a message, waiting as long as it takes for a free slot.
     ///
+    /// A producer that finds the ring full and spins waits for it to refill
+    /// a little (a sixteenth of the ring, at most 256 slots) before it goes
+    /// on, for some microseconds at most: taking each slot the moment the
+    /// consumer frees it slows the consumer down (`docs/design.md` §7).
+    ///
     /// ```
     /// use std::error::Error;
     /// use shmpipe::{Producer, RingBuilder};
@@ -648,6 +654,11 @@ impl Producer {
         let mut counts = WaitStats::default();
         let asymmetric = self.holder.asymmetric;
         let died = self.holder.watch_peer_death();
+        // While spinning, wait for the ring to refill a little, not for the
+        // first free slot (see `refill_target`); a sleeper takes what it
+        // needs.
+        let refill = refill_target(want, ring.capacity());
+        let mut patience = if cfg!(loom) { 0 } else { REFILL_POLLS };
         let r = wake::block(
             &hdr.producer,
             &hdr.producer_stats,
@@ -660,34 +671,42 @@ impl Producer {
             &mut counts,
             // `free_slots` reads `head` whenever its cache says full, so
             // every poll is as thorough as the re-check must be.
-            |poll| match self.free_slots(want) {
-                Ok(free) if free >= want => Some(Ok(())),
-                Ok(_) => {
-                    let fired = died.as_ref().is_some_and(Fired::is_set);
-                    if poll.check_peer || fired {
-                        if let Some((pid, false)) = self.holder.peer_status(&hdr.consumer) {
-                            return Some(Err(SendError::PeerDied { msg: (), pid }));
-                        }
-                    }
-                    None
+            |poll| {
+                let refilling = !poll.thorough && patience > 0;
+                let target = if refilling { refill } else { want };
+                match self.free_slots(target) {
+                    Ok(free) if free >= target => return Some(Ok(())),
+                    Ok(_) | Err(TrySendError::Full(())) => {}
+                    Err(e) => return Some(Err(e.into())),
                 }
-                Err(TrySendError::Full(())) => {
-                    let fired = died.as_ref().is_some_and(Fired::is_set);
-                    if poll.check_peer || fired {
-                        if let Some((pid, false)) = self.holder.peer_status(&hdr.consumer) {
-                            return Some(Err(SendError::PeerDied { msg: (), pid }));
-                        }
+                if refilling {
+                    // Fewer looks at `head`, which the consumer stores on
+                    // every receive.
+                    patience -= 1;
+                    for _ in 0..REFILL_PAUSES {
+                        spin_loop();
                     }
-                    None
                 }
-                Err(e) => Some(Err(e.into())),
+                let fired = died.as_ref().is_some_and(Fired::is_set);
+                if poll.check_peer || fired {
+                    if let Some((pid, false)) = self.holder.peer_status(&hdr.consumer) {
+                        return Some(Err(SendError::PeerDied { msg: (), pid }));
+                    }
+                }
+                None
             },
         );
         self.holder.add_wait_stats(counts, &hdr.producer_stats);
         if let Some(Err(SendError::PeerDied { .. })) = r {
             self.holder.mark_peer_dead();
         }
-        r.unwrap_or(Err(SendError::Timeout(())))
+        match r {
+            Some(r) => r,
+            // The deadline passed while waiting for the refill: what was
+            // asked for may be free all the same.
+            None if self.free_slots(want).is_ok_and(|free| free >= want) => Ok(()),
+            None => Err(SendError::Timeout(())),
+        }
     }
 
     /// The readiness descriptor: readable when this producer should try
@@ -850,4 +869,35 @@ impl Drop for Producer {
         let hdr = ring.header();
         self.holder.close(&hdr.producer, &hdr.consumer);
     }
+}
+
+/// Looks at `head` a spinning producer takes waiting for
+/// [`refill_target`] free slots, before it takes what it needs.
+const REFILL_POLLS: u32 = 8;
+
+/// `pause` instructions between two of those looks: about 1.3 µs where a
+/// `pause` takes 40 ns (Intel since Skylake), much less where it is short;
+/// the refill wait ends within some 10 µs.
+const REFILL_PAUSES: u32 = 32;
+
+/// Free slots a spinning producer that found the ring full waits for, for
+/// at most [`REFILL_POLLS`] looks at `head`: a sixteenth of the ring (at
+/// most 256 slots, at least `want`).
+///
+/// Taking each slot as soon as the consumer frees it makes the two sides
+/// fight over cache lines: the producer polls `head`, which the consumer
+/// stores on every receive, and writes the slot the consumer has just
+/// left, so the consumer's `head` stores keep waiting for their line to
+/// come back. Measured (docs/benchmarks.md), a consumer a little slower
+/// than its producer ran at a third of its speed that way. Waiting for a
+/// refill, looking seldom, costs the consumer nothing (it still has the
+/// rest of the ring to read) and delays the producer by some microseconds
+/// at most. The re-check before a sleep takes what the call needs, so a
+/// parked producer is woken once, as before. Not under loom, whose models
+/// stay as they were.
+fn refill_target(want: u64, capacity: u64) -> u64 {
+    if cfg!(loom) {
+        return want;
+    }
+    (capacity / 16).clamp(1, 256).max(want).min(capacity)
 }
