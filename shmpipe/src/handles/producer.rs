@@ -657,6 +657,8 @@ impl Producer {
         // While spinning, wait for the ring to refill a little, not for the
         // first free slot (see `refill_target`); a sleeper takes what it
         // needs.
+        // Not under loom: no refill wait there, so the models stay as they
+        // were.
         let refill = refill_target(want, ring.capacity());
         let mut patience = if cfg!(loom) { 0 } else { REFILL_POLLS };
         let r = wake::block(
@@ -893,11 +895,7 @@ const REFILL_PAUSES: u32 = 32;
 /// refill, looking seldom, costs the consumer nothing (it still has the
 /// rest of the ring to read) and delays the producer by some microseconds
 /// at most. The re-check before a sleep takes what the call needs, so a
-/// parked producer is woken once, as before. Not under loom, whose models
-/// stay as they were.
+/// parked producer is woken once, as before.
 fn refill_target(want: u64, capacity: u64) -> u64 {
-    if cfg!(loom) {
-        return want;
-    }
     (capacity / 16).clamp(1, 256).max(want).min(capacity)
 }
