@@ -342,7 +342,7 @@ pub(crate) fn block<T>(
 /// `parked` bits (0 in the busy case): `PARKED_FUTEX` means a futex wake
 /// was issued here, `PARKED_NOTIFY` that the caller must signal the peer's
 /// notification inbox.
-#[inline]
+#[inline(always)]
 pub(crate) fn notify(peer: &ControlLine, asymmetric: bool) -> u32 {
     // Relaxed: a mode the peer wrote once when it claimed its side; it sits
     // on the line the `parked` load below reads anyway.
@@ -388,7 +388,7 @@ fn wake_announced(peer: &ControlLine, parked: u32) -> u32 {
 /// [`notify`], and also signals the peer's notification inbox when it
 /// waits on its readiness descriptor. Returns whether it was asleep on its
 /// futex.
-#[inline]
+#[inline(always)]
 pub(crate) fn notify_any(peer: &ControlLine, asymmetric: bool, notifier: &mut Notifier) -> bool {
     let parked = notify(peer, asymmetric);
     if parked & PARKED_NOTIFY != 0 {

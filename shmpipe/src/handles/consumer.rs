@@ -194,7 +194,7 @@ impl Consumer {
     /// A caught-up consumer asking for one message polls the commit word of
     /// the slot it expects, not `tail`: the slot's line is the one the
     /// producer writes anyway, so a hand-off moves one cache line.
-    #[inline]
+    #[inline(always)]
     pub(super) fn available(&mut self, want: u64) -> Result<u64, TryRecvError> {
         let avail = self.known - self.head;
         if avail >= want {
@@ -228,7 +228,7 @@ impl Consumer {
 
     /// Whether the message at `pos` is committed, by its slot's commit
     /// word; if so, it is known to be.
-    #[inline]
+    #[inline(always)]
     fn slot_committed(&mut self, pos: u64) -> bool {
         // ORDERING: Acquire; pairs with the Release commit-word store in
         // `Producer::publish`, so the slot's payload and length are visible.
@@ -284,7 +284,7 @@ impl Consumer {
     }
 
     /// Like `available`, counting a stall when the ring is empty.
-    #[inline]
+    #[inline(always)]
     pub(super) fn available_counted(&mut self, want: u64) -> Result<u64, TryRecvError> {
         self.holder.disarm();
         let r = self.available(want);
@@ -299,7 +299,7 @@ impl Consumer {
     /// The checked length of the committed one-slot message at `pos`;
     /// `Ok(None)` when the slot starts a multi-slot unit (a FIRST or a PAD
     /// mark: see [`unit`](Self::unit)).
-    #[inline]
+    #[inline(always)]
     pub(super) fn message_len(&self, pos: u64) -> Result<Option<usize>, TryRecvError> {
         let ring = self.holder.ring;
         let word = self
@@ -311,21 +311,27 @@ impl Consumer {
             return Ok(None);
         }
         if word as usize > ring.payload_capacity() {
-            return Err(TryRecvError::Corrupt(Corruption {
-                field: "slot length",
-                found: u64::from(word),
-                expected: Expected::Range {
-                    min: 0,
-                    max: ring.payload_capacity() as u64,
-                },
-            }));
+            return Err(self.bad_len(word));
         }
         Ok(Some(word as usize))
     }
 
+    /// The error for a one-slot length word over the payload capacity.
+    #[cold]
+    fn bad_len(&self, word: u32) -> TryRecvError {
+        TryRecvError::Corrupt(Corruption {
+            field: "slot length",
+            found: u64::from(word),
+            expected: Expected::Range {
+                min: 0,
+                max: self.holder.ring.payload_capacity() as u64,
+            },
+        })
+    }
+
     /// The committed unit at `pos`, checked: a message of `len` bytes in
     /// `slots` slots, or a PAD of `slots` slots to the end of the ring.
-    #[inline]
+    #[inline(always)]
     fn unit(&mut self, pos: u64) -> Result<Unit, TryRecvError> {
         match self.message_len(pos)? {
             Some(len) => Ok(Unit::Message { len, slots: 1 }),
@@ -409,7 +415,7 @@ impl Consumer {
     /// The next message at `head` (known to be committed): its length and
     /// slots, after releasing any PAD before it. `Empty` if a PAD was all
     /// there was.
-    #[inline]
+    #[inline(always)]
     pub(super) fn next_message(&mut self) -> Result<(usize, u64), TryRecvError> {
         loop {
             match self.unit(self.head)? {
@@ -448,7 +454,7 @@ impl Consumer {
     /// `messages == 1`, or a PAD). The commit words of its later slots are
     /// zeroed first: they held payload (or a stale commit), and this
     /// consumer will poll them as message starts on a later lap.
-    #[inline]
+    #[inline(always)]
     pub(super) fn release_unit(&mut self, slots: u64, messages: u64, bytes: u64) {
         if slots == 1 {
             self.head += 1;
@@ -476,7 +482,7 @@ impl Consumer {
     }
 
     /// Stores `head` and counts `messages` messages of `bytes` bytes.
-    #[inline]
+    #[inline(always)]
     fn publish_head(&mut self, messages: u64, bytes: u64) {
         let ring = self.holder.ring;
         let hdr = ring.header();
@@ -513,7 +519,7 @@ impl Consumer {
     }
 
     /// Copies the next message (known to be committed) into `buf`.
-    #[inline]
+    #[inline(always)]
     fn take_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
         let (len, slots) = self.next_message()?;
         let pos = self.head;
@@ -546,7 +552,7 @@ impl Consumer {
     /// # Errors
     ///
     /// As [`recv_deadline`](Self::recv_deadline), never `Timeout`.
-    #[inline]
+    #[inline(always)]
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         self.recv_until(buf, None)
     }
@@ -573,7 +579,7 @@ impl Consumer {
         self.recv_until(buf, Some(deadline))
     }
 
-    #[inline]
+    #[inline(always)]
     fn recv_until(
         &mut self,
         buf: &mut [u8],
@@ -601,7 +607,7 @@ impl Consumer {
 
     /// Returns once a message is ready to read; fails on timeout,
     /// disconnection, peer death or corruption.
-    #[inline]
+    #[inline(always)]
     pub(super) fn ready_until(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
         match self.available_counted(1) {
             Ok(_) => Ok(()),

@@ -6,14 +6,25 @@
 //! - The producer owns `tail`. It writes a slot, then stores `tail + 1` with
 //!   Release. It reads `head` (Acquire) only when its cached copy says the
 //!   ring is full.
-//! - The consumer owns `head`. It reads `tail` (Acquire) only when its
-//!   cached copy says the ring is empty, reads the slot, then stores
-//!   `head + 1` with Release.
+//! - The consumer owns `head`. Caught up, it polls the commit word of the
+//!   slot it expects (Acquire), and reads `tail` only for batches and
+//!   before it sleeps; it reads the slot, then stores `head + 1` with
+//!   Release.
 //!
 //! Every value read from the mapping is checked before use: `head <= tail
 //! <= head + capacity`, indices never move backwards, and a slot's length
 //! is at most the payload capacity. A violation is a `Corrupt` error, never
 //! an out-of-bounds access or a panic.
+//!
+//! The per-message path of `send`, `reserve`/`commit`, `recv` and
+//! `borrow` is `#[inline(always)]` down to the stores, and everything off
+//! it (waiting, errors, multi-slot messages, re-reading the peer's index)
+//! is `#[cold]` and out of line. Left to the inliner, the fast path came
+//! out as calls that return their `Result` through memory in some
+//! callers, and reading such a result back stalls until every store before
+//! it has left the store buffer: on a busy ring, behind the stores to the
+//! lines the peer is reading, a coherence round trip per message
+//! (`docs/benchmarks.md`, "What the benchmark's own dispatch cost").
 
 //!
 //! ```text
@@ -351,7 +362,7 @@ impl Holder {
 
     /// After an index store: wakes the peer however it waits (nothing at
     /// all while it is busy). Returns whether it was asleep on its futex.
-    #[inline]
+    #[inline(always)]
     fn wake_peer(&mut self, peer: &ControlLine) -> bool {
         wake::notify_any(peer, self.asymmetric, &mut self.notifier)
     }
@@ -550,7 +561,7 @@ impl Holder {
     /// Undoes `announce` (or `announce_futex`) and consumes the
     /// notifications received, if armed. Called first by every operation,
     /// so a busy side is never signalled.
-    #[inline]
+    #[inline(always)]
     fn disarm(&mut self) {
         if self.armed != Armed::No {
             self.disarm_slow();

@@ -285,7 +285,7 @@ impl Producer {
     /// Makes sure at least `want` slots are free (fewer is fine if at least
     /// one is), reading the consumer's `head` only if the cache says there
     /// are not enough. Returns the number of free slots.
-    #[inline]
+    #[inline(always)]
     pub(super) fn free_slots(&mut self, want: u64) -> Result<u64, TrySendError<()>> {
         let ring = self.holder.ring;
         let hdr = ring.header();
@@ -300,6 +300,15 @@ impl Producer {
         if free >= want {
             return Ok(free);
         }
+        self.refresh_head()
+    }
+
+    /// `free_slots` once the cache says too few are free: reads `head`.
+    #[cold]
+    fn refresh_head(&mut self) -> Result<u64, TrySendError<()>> {
+        let ring = self.holder.ring;
+        let hdr = ring.header();
+        let cap = ring.capacity();
         // ORDERING: Acquire; pairs with the Release `head` store in
         // `Consumer::release`: the consumer's reads of the slots it released
         // happen before we overwrite them.
@@ -329,7 +338,7 @@ impl Producer {
     }
 
     /// Like `free_slots`, counting a stall when the ring is full.
-    #[inline]
+    #[inline(always)]
     pub(super) fn reserve_check(&mut self, want: u64) -> Result<u64, TrySendError<()>> {
         self.holder.disarm();
         let r = self.free_slots(want);
@@ -342,7 +351,7 @@ impl Producer {
     }
 
     /// Writes `msg` into the slot for `pos` (which the producer owns).
-    #[inline]
+    #[inline(always)]
     pub(super) fn write_slot(&self, pos: u64, msg: &[u8]) {
         let ring = self.holder.ring;
         debug_assert!(msg.len() <= ring.payload_capacity());
@@ -358,7 +367,7 @@ impl Producer {
     }
 
     /// Publishes `n` written slots holding `bytes` bytes in all.
-    #[inline]
+    #[inline(always)]
     pub(super) fn publish(&mut self, n: u64, bytes: u64) {
         let ring = self.holder.ring;
         let hdr = ring.header();
@@ -405,7 +414,7 @@ impl Producer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<(), TrySendError<()>> {
         let len = bytes.len();
         if len > self.holder.ring.payload_capacity() {
@@ -567,6 +576,7 @@ impl Producer {
     /// # Errors
     ///
     /// As [`send_deadline`](Self::send_deadline), never `Timeout`.
+    #[inline(always)]
     pub fn send<M: Message>(&mut self, msg: M) -> Result<(), SendError<M::Unsent>> {
         self.send_until(msg, None)
     }
@@ -603,6 +613,7 @@ impl Producer {
         self.send_until(msg, Some(deadline))
     }
 
+    #[inline(always)]
     fn send_until<M: Message>(
         &mut self,
         msg: M,
@@ -614,22 +625,23 @@ impl Producer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn send_bytes_until(
         &mut self,
         bytes: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), SendError<()>> {
         let ring = self.holder.ring;
-        // A multi-slot message waits for all its slots at once (PADs aside:
-        // `place` publishes them as soon as they fit).
-        let want = ring.slots_for(bytes.len() as u64).min(ring.capacity());
         loop {
             match self.try_send_bytes(bytes) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Full(())) => {}
                 Err(e) => return Err(e.into()),
             }
+            // A multi-slot message waits for all its slots at once (PADs
+            // aside: `place` publishes them as soon as they fit). Worked out
+            // here, on a full ring, to keep a division off the fast path.
+            let want = ring.slots_for(bytes.len() as u64).min(ring.capacity());
             let want = if ring.contiguous(self.tail, want) {
                 want
             } else {

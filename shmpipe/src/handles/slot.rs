@@ -49,7 +49,7 @@ impl Producer {
     /// # Errors
     ///
     /// As [`reserve_deadline`](Self::reserve_deadline), never `Timeout`.
-    #[inline]
+    #[inline(always)]
     pub fn reserve(&mut self) -> Result<WriteSlot<'_>, SendError<()>> {
         self.reserve_until(None)
     }
@@ -73,16 +73,19 @@ impl Producer {
         self.reserve_until(Some(deadline))
     }
 
-    #[inline]
+    #[inline(always)]
     fn reserve_until(&mut self, deadline: Option<Instant>) -> Result<WriteSlot<'_>, SendError<()>> {
         match self.reserve_check(1) {
             Ok(_) => {}
-            Err(TrySendError::Full(())) => self.wait_writable(1, deadline)?,
+            Err(TrySendError::Full(())) => {
+                self.wait_writable(1, deadline)?;
+                // `wait_writable` returned Ok: a slot is free and only this
+                // handle can fill it, but the consumer may have closed
+                // meanwhile.
+                self.free_slots(1).map_err(SendError::from)?;
+            }
             Err(e) => return Err(e.into()),
         }
-        // `wait_writable` returned Ok: a slot is free and only this handle
-        // can fill it, but the consumer may have closed meanwhile.
-        self.free_slots(1).map_err(SendError::from)?;
         Ok(WriteSlot::new(self))
     }
 
@@ -260,14 +263,14 @@ unsafe impl Send for WriteSlot<'_> {}
 unsafe impl Sync for WriteSlot<'_> {}
 
 impl<'a> WriteSlot<'a> {
-    #[inline]
+    #[inline(always)]
     fn new(producer: &'a mut Producer) -> WriteSlot<'a> {
         let cap = producer.holder.ring.payload_capacity();
         WriteSlot::with_len(producer, cap, 1)
     }
 
     /// `len` bytes over the `slots` free, contiguous slots at `tail`.
-    #[inline]
+    #[inline(always)]
     fn with_len(producer: &'a mut Producer, len: usize, slots: u64) -> WriteSlot<'a> {
         let ring = producer.holder.ring;
         let pos = producer.tail;
@@ -312,7 +315,7 @@ impl<'a> WriteSlot<'a> {
     /// # Panics
     ///
     /// If `len` exceeds [`capacity`](Self::capacity).
-    #[inline]
+    #[inline(always)]
     pub fn commit(self, len: usize) {
         assert!(
             len <= self.len,
@@ -530,7 +533,14 @@ impl Consumer {
 
     #[inline]
     pub(super) fn borrow_next(&mut self) -> Result<ReadSlot<'_>, TryRecvError> {
-        let (len, slots) = self.next_message()?;
+        let unit = self.next_message()?;
+        Ok(self.borrow_unit(unit))
+    }
+
+    /// Borrows the message `next_message` found at `head`: `len` bytes in
+    /// `slots` slots.
+    #[inline(always)]
+    fn borrow_unit(&mut self, (len, slots): (usize, u64)) -> ReadSlot<'_> {
         let pos = self.head;
         let ring = self.holder.ring;
         self.holder
@@ -540,26 +550,26 @@ impl Consumer {
         // SAFETY: `pos` is committed and `len` checked; the slice lives in
         // the ReadSlot, which releases the slots only when dropped.
         let data = unsafe { self.payload(pos, len) };
-        Ok(ReadSlot::from_parts(self, data, slots))
+        ReadSlot::from_parts(self, data, slots)
     }
 
     /// Waits for a message (not just a PAD) and borrows it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn borrow_until(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<ReadSlot<'_>, RecvError> {
-        loop {
+        let unit = loop {
             self.ready_until(deadline)?;
             // Only a PAD was ready: wait for the message after it. (Checked
             // without holding the borrow, which the loop could not give up.)
             match self.next_message() {
-                Ok(_) => break,
+                Ok(unit) => break unit,
                 Err(TryRecvError::Empty) => {}
                 Err(e) => return Err(e.into()),
             }
-        }
-        Ok(self.borrow_next()?)
+        };
+        Ok(self.borrow_unit(unit))
     }
 
     /// Hands up to `max` waiting messages to `f` in order, in place, and
@@ -626,7 +636,7 @@ impl Consumer {
     /// # Errors
     ///
     /// As [`borrow_deadline`](Self::borrow_deadline), never `Timeout`.
-    #[inline]
+    #[inline(always)]
     pub fn borrow(&mut self) -> Result<ReadSlot<'_>, RecvError> {
         self.borrow_until(None)
     }
@@ -699,7 +709,7 @@ unsafe impl Sync for ReadSlot<'_> {}
 impl<'a> ReadSlot<'a> {
     /// The borrow of the committed message at `head` (`data`, over `slots`
     /// slots), checked by the caller as `borrow_next` checks it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn from_parts(consumer: &'a mut Consumer, data: &'a [u8], slots: u64) -> Self {
         ReadSlot {
             consumer,
@@ -729,7 +739,7 @@ impl AsRef<[u8]> for ReadSlot<'_> {
 }
 
 impl Drop for ReadSlot<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         let len = self.len as u64;
         self.consumer.release_unit(self.slots, 1, len);

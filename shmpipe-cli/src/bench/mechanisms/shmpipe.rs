@@ -25,6 +25,8 @@
 //! `shmpipe-4k` on a ring that pads at the wrap instead of mapping its
 //! slot area twice).
 
+use std::marker::PhantomData;
+
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
@@ -489,13 +491,85 @@ impl Family for Shmpipe {
 
     fn serve(&self, spec: &PeerSpec) -> Result<(), PeerError> {
         let l: RingLink = parse_link(&spec.link)?;
-        jobs::serve(RingEnd::open(&l, spec.msg_size), spec)
+        let size = spec.msg_size;
+        match (l.api, l.wait) {
+            (Api::Copy, WaitMode::Fd) => jobs::serve(RingEnd::<FdCalls>::open(&l, size), spec),
+            (Api::Copy, WaitMode::WaitSet | WaitMode::WaitSetEpoll) => {
+                jobs::serve(RingEnd::<WaitSetCalls>::open(&l, size), spec)
+            }
+            (Api::Copy, _) => jobs::serve(RingEnd::<CopyCalls>::open(&l, size), spec),
+            (Api::InPlace, _) => jobs::serve(RingEnd::<InPlaceCalls>::open(&l, size), spec),
+            (Api::Typed, _) => jobs::serve(RingEnd::<TypedCalls>::open(&l, size), spec),
+            (Api::TypedInPlace, _) => {
+                jobs::serve(RingEnd::<TypedInPlaceCalls>::open(&l, size), spec)
+            }
+            (Api::Borrow, _) => jobs::serve(RingEnd::<BorrowCalls>::open(&l, size), spec),
+        }
     }
 }
 
+/// The calls a peer makes ([`Api`]) and how its receives wait, as a type:
+/// [`RingEnd`] is generic over it, so that both are settled once, when the
+/// peer starts, and the measured loop is the library's calls with nothing
+/// chosen per message. (Chosen per message, from fields, the choice cost
+/// `shmpipe-spin` a tenth to a fifth of its 64-byte throughput:
+/// `docs/benchmarks.md`, "What the benchmark's own dispatch cost".)
+pub trait Calls {
+    const API: Api;
+    const RECV: RecvLoop;
+}
+
+/// How a [`RingEnd`] waits for a message to receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvLoop {
+    /// In the blocking call itself (`recv`, `borrow`), as its
+    /// `WaitStrategy` says.
+    Blocking,
+    /// `try_recv`, then `arm` and `poll(2)` on the readiness descriptor
+    /// ([`WaitMode::Fd`]).
+    Fd,
+    /// `try_recv`, then `WaitSet::wait` ([`WaitMode::WaitSet`],
+    /// [`WaitMode::WaitSetEpoll`]).
+    WaitSet,
+}
+
+impl RecvLoop {
+    fn of(wait: WaitMode) -> RecvLoop {
+        match wait {
+            WaitMode::Fd => RecvLoop::Fd,
+            WaitMode::WaitSet | WaitMode::WaitSetEpoll => RecvLoop::WaitSet,
+            WaitMode::Spin | WaitMode::SpinPark | WaitMode::Park => RecvLoop::Blocking,
+        }
+    }
+}
+
+macro_rules! calls {
+    ($($name:ident => $api:ident, $recv:ident;)*) => {$(
+        #[doc = concat!(
+            "[`Api::", stringify!($api), "`], [`RecvLoop::", stringify!($recv), "`]."
+        )]
+        pub struct $name;
+
+        impl Calls for $name {
+            const API: Api = Api::$api;
+            const RECV: RecvLoop = RecvLoop::$recv;
+        }
+    )*};
+}
+
+calls!(
+    CopyCalls => Copy, Blocking;
+    FdCalls => Copy, Fd;
+    WaitSetCalls => Copy, WaitSet;
+    InPlaceCalls => InPlace, Blocking;
+    TypedCalls => Typed, Blocking;
+    TypedInPlaceCalls => TypedInPlace, Blocking;
+    BorrowCalls => Borrow, Blocking;
+);
+
 /// shmpipe rings opened by name: `Producer::send` and `Consumer::recv`,
-/// or the calls its [`Api`] names.
-pub struct RingEnd {
+/// or the calls its [`Api`] (`C`) names.
+pub struct RingEnd<C: Calls> {
     /// The ring sent on, kept for `info()` (is the consumer parked?).
     tx_ring: Option<Ring>,
     tx: Option<Producer>,
@@ -507,8 +581,7 @@ pub struct RingEnd {
     /// rings, and `rx`'s token in it.
     set: Option<(WaitSet, Token)>,
     ready: Vec<Token>,
-    wait: WaitMode,
-    api: Api,
+    calls: PhantomData<C>,
     out: Vec<u8>,
     inb: Vec<u8>,
     /// The typed rows' `out` and `inb`.
@@ -516,10 +589,18 @@ pub struct RingEnd {
     msg_in: Msg64,
 }
 
-impl RingEnd {
-    pub fn open(link: &RingLink, size: usize) -> Result<RingEnd, PeerError> {
+impl<C: Calls> RingEnd<C> {
+    pub fn open(link: &RingLink, size: usize) -> Result<RingEnd<C>, PeerError> {
         let (tx_addr, rx_addr) = (link.tx.as_deref(), link.rx.as_deref());
-        let (wait, api) = (link.wait, link.api);
+        let (wait, api) = (link.wait, C::API);
+        if link.api != api || RecvLoop::of(wait) != C::RECV {
+            return Err(PeerError(format!(
+                "a peer making the {api:?} calls and receiving {:?} was given a link for {:?}, \
+                 {wait:?}",
+                C::RECV,
+                link.api
+            )));
+        }
         let strategy = match wait {
             WaitMode::Spin => WaitStrategy::Spin,
             WaitMode::SpinPark => WaitStrategy::DEFAULT,
@@ -598,8 +679,7 @@ impl RingEnd {
             trx,
             set,
             ready: Vec::new(),
-            wait,
-            api,
+            calls: PhantomData,
             out: out_buffer(size),
             inb: vec![0; size],
             msg_out: msg,
@@ -608,9 +688,48 @@ impl RingEnd {
     }
 }
 
-impl Endpoint for RingEnd {
+impl<C: Calls> RingEnd<C> {
+    /// `shmpipe-waitset`: `try_recv`, then `WaitSet::wait` until the ring
+    /// is ready.
+    fn recv_in_set(&mut self) -> Result<&[u8], PeerError> {
+        let (set, token) = self.set.as_mut().ok_or_else(|| not_open("receiving"))?;
+        let token = *token;
+        loop {
+            let rx = set.consumer(token).ok_or_else(|| not_open("receiving"))?;
+            match rx.try_recv(&mut self.inb) {
+                Ok(n) => return Ok(&self.inb[..n]),
+                Err(TryRecvError::Empty) => {}
+                Err(e) => return Err(PeerError::new(e)),
+            }
+            set.wait(None, &mut self.ready)?;
+        }
+    }
+
+    /// `shmpipe-fd`: `try_recv`, then `arm` and `poll(2)` on the readiness
+    /// descriptor.
+    fn recv_polling(&mut self) -> Result<&[u8], PeerError> {
+        let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+        loop {
+            match rx.try_recv(&mut self.inb) {
+                Ok(n) => return Ok(&self.inb[..n]),
+                Err(TryRecvError::Empty) => {}
+                Err(e) => return Err(PeerError::new(e)),
+            }
+            if rx.arm()? {
+                let fd = rx.readiness_fd()?;
+                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                match poll(&mut fds, None) {
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+}
+
+impl<C: Calls> Endpoint for RingEnd<C> {
     fn out(&mut self) -> &mut [u8] {
-        if self.api.typed() {
+        if C::API.typed() {
             return self.msg_out.as_mut_bytes();
         }
         &mut self.out
@@ -618,28 +737,35 @@ impl Endpoint for RingEnd {
 
     #[inline]
     fn send(&mut self, len: usize) -> Result<(), PeerError> {
-        if let Some(tx) = self.ttx.as_mut() {
-            if self.api == Api::TypedInPlace {
+        match C::API {
+            Api::Typed => {
+                let tx = self.ttx.as_mut().ok_or_else(|| not_open("sending"))?;
+                Ok(tx.send(&self.msg_out)?)
+            }
+            Api::TypedInPlace => {
+                let tx = self.ttx.as_mut().ok_or_else(|| not_open("sending"))?;
                 let mut slot = tx.reserve()?;
                 *slot = self.msg_out;
                 slot.commit();
-                return Ok(());
+                Ok(())
             }
-            return Ok(tx.send(&self.msg_out)?);
+            Api::InPlace => {
+                let tx = self.tx.as_mut().ok_or_else(|| not_open("sending"))?;
+                let mut slot = tx.reserve()?;
+                slot[..len].copy_from_slice(&self.out[..len]);
+                slot.commit(len);
+                Ok(())
+            }
+            Api::Copy | Api::Borrow => {
+                let tx = self.tx.as_mut().ok_or_else(|| not_open("sending"))?;
+                tx.send(&self.out[..len]).map_err(|e| e.map(drop).into())
+            }
         }
-        let tx = self.tx.as_mut().ok_or_else(|| not_open("sending"))?;
-        if self.api == Api::InPlace {
-            let mut slot = tx.reserve()?;
-            slot[..len].copy_from_slice(&self.out[..len]);
-            slot.commit(len);
-            return Ok(());
-        }
-        tx.send(&self.out[..len]).map_err(|e| e.map(drop).into())
     }
 
     #[inline]
     fn send_seq(&mut self, seq: u64, len: usize) -> Result<(), PeerError> {
-        match self.api {
+        match C::API {
             Api::InPlace => {
                 let tx = self.tx.as_mut().ok_or_else(|| not_open("sending"))?;
                 let mut slot = tx.reserve()?;
@@ -663,73 +789,52 @@ impl Endpoint for RingEnd {
 
     #[inline]
     fn recv(&mut self) -> Result<&[u8], PeerError> {
-        if let Some(rx) = self.trx.as_mut() {
-            self.msg_in = match self.api {
-                Api::TypedInPlace => *rx.borrow()?,
-                _ => rx.recv()?,
-            };
-            return Ok(self.msg_in.as_bytes());
-        }
-        if let Some((set, token)) = self.set.as_mut() {
-            let token = *token;
-            loop {
-                let rx = set.consumer(token).ok_or_else(|| not_open("receiving"))?;
-                match rx.try_recv(&mut self.inb) {
-                    Ok(n) => return Ok(&self.inb[..n]),
-                    Err(TryRecvError::Empty) => {}
-                    Err(e) => return Err(PeerError::new(e)),
+        match (C::API, C::RECV) {
+            (Api::Typed | Api::TypedInPlace, _) => {
+                let rx = self.trx.as_mut().ok_or_else(|| not_open("receiving"))?;
+                self.msg_in = match C::API {
+                    Api::TypedInPlace => *rx.borrow()?,
+                    _ => rx.recv()?,
+                };
+                Ok(self.msg_in.as_bytes())
+            }
+            (_, RecvLoop::WaitSet) => self.recv_in_set(),
+            (_, RecvLoop::Fd) => self.recv_polling(),
+            (Api::InPlace, RecvLoop::Blocking) => {
+                let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+                let msg = rx.borrow()?;
+                let n = msg.len().min(self.inb.len());
+                self.inb[..n].copy_from_slice(&msg[..n]);
+                Ok(&self.inb[..n])
+            }
+            (Api::Borrow, RecvLoop::Blocking) => {
+                // Zero-copy: the job needs the sequence number and the
+                // length; read them (and the last byte, the far end of the
+                // slice) in place and copy nothing else.
+                let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+                let msg = rx.borrow()?;
+                let n = msg.len();
+                let dst = self.inb.get_mut(..n).ok_or_else(|| {
+                    PeerError(format!("a {n}-byte message is larger than expected"))
+                })?;
+                let head = n.min(8);
+                dst[..head].copy_from_slice(&msg[..head]);
+                if n > head {
+                    dst[n - 1] = msg[n - 1];
                 }
-                set.wait(None, &mut self.ready)?;
+                Ok(&self.inb[..n])
             }
-        }
-        let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
-        if self.api == Api::InPlace {
-            let msg = rx.borrow()?;
-            let n = msg.len().min(self.inb.len());
-            self.inb[..n].copy_from_slice(&msg[..n]);
-            return Ok(&self.inb[..n]);
-        }
-        if self.api == Api::Borrow {
-            // Zero-copy: the job needs the sequence number and the length;
-            // read them (and the last byte, the far end of the slice) in
-            // place and copy nothing else.
-            let msg = rx.borrow()?;
-            let n = msg.len();
-            let dst = self
-                .inb
-                .get_mut(..n)
-                .ok_or_else(|| PeerError(format!("a {n}-byte message is larger than expected")))?;
-            let head = n.min(8);
-            dst[..head].copy_from_slice(&msg[..head]);
-            if n > head {
-                dst[n - 1] = msg[n - 1];
-            }
-            return Ok(&self.inb[..n]);
-        }
-        if self.wait != WaitMode::Fd {
-            let n = rx.recv(&mut self.inb)?;
-            return Ok(&self.inb[..n]);
-        }
-        loop {
-            match rx.try_recv(&mut self.inb) {
-                Ok(n) => return Ok(&self.inb[..n]),
-                Err(TryRecvError::Empty) => {}
-                Err(e) => return Err(PeerError::new(e)),
-            }
-            if rx.arm()? {
-                let fd = rx.readiness_fd()?;
-                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-                match poll(&mut fds, None) {
-                    Ok(_) | Err(Errno::INTR) => {}
-                    Err(e) => return Err(e.into()),
-                }
+            (Api::Copy, RecvLoop::Blocking) => {
+                let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
+                let n = rx.recv(&mut self.inb)?;
+                Ok(&self.inb[..n])
             }
         }
     }
 
     #[inline]
     fn recv_seq(&mut self) -> Result<(u64, usize), PeerError> {
-        match self.api {
+        match C::API {
             Api::InPlace => {
                 let rx = self.rx.as_mut().ok_or_else(|| not_open("receiving"))?;
                 let msg = rx.borrow()?;
