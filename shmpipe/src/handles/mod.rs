@@ -24,8 +24,8 @@
 //! callers, and reading such a result back stalls until every store before
 //! it has left the store buffer: on a busy ring, behind the stores to the
 //! lines the peer is reading, a coherence round trip per message
-//! (`docs/benchmarks.md`, "What the benchmark's own dispatch cost").
-
+//! (`docs/benchmarks.md`, "What the benchmark's own dispatch cost; the fast
+//! path inlined").
 //!
 //! ```text
 //! mod.rs       Holder: the claim a handle holds, its stats, peer checks

@@ -492,12 +492,14 @@ impl Family for Shmpipe {
     fn serve(&self, spec: &PeerSpec) -> Result<(), PeerError> {
         let l: RingLink = parse_link(&spec.link)?;
         let size = spec.msg_size;
-        match (l.api, l.wait) {
-            (Api::Copy, WaitMode::Fd) => jobs::serve(RingEnd::<FdCalls>::open(&l, size), spec),
-            (Api::Copy, WaitMode::WaitSet | WaitMode::WaitSetEpoll) => {
+        match (l.api, RecvLoop::of(l.wait)) {
+            (Api::Copy, RecvLoop::Fd) => jobs::serve(RingEnd::<FdCalls>::open(&l, size), spec),
+            (Api::Copy, RecvLoop::WaitSet) => {
                 jobs::serve(RingEnd::<WaitSetCalls>::open(&l, size), spec)
             }
-            (Api::Copy, _) => jobs::serve(RingEnd::<CopyCalls>::open(&l, size), spec),
+            (Api::Copy, RecvLoop::Blocking) => {
+                jobs::serve(RingEnd::<CopyCalls>::open(&l, size), spec)
+            }
             (Api::InPlace, _) => jobs::serve(RingEnd::<InPlaceCalls>::open(&l, size), spec),
             (Api::Typed, _) => jobs::serve(RingEnd::<TypedCalls>::open(&l, size), spec),
             (Api::TypedInPlace, _) => {
@@ -513,7 +515,8 @@ impl Family for Shmpipe {
 /// peer starts, and the measured loop is the library's calls with nothing
 /// chosen per message. (Chosen per message, from fields, the choice cost
 /// `shmpipe-spin` a tenth to a fifth of its 64-byte throughput:
-/// `docs/benchmarks.md`, "What the benchmark's own dispatch cost".)
+/// `docs/benchmarks.md`, "What the benchmark's own dispatch cost; the fast path
+/// inlined".)
 pub trait Calls {
     const API: Api;
     const RECV: RecvLoop;
@@ -686,9 +689,7 @@ impl<C: Calls> RingEnd<C> {
             msg_in: msg,
         })
     }
-}
 
-impl<C: Calls> RingEnd<C> {
     /// `shmpipe-waitset`: `try_recv`, then `WaitSet::wait` until the ring
     /// is ready.
     fn recv_in_set(&mut self) -> Result<&[u8], PeerError> {
