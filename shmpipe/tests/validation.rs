@@ -324,6 +324,39 @@ fn corrupt_tail_on_the_data_path() {
 }
 
 #[test]
+fn a_pacing_consumer_validates_the_tail_it_reads() {
+    // A consumer that takes 16 messages in a row by their commit words,
+    // never finding the ring empty, reads `tail` to pace itself (see
+    // `Consumer::set_pacing`): a hostile `tail` there is `Corrupt`, and
+    // with pacing off the same stream never reads it.
+    for pacing in [true, false] {
+        let f = Fixture::new();
+        let ring = f.open().unwrap();
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.consumer().unwrap();
+        assert!(rx.pacing());
+        rx.set_pacing(pacing);
+        assert_eq!(rx.pacing(), pacing);
+        let mut buf = [0u8; 112];
+        for i in 0..15u64 {
+            tx.try_send(&i.to_le_bytes()).unwrap();
+            assert_eq!(rx.try_recv(&mut buf).unwrap(), 8);
+            assert_eq!(buf[..8], i.to_le_bytes());
+        }
+        tx.try_send(&15u64.to_le_bytes()).unwrap();
+        f.put_u64(TAIL, 16 + 8 + 3);
+        match rx.try_recv(&mut buf) {
+            Err(TryRecvError::Corrupt(c)) if pacing => {
+                assert_eq!(c.field, "tail");
+                assert_eq!(c.found, 27);
+            }
+            Ok(8) if !pacing => assert_eq!(buf[..8], 15u64.to_le_bytes()),
+            other => panic!("pacing {pacing}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn corrupt_slot_length_on_the_data_path() {
     let f = Fixture::new();
     let ring = f.open().unwrap();

@@ -15,8 +15,8 @@ use crate::layout::{
 };
 use crate::mapping::Mapping;
 use crate::side::Side;
-use crate::sync::barrier;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::{barrier, spin_loop};
 use crate::wake::{self, Sleep, WaitConfig, WaitStats, WaitStrategy};
 use crate::watcher::Fired;
 
@@ -40,7 +40,38 @@ pub struct Consumer {
     known: u64,
     /// The producer's `tail` as last read (it never moves backwards).
     tail_seen: u64,
+    /// Messages taken by their commit words since `tail` was last read or
+    /// the ring was last found empty (see [`pace`](Self::pace)).
+    streak: u64,
+    /// The `streak` at which the consumer paces: [`PACE_EVERY`], or
+    /// `u64::MAX` with pacing off ([`set_pacing`](Self::set_pacing)).
+    pace_every: u64,
+    /// How many slots behind the producer a streaming consumer keeps:
+    /// [`PACE_LAG_BYTES`] of slots, at most half the ring.
+    pace_lag: u64,
 }
+
+/// Messages a consumer takes by their commit words, without finding the
+/// ring empty, before it reads `tail` to see how far behind it is. (Under
+/// loom every one, so that the models explore pacing too.)
+const PACE_EVERY: u64 = if cfg!(loom) { 1 } else { 16 };
+
+/// How far behind the producer a streaming consumer keeps, in bytes of
+/// slots: well past what the hardware prefetchers fetch ahead of a
+/// sequential reader (a few KiB), so that the lines the consumer (and its
+/// prefetchers) read are ones the producer has finished writing.
+const PACE_LAG_BYTES: u64 = 16 << 10;
+
+/// [`Consumer::pace_lag`] for a ring of `cap` slots of `slot_size` bytes.
+fn pace_lag(cap: u64, slot_size: usize) -> u64 {
+    (PACE_LAG_BYTES / slot_size.max(1) as u64).clamp(1, (cap / 2).max(1))
+}
+
+/// Most re-reads of `tail` one pacing step waits for the producer to get
+/// [`PACE_LAG_BYTES`] ahead; each is preceded by [`PACE_PAUSES`] spin
+/// hints.
+const PACE_ROUNDS: u32 = if cfg!(loom) { 1 } else { 16 };
+const PACE_PAUSES: u32 = if cfg!(loom) { 1 } else { 4 };
 
 // SAFETY: as for `Producer`.
 unsafe impl Send for Consumer {}
@@ -78,11 +109,15 @@ impl Consumer {
         let head = hdr.head.load(Acquire);
         let tail = hdr.tail.load(Acquire);
         let cap = holder.ring.capacity();
+        let lag = pace_lag(cap, holder.ring.slot_size());
         let c = Consumer {
             holder,
             head,
             known: tail.max(head),
             tail_seen: tail,
+            streak: 0,
+            pace_every: PACE_EVERY,
+            pace_lag: lag,
         };
         // `tail` may lag `head`: a previous consumer read messages by their
         // commit words before the producer's `tail` store was seen, or the
@@ -167,6 +202,46 @@ impl Consumer {
         self.holder.wait.strategy = strategy;
     }
 
+    /// Whether this consumer paces itself behind a streaming producer (on
+    /// by default).
+    pub fn pacing(&self) -> bool {
+        self.pace_every != u64::MAX
+    }
+
+    /// Turns pacing on or off. With it on, a consumer that has received
+    /// 16 messages in a row without finding the ring empty checks how far
+    /// behind the producer it is and, if less than 16 KiB of slots, waits
+    /// (at most 16 short pauses, each with a re-read of `tail`, and only
+    /// while the producer keeps moving) for it to get that far ahead; then
+    /// it reads the messages in between as a batch. Streaming right
+    /// behind its producer, a consumer takes a cache miss per slot in
+    /// series and both sides slow down (8-byte messages at a third of the
+    /// rate; see `docs/benchmarks.md`, "A consumer just behind the
+    /// producer"). A consumer that finds the ring empty between messages
+    /// never paces, so a lone message or a request and its reply pay
+    /// nothing; turn it off where no message may wait behind a pacing step
+    /// (a few microseconds at most) even while the producer streams.
+    ///
+    /// ```
+    /// let ring = shmpipe::RingBuilder::new().slots(64).create_in_process()?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert!(rx.pacing());
+    /// rx.set_pacing(false);
+    /// for i in 0..40u8 {
+    ///     tx.try_send(&[i])?;
+    /// }
+    /// let mut buf = [0u8; 1];
+    /// for i in 0..40u8 {
+    ///     rx.try_recv(&mut buf)?;
+    ///     assert_eq!(buf[0], i);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_pacing(&mut self, on: bool) {
+        self.pace_every = if on { PACE_EVERY } else { u64::MAX };
+        self.streak = 0;
+    }
+
     /// Sets how often a blocked call checks that the producer is alive
     /// (default 100 ms): a dead producer is reported within about this long.
     pub fn set_heartbeat(&mut self, interval: Duration) {
@@ -202,8 +277,13 @@ impl Consumer {
         }
         if want == 1 {
             if self.slot_committed(self.head) {
-                return Ok(1);
+                self.streak += 1;
+                if self.streak >= self.pace_every {
+                    self.pace()?;
+                }
+                return Ok(self.known - self.head);
             }
+            self.streak = 0;
             return self.empty_or_closed();
         }
         let avail = self.refresh_tail()?;
@@ -259,6 +339,61 @@ impl Consumer {
             return Ok(self.known - self.head);
         }
         Err(TryRecvError::Disconnected)
+    }
+
+    /// A consumer that took [`PACE_EVERY`] messages in a row by their
+    /// commit words, never finding the ring empty, is streaming just
+    /// behind the producer. There both sides stall: each slot the
+    /// consumer reads is a line the producer wrote moments before, and
+    /// the lines the consumer's prefetchers fetch ahead are ones the
+    /// producer has yet to write, so it must take them back. Measured
+    /// (`docs/benchmarks.md`, "A consumer just behind the producer"),
+    /// 8-byte messages then stream at a third of a bare ring's rate.
+    ///
+    /// So it reads `tail` and, while the producer is less than
+    /// [`pace_lag`](Self::pace_lag) slots ahead and still moving, lets it
+    /// get ahead: at most [`PACE_ROUNDS`] short pauses, each followed by a
+    /// re-read of `tail`. It stops as soon as a re-read finds `tail` where
+    /// it was (a producer no faster than us gains nothing from waiting).
+    /// Whatever `tail` says is then known committed and read without
+    /// polling commit words, as a batch.
+    ///
+    /// A consumer that finds the ring empty never paces (the streak
+    /// restarts), so a lone message or a ping-pong pays nothing; a
+    /// message can be delayed by at most one pacing step while the
+    /// producer is streaming.
+    #[cold]
+    #[inline(never)]
+    fn pace(&mut self) -> Result<(), TryRecvError> {
+        self.streak = 0;
+        let mut ahead = self.pace_tail()?;
+        for _ in 0..PACE_ROUNDS {
+            if ahead >= self.pace_lag {
+                break;
+            }
+            for _ in 0..PACE_PAUSES {
+                spin_loop();
+            }
+            let now = self.pace_tail()?;
+            if now == ahead {
+                break;
+            }
+            ahead = now;
+        }
+        Ok(())
+    }
+
+    /// `pace`'s reads of `tail`: `refresh_tail`. (With the deliberate bug
+    /// `pace_known_from_tail`, `known` is set to `tail` instead of
+    /// extended to it, forgetting that commit words run ahead of `tail`;
+    /// `loom_ring` catches it as a read of a slot not yet written.)
+    #[inline]
+    fn pace_tail(&mut self) -> Result<u64, TryRecvError> {
+        let r = self.refresh_tail();
+        if cfg!(shmpipe_bug = "pace_known_from_tail") {
+            self.known = self.tail_seen;
+        }
+        r
     }
 
     #[cold]

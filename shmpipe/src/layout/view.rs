@@ -84,6 +84,12 @@ impl RingRef {
         self.capacity
     }
 
+    /// Bytes per slot, its header included.
+    #[inline]
+    pub(crate) fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
     /// Largest message in one slot, in bytes (never above the message
     /// limit).
     #[inline]
