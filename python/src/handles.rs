@@ -713,6 +713,26 @@ impl Consumer {
         self.with(py, |rx| Ok(rx.position()))
     }
 
+    /// Whether the consumer paces itself behind a streaming producer: after
+    /// 16 messages in a row it checks how far behind it is and, if less than
+    /// 16 KiB of slots, waits a few microseconds at most (only while the
+    /// producer keeps publishing) for it to get ahead, so that the two do
+    /// not fight over the same cache lines. On by default where slots are
+    /// smaller than 4 KiB; a consumer that finds the ring empty between
+    /// messages never paces.
+    #[getter]
+    fn pacing(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |rx| Ok(rx.pacing()))
+    }
+
+    #[setter]
+    fn set_pacing(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        self.with(py, |rx| {
+            rx.set_pacing(on);
+            Ok(())
+        })
+    }
+
     /// Process id of the producer holding the ring, or None.
     #[getter]
     fn peer_pid(&self, py: Python<'_>) -> PyResult<Option<u32>> {

@@ -134,6 +134,28 @@ def test_borrow_gives_the_message_in_place(address):
     assert len(rx) == 0
 
 
+def test_pacing_is_a_consumer_setting(address):
+    ring = shmpipe.Ring.create(address, slots=64, max_message=32)
+    tx, rx = ring.producer(), ring.consumer()
+    assert rx.pacing is True  # on by default on small slots
+    for on in (True, False):
+        rx.pacing = on
+        assert rx.pacing is on
+        for i in range(100):
+            tx.send(i.to_bytes(8, "little"))
+            assert rx.recv() == i.to_bytes(8, "little")
+    tx.send(b"held")
+    with rx.borrow():
+        with pytest.raises(shmpipe.Unsupported, match="borrowed"):
+            rx.pacing = True
+    big = address + "-big"
+    try:
+        ring = shmpipe.Ring.create(big, slots=4, max_message=8192)
+        assert ring.consumer().pacing is False  # off on slots of 4 KiB or more
+    finally:
+        shmpipe.Ring.remove(big, force=True)
+
+
 def test_borrow_refuses_to_release_while_exported(address):
     ring = shmpipe.Ring.create(address, slots=4, max_message=64)
     tx, rx = ring.producer(), ring.consumer()

@@ -526,6 +526,30 @@ size_t shmpipe_consumer_message_limit(const struct shmpipe_consumer *c);
 // `c` is NULL or a live consumer handle.
 size_t shmpipe_consumer_payload_align(const struct shmpipe_consumer *c);
 
+// Turns pacing on (`on != 0`) or off: a consumer streaming just behind
+// its producer reads `tail` every 16 messages and, if less than 16 KiB of
+// slots behind, waits a few microseconds at most (only while the producer
+// keeps publishing) for it to get ahead, so that the two do not fight over
+// the same cache lines. On by default where slots are smaller than 4 KiB;
+// a consumer that finds the ring empty between messages never paces. See
+// the Rust crate's `Consumer::set_pacing`.
+//
+// Returns `SHMPIPE_OK`, `SHMPIPE_BUSY` (a message is borrowed, or called
+// from the consumer's own batch callback) or `SHMPIPE_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `h` is NULL or a live consumer handle.
+int shmpipe_consumer_set_pacing(struct shmpipe_consumer *h, int on);
+
+// Whether the consumer paces itself (see `shmpipe_consumer_set_pacing`):
+// 1 or 0; -1 for NULL.
+//
+// # Safety
+//
+// `h` is NULL or a live consumer handle.
+int shmpipe_consumer_pacing(const struct shmpipe_consumer *h);
+
 // Closes the consumer: the producer's sends fail with
 // `SHMPIPE_DISCONNECTED`. A borrowed message is released first. NULL is
 // ignored; a call from inside the consumer's own batch callback is ignored

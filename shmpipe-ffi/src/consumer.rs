@@ -29,6 +29,8 @@ pub struct shmpipe_consumer {
     max_message: usize,
     message_limit: usize,
     payload_align: usize,
+    /// `inner.pacing()`, kept here for the getter (set with it).
+    pacing: Cell<bool>,
 }
 
 /// Reads one message of a batch in place: `len` bytes at `msg`, valid only
@@ -40,6 +42,7 @@ impl shmpipe_consumer {
     pub(crate) fn new(c: Consumer) -> *mut shmpipe_consumer {
         let (capacity, max_message) = (c.capacity(), c.max_message());
         let (message_limit, payload_align) = (c.message_limit(), c.payload_align());
+        let pacing = Cell::new(c.pacing());
         let inner = NonNull::from(Box::leak(Box::new(c)));
         Box::into_raw(Box::new(shmpipe_consumer {
             state: Cell::new(State::Idle),
@@ -49,6 +52,7 @@ impl shmpipe_consumer {
             max_message,
             message_limit,
             payload_align,
+            pacing,
         }))
     }
 
@@ -375,6 +379,46 @@ pub unsafe extern "C" fn shmpipe_consumer_message_limit(c: *const shmpipe_consum
 pub unsafe extern "C" fn shmpipe_consumer_payload_align(c: *const shmpipe_consumer) -> usize {
     // SAFETY: NULL or live, by the contract.
     guard_value(0, || unsafe { c.as_ref() }.map_or(0, |h| h.payload_align))
+}
+
+/// Turns pacing on (`on != 0`) or off: a consumer streaming just behind
+/// its producer reads `tail` every 16 messages and, if less than 16 KiB of
+/// slots behind, waits a few microseconds at most (only while the producer
+/// keeps publishing) for it to get ahead, so that the two do not fight over
+/// the same cache lines. On by default where slots are smaller than 4 KiB;
+/// a consumer that finds the ring empty between messages never paces. See
+/// the Rust crate's `Consumer::set_pacing`.
+///
+/// Returns `SHMPIPE_OK`, `SHMPIPE_BUSY` (a message is borrowed, or called
+/// from the consumer's own batch callback) or `SHMPIPE_INVALID_ARGUMENT`.
+///
+/// # Safety
+///
+/// `h` is NULL or a live consumer handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_consumer_set_pacing(h: *mut shmpipe_consumer, on: c_int) -> c_int {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let h = unsafe { handle(h) }?;
+        h.idle()?.set_pacing(on != 0);
+        h.pacing.set(on != 0);
+        Ok(())
+    })
+}
+
+/// Whether the consumer paces itself (see `shmpipe_consumer_set_pacing`):
+/// 1 or 0; -1 for NULL.
+///
+/// # Safety
+///
+/// `h` is NULL or a live consumer handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmpipe_consumer_pacing(h: *const shmpipe_consumer) -> c_int {
+    guard_value(-1, || {
+        // SAFETY: NULL or live, by the contract.
+        let h = unsafe { h.as_ref() };
+        h.map_or(-1, |h| c_int::from(h.pacing.get()))
+    })
 }
 
 /// Closes the consumer: the producer's sends fail with

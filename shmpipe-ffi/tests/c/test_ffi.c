@@ -148,6 +148,8 @@ static void test_null_arguments(void) {
              SHMPIPE_INVALID_ARGUMENT);
     CHECK(shmpipe_consumer_capacity(NULL) == 0);
     CHECK(shmpipe_consumer_max_message(NULL) == 0);
+    CHECK_RC(shmpipe_consumer_set_pacing(NULL, 1), SHMPIPE_INVALID_ARGUMENT);
+    CHECK(shmpipe_consumer_pacing(NULL) == -1);
 
     /* Every close accepts NULL. */
     shmpipe_producer_close(NULL);
@@ -407,6 +409,36 @@ static void test_reserve_commit(void) {
     shmpipe_producer_close(p.tx);
     CHECK_RC(shmpipe_consumer_try_recv(p.rx, buf, sizeof buf, &len), SHMPIPE_DISCONNECTED);
     p.tx = NULL;
+    drop_pair(&p);
+}
+
+/* Pacing (on by default on small slots): a stream taken with it on and
+ * with it off arrives whole and in order; a borrowed message keeps the
+ * setting from changing under it. */
+static void test_pacing(void) {
+    pair p = make_pair("pacing", 64, 32);
+    CHECK(shmpipe_consumer_pacing(p.rx) == 1);
+    char buf[64];
+    size_t len = 0;
+    for (int round = 0; round < 2; round++) {
+        OK(shmpipe_consumer_set_pacing(p.rx, round == 0));
+        CHECK(shmpipe_consumer_pacing(p.rx) == (round == 0));
+        for (uint64_t i = 0; i < 200; i++) {
+            OK(shmpipe_producer_send(p.tx, &i, sizeof i, -1));
+            OK(shmpipe_consumer_recv(p.rx, buf, sizeof buf, &len, -1));
+            uint64_t got;
+            memcpy(&got, buf, sizeof got);
+            CHECK(len == sizeof i && got == i);
+        }
+    }
+    const void *msg = NULL;
+    OK(shmpipe_producer_send(p.tx, "held", 4, 0));
+    OK(shmpipe_consumer_borrow(p.rx, &msg, &len, -1));
+    CHECK_RC(shmpipe_consumer_set_pacing(p.rx, 1), SHMPIPE_BUSY);
+    CHECK(shmpipe_consumer_pacing(p.rx) == 0);
+    OK(shmpipe_consumer_release(p.rx));
+    OK(shmpipe_consumer_set_pacing(p.rx, 7)); /* any non-zero value is on */
+    CHECK(shmpipe_consumer_pacing(p.rx) == 1);
     drop_pair(&p);
 }
 
@@ -1308,6 +1340,7 @@ int main(void) {
         {"disconnect", test_disconnect},
         {"reserve_commit", test_reserve_commit},
         {"borrow_release", test_borrow_release},
+        {"pacing", test_pacing},
         {"batches", test_batches},
         {"fork_memfd", test_fork_memfd},
         {"peer_died", test_peer_died},
