@@ -229,11 +229,11 @@ impl Consumer {
     /// behind its producer, a consumer takes a cache miss per slot in
     /// series and both sides slow down (8-byte messages at a third of the
     /// rate; see `docs/benchmarks.md`, "A consumer just behind the
-    /// producer"). A consumer that finds the ring empty between messages
-    /// never paces, so a lone message or a request and its reply pay
-    /// nothing; turn it off where no message may wait behind a pacing step
-    /// (a few microseconds at most) even while the producer streams. On
-    /// slots of 4 KiB or more it is off by default: each slot starts a
+    /// producer: pacing"). A consumer that finds the ring empty between
+    /// messages never paces, so a lone message or a request and its reply
+    /// pay nothing; turn it off where no message may wait behind a pacing
+    /// step (a few microseconds at most) even while the producer streams.
+    /// On slots of 4 KiB or more it is off by default: each slot starts a
     /// page, no prefetcher reads ahead across it, and pacing would only
     /// cost its reads of `tail`.
     ///
@@ -362,8 +362,9 @@ impl Consumer {
     /// consumer reads is a line the producer wrote moments before, and
     /// the lines the consumer's prefetchers fetch ahead are ones the
     /// producer has yet to write, so it must take them back. Measured
-    /// (`docs/benchmarks.md`, "A consumer just behind the producer"),
-    /// 8-byte messages then stream at a third of a bare ring's rate.
+    /// (`docs/benchmarks.md`, "A consumer just behind the producer:
+    /// pacing"), 8-byte messages then stream at a third of a bare ring's
+    /// rate.
     ///
     /// So it reads `tail` and, while the producer is less than
     /// [`pace_lag`](Self::pace_lag) slots ahead and still moving, lets it
@@ -401,7 +402,8 @@ impl Consumer {
     /// `pace`'s reads of `tail`: `refresh_tail`. (With the deliberate bug
     /// `pace_known_from_tail`, `known` is set to `tail` instead of
     /// extended to it, forgetting that commit words run ahead of `tail`;
-    /// `loom_ring` catches it as a read of a slot not yet written.)
+    /// `loom_ring`'s checks then fail: a message delivered twice, a slot's
+    /// old contents taken for the next message.)
     #[inline]
     fn pace_tail(&mut self) -> Result<u64, TryRecvError> {
         let r = self.refresh_tail();

@@ -17,7 +17,9 @@
 //! an out-of-bounds access or a panic.
 //!
 //! The per-message path of `send`, `reserve`/`commit`, `recv` and
-//! `borrow` is `#[inline(always)]` down to the stores, and everything off
+//! `borrow`, and of the typed handles' same four calls (a `T` that fits a
+//! slot takes `reserve`'s one-slot path; a borrowed `T`'s length is checked
+//! once), is `#[inline(always)]` down to the stores, and everything off
 //! it (waiting, errors, multi-slot messages, re-reading the peer's index)
 //! is `#[cold]` and out of line. Left to the inliner, the fast path came
 //! out as calls that return their `Result` through memory in some

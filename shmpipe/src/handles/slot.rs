@@ -75,6 +75,20 @@ impl Producer {
 
     #[inline(always)]
     fn reserve_until(&mut self, deadline: Option<Instant>) -> Result<WriteSlot<'_>, SendError<()>> {
+        let len = self.holder.ring.payload_capacity();
+        self.reserve_one_until(len, deadline)
+    }
+
+    /// Reserves one slot, its first `len` bytes handed out (at most the
+    /// slot's payload, checked by the caller), waiting until `deadline`:
+    /// `reserve` (all of the payload) and the typed handles (a `T`).
+    #[inline(always)]
+    pub(super) fn reserve_one_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<WriteSlot<'_>, SendError<()>> {
+        debug_assert!(len <= self.holder.ring.payload_capacity());
         match self.reserve_check(1) {
             Ok(_) => {}
             Err(TrySendError::Full(())) => {
@@ -86,7 +100,7 @@ impl Producer {
             }
             Err(e) => return Err(e.into()),
         }
-        Ok(WriteSlot::new(self))
+        Ok(WriteSlot::with_len(self, len, 1))
     }
 
     /// Reserves room for a message of exactly `len` bytes, without

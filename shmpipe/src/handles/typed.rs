@@ -98,7 +98,7 @@ impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> TypedProducer<T> {
     /// # Errors
     ///
     /// As [`Producer::send`], holding `()`; never `TooLarge`.
-    #[inline]
+    #[inline(always)]
     pub fn send(&mut self, value: &T) -> Result<(), SendError<()>> {
         self.inner.send_value(value)
     }
@@ -128,7 +128,7 @@ impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> TypedProducer<T> {
     /// # Errors
     ///
     /// As [`Producer::reserve`].
-    #[inline]
+    #[inline(always)]
     pub fn reserve(&mut self) -> Result<WriteValue<'_, T>, SendError<()>> {
         self.inner.reserve_value_until(None)
     }
@@ -215,7 +215,7 @@ impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> TypedConsumer<T> {
     /// # Errors
     ///
     /// As [`Consumer::recv_value`].
-    #[inline]
+    #[inline(always)]
     pub fn recv(&mut self) -> Result<T, RecvError> {
         self.inner.recv_value()
     }
@@ -245,7 +245,7 @@ impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> TypedConsumer<T> {
     /// # Errors
     ///
     /// As [`Consumer::borrow_value`].
-    #[inline]
+    #[inline(always)]
     pub fn borrow(&mut self) -> Result<ReadValue<'_, T>, RecvError> {
         self.inner.borrow_value_until(None)
     }

@@ -248,13 +248,19 @@ impl Producer {
         })
     }
 
-    /// `reserve_value*` without the compile-time alignment bound.
-    #[inline]
+    /// `reserve_value*` without the compile-time alignment bound. A `T`
+    /// that fits one slot takes `reserve`'s path (no division, nothing out
+    /// of line); a larger one `reserve_len_deadline`'s.
+    #[inline(always)]
     pub(crate) fn reserve_value_until<T: FromBytes + IntoBytes + KnownLayout>(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<WriteValue<'_, T>, SendError<()>> {
-        let slot = self.reserve_len_deadline(size_of::<T>(), deadline)?;
+        let slot = if size_of::<T>() <= self.holder.ring.payload_capacity() {
+            self.reserve_one_until(size_of::<T>(), deadline)?
+        } else {
+            self.reserve_len_deadline(size_of::<T>(), deadline)?
+        };
         WriteValue::new(slot).map_err(|corruption| SendError::Corrupt {
             msg: (),
             corruption,
@@ -299,7 +305,7 @@ pub struct WriteValue<'a, T> {
 
 impl<'a, T: FromBytes + IntoBytes + KnownLayout> WriteValue<'a, T> {
     /// Views the `size_of::<T>()` bytes of `slot` as a `T`.
-    #[inline]
+    #[inline(always)]
     fn new(mut slot: WriteSlot<'a>) -> Result<WriteValue<'a, T>, Corruption> {
         let ptr = slot.as_ptr();
         if T::mut_from_bytes(&mut slot).is_err() {
@@ -317,7 +323,7 @@ impl<'a, T: FromBytes + IntoBytes + KnownLayout> WriteValue<'a, T> {
     }
 
     /// Publishes the value as one message of `size_of::<T>()` bytes.
-    #[inline]
+    #[inline(always)]
     pub fn commit(self) {
         self.slot.commit(size_of::<T>());
     }
@@ -440,7 +446,7 @@ impl Consumer {
         self.recv_value_until(Some(deadline))
     }
 
-    #[inline]
+    #[inline(always)]
     fn recv_value_until<T: FromBytes>(
         &mut self,
         deadline: Option<Instant>,
@@ -456,7 +462,7 @@ impl Consumer {
     }
 
     /// Copies the next message (known to be committed) out as a `T`.
-    #[inline]
+    #[inline(always)]
     fn take_value<T: FromBytes>(&mut self) -> Result<T, TryRecvError> {
         let (len, slots) = self.value_len::<T>()?;
         let pos = self.head;
@@ -475,13 +481,9 @@ impl Consumer {
 
     /// The length and slots of the next message (committed, after any PAD,
     /// which it releases), checked to be a `T`'s.
-    #[inline]
+    #[inline(always)]
     fn value_len<T>(&mut self) -> Result<(usize, u64), TryRecvError> {
-        let (len, slots) = self.next_message()?;
-        if len != size_of::<T>() {
-            return Err(wrong_len::<T>(len));
-        }
-        Ok((len, slots))
+        value_unit::<T>(self.next_message()?)
     }
 
     /// Borrows the next message in place as a `T`, without blocking; the
@@ -575,32 +577,43 @@ impl Consumer {
 
     /// `try_borrow_value` without the compile-time alignment bound: the
     /// caller (a typed handle) checked the ring's alignment.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_borrow_value_aligned<T: FromBytes + KnownLayout + Immutable>(
         &mut self,
     ) -> Result<ReadValue<'_, T>, TryRecvError> {
         self.available_counted(1)?;
-        ReadValue::new(self)
+        let unit = self.value_len::<T>()?;
+        ReadValue::new(self, unit)
     }
 
     /// `borrow_value*` without the compile-time alignment bound.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn borrow_value_until<T: FromBytes + KnownLayout + Immutable>(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<ReadValue<'_, T>, RecvError> {
-        loop {
+        let unit = loop {
             self.ready_until(deadline)?;
             // Only a PAD was ready: wait for the message after it. (Checked
             // without holding the borrow, which the loop could not give up.)
             match self.next_message() {
-                Ok(_) => break,
+                Ok(unit) => break unit,
                 Err(TryRecvError::Empty) => {}
                 Err(e) => return Err(e.into()),
             }
-        }
-        Ok(ReadValue::new(self)?)
+        };
+        let unit = value_unit::<T>(unit)?;
+        Ok(ReadValue::new(self, unit)?)
     }
+}
+
+/// `unit` (a message's length and slots), checked to be a `T`'s.
+#[inline(always)]
+fn value_unit<T>(unit: (usize, u64)) -> Result<(usize, u64), TryRecvError> {
+    if unit.0 != size_of::<T>() {
+        return Err(wrong_len::<T>(unit.0));
+    }
+    Ok(unit)
 }
 
 /// A message of `len` bytes where a `T` was expected.
@@ -640,10 +653,13 @@ pub struct ReadValue<'a, T> {
 }
 
 impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
-    /// Borrows the next message (committed, checked by the caller).
-    #[inline]
-    fn new(consumer: &'a mut Consumer) -> Result<ReadValue<'a, T>, TryRecvError> {
-        let (len, slots) = consumer.value_len::<T>()?;
+    /// Borrows the next message, committed and `(len, slots)` long
+    /// (checked by the caller: `value_len`, `value_unit`).
+    #[inline(always)]
+    fn new(
+        consumer: &'a mut Consumer,
+        (len, slots): (usize, u64),
+    ) -> Result<ReadValue<'a, T>, TryRecvError> {
         let pos = consumer.head;
         let ring = consumer.holder.ring;
         consumer
