@@ -573,17 +573,27 @@ impl Consumer {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<ReadSlot<'_>, RecvError> {
-        let unit = loop {
+        let unit = self.message_until(deadline)?;
+        Ok(self.borrow_unit(unit))
+    }
+
+    /// Waits until `deadline` for a message (not just a PAD) at `head`:
+    /// its length and slots, checked, for the borrowing calls.
+    #[inline(always)]
+    pub(super) fn message_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<(usize, u64), RecvError> {
+        loop {
             self.ready_until(deadline)?;
             // Only a PAD was ready: wait for the message after it. (Checked
-            // without holding the borrow, which the loop could not give up.)
+            // without holding a borrow, which the loop could not give up.)
             match self.next_message() {
-                Ok(unit) => break unit,
+                Ok(unit) => return Ok(unit),
                 Err(TryRecvError::Empty) => {}
                 Err(e) => return Err(e.into()),
             }
-        };
-        Ok(self.borrow_unit(unit))
+        }
     }
 
     /// Hands up to `max` waiting messages to `f` in order, in place, and

@@ -592,17 +592,7 @@ impl Consumer {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<ReadValue<'_, T>, RecvError> {
-        let unit = loop {
-            self.ready_until(deadline)?;
-            // Only a PAD was ready: wait for the message after it. (Checked
-            // without holding the borrow, which the loop could not give up.)
-            match self.next_message() {
-                Ok(unit) => break unit,
-                Err(TryRecvError::Empty) => {}
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let unit = value_unit::<T>(unit)?;
+        let unit = value_unit::<T>(self.message_until(deadline)?)?;
         Ok(ReadValue::new(self, unit)?)
     }
 }
