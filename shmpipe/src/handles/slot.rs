@@ -554,17 +554,34 @@ impl Consumer {
     /// Borrows the message `next_message` found at `head`: `len` bytes in
     /// `slots` slots.
     #[inline(always)]
-    fn borrow_unit(&mut self, (len, slots): (usize, u64)) -> ReadSlot<'_> {
+    fn borrow_unit(&mut self, unit: (usize, u64)) -> ReadSlot<'_> {
+        // SAFETY: `unit` is what `next_message` checked at `head`; the
+        // slice lives in the ReadSlot, which releases the slots only when
+        // dropped.
+        let data = unsafe { self.unit_payload(unit) };
+        ReadSlot::from_parts(self, data, unit.1)
+    }
+
+    /// The payload of the message at `head`, `len` bytes in `slots`
+    /// slots, recorded as read with the slot tracker (all its slots).
+    ///
+    /// # Safety
+    ///
+    /// `(len, slots)` must be the committed message at `head` as checked
+    /// by `next_message` (or `value_unit`), and the slice must not be used
+    /// after `head` passes it (a [`ReadSlot`] made from it releases the
+    /// slots only when dropped).
+    #[inline(always)]
+    pub(super) unsafe fn unit_payload<'s>(&self, (len, slots): (usize, u64)) -> &'s [u8] {
         let pos = self.head;
         let ring = self.holder.ring;
         self.holder
             .mapping
             .tracker
             .read_span(ring.slot_index(pos), slots, || ());
-        // SAFETY: `pos` is committed and `len` checked; the slice lives in
-        // the ReadSlot, which releases the slots only when dropped.
-        let data = unsafe { self.payload(pos, len) };
-        ReadSlot::from_parts(self, data, slots)
+        // SAFETY: `pos` is committed and `len` checked (the caller's
+        // contract); the caller bounds the slice's life.
+        unsafe { self.payload(pos, len) }
     }
 
     /// Waits for a message (not just a PAD) and borrows it.

@@ -650,16 +650,10 @@ impl<'a, T: FromBytes + KnownLayout + Immutable> ReadValue<'a, T> {
         consumer: &'a mut Consumer,
         (len, slots): (usize, u64),
     ) -> Result<ReadValue<'a, T>, TryRecvError> {
-        let pos = consumer.head;
-        let ring = consumer.holder.ring;
-        consumer
-            .holder
-            .mapping
-            .tracker
-            .read(ring.slot_index(pos), || ());
-        // SAFETY: `pos` is committed and `len` checked; the bytes live in
-        // the ReadSlot below, which releases the slots only when dropped.
-        let bytes: &'a [u8] = unsafe { consumer.payload(pos, len) };
+        // SAFETY: the caller checked `(len, slots)` at `head`; the bytes
+        // live in the ReadSlot below, which releases the slots only when
+        // dropped, or are dropped unused on the refusal.
+        let bytes: &'a [u8] = unsafe { consumer.unit_payload((len, slots)) };
         // Checked before the ReadSlot exists: a refusal releases nothing.
         if T::ref_from_bytes(bytes).is_err() {
             return Err(TryRecvError::Corrupt(misaligned::<T>(bytes.as_ptr())));
