@@ -357,6 +357,66 @@ fn a_pacing_consumer_validates_the_tail_it_reads() {
 }
 
 #[test]
+fn a_forged_tail_never_redelivers_last_laps_slots() {
+    // `tail` moved a whole lap ahead (the most the index check allows),
+    // over slots that still hold the last lap's messages. Whichever call
+    // reads it (a pacing single receive, a batch), the message really
+    // committed is delivered and the first stale slot is `Corrupt`, by its
+    // commit word: never a message delivered twice.
+    for batch in [false, true] {
+        let f = Fixture::new();
+        let ring = f.open().unwrap();
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.consumer().unwrap();
+        let mut buf = [0u8; 112];
+        for i in 0..15u64 {
+            tx.try_send(&i.to_le_bytes()).unwrap();
+            assert_eq!(rx.try_recv(&mut buf).unwrap(), 8);
+        }
+        tx.try_send(&15u64.to_le_bytes()).unwrap();
+        f.put_u64(TAIL, 15 + 8);
+        let mut got = Vec::new();
+        let err = loop {
+            let r = if batch {
+                rx.try_recv_batch(8, |m| got.push(u64::from_le_bytes(m.try_into().unwrap())))
+                    .map(|_| ())
+            } else {
+                rx.try_recv(&mut buf)
+                    .map(|_| got.push(u64::from_le_bytes(buf[..8].try_into().unwrap())))
+            };
+            if let Err(e) = r {
+                break e;
+            }
+        };
+        assert_eq!(got, [15], "batch {batch}");
+        match err {
+            TryRecvError::Corrupt(c) => assert_eq!(c.field, "commit word", "batch {batch}"),
+            other => panic!("batch {batch}: {other:?}"),
+        }
+        assert_eq!(rx.position(), 16);
+    }
+}
+
+#[test]
+fn a_pad_at_the_first_slot_is_corruption() {
+    // No producer pads at slot 0 (a message always fits from there). A
+    // PAD there would let a hostile producer make the consumer release
+    // lap after lap, one store each: refused instead, nothing released.
+    let f = Fixture::new();
+    let ring = f.open().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    f.put_u64(SLOTS + 8, 8); // extent: the whole ring
+    f.put_u32(SLOTS, 2 << 30); // the PAD mark
+    f.put_u32(SLOTS + 4, 1); // slot 0's commit word for position 0
+    let mut buf = [0u8; 112];
+    match rx.try_recv(&mut buf) {
+        Err(TryRecvError::Corrupt(c)) => assert_eq!(c.field, "pad length"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rx.position(), 0);
+}
+
+#[test]
 fn corrupt_slot_length_on_the_data_path() {
     let f = Fixture::new();
     let ring = f.open().unwrap();

@@ -40,8 +40,12 @@ pub struct Consumer {
     known: u64,
     /// The producer's `tail` as last read (it never moves backwards).
     tail_seen: u64,
-    /// Messages taken by their commit words since `tail` was last read or
-    /// the ring was last found empty (see [`pace`](Self::pace)).
+    /// The position whose commit word [`slot_committed`](Self::slot_committed)
+    /// last found set (`u64::MAX`: none): `message_len` need not check it
+    /// again.
+    polled: u64,
+    /// Messages taken by their commit words in a row, since the consumer
+    /// last paced or found the ring empty (see [`pace`](Self::pace)).
     streak: u64,
     /// The `streak` at which the consumer paces: [`PACE_EVERY`], or
     /// `u64::MAX` with pacing off ([`set_pacing`](Self::set_pacing)).
@@ -127,6 +131,7 @@ impl Consumer {
             head,
             known: tail.max(head),
             tail_seen: tail,
+            polled: u64::MAX,
             streak: 0,
             pace_every,
             pace_lag: lag,
@@ -331,6 +336,7 @@ impl Consumer {
         let committed = self.holder.ring.commit_word(pos).load(Acquire) == commit_value(pos);
         if committed {
             self.known = pos + 1;
+            self.polled = pos;
         }
         committed
     }
@@ -377,7 +383,9 @@ impl Consumer {
     /// A consumer that finds the ring empty never paces (the streak
     /// restarts), so a lone message or a ping-pong pays nothing; a
     /// message can be delayed by at most one pacing step while the
-    /// producer is streaming.
+    /// producer is streaming. A `tail` that fails its checks comes back
+    /// as `Corrupt`; the message at `head`, known by its commit word,
+    /// stays for the next call.
     #[cold]
     #[inline(never)]
     fn pace(&mut self) -> Result<(), TryRecvError> {
@@ -454,6 +462,20 @@ impl Consumer {
     #[inline(always)]
     pub(super) fn message_len(&self, pos: u64) -> Result<Option<usize>, TryRecvError> {
         let ring = self.holder.ring;
+        // Every unit's first slot holds its commit word before `tail`
+        // passes it (`Producer::publish`, `publish_span`, a takeover's
+        // `committed_end`): a position below `tail` without one was never
+        // published, whatever `tail` says (a stale slot of the last lap).
+        // Checked unless `slot_committed` just found it set.
+        if pos != self.polled {
+            // Relaxed: `pos` is known committed by an Acquire load of
+            // `tail`, which the producer stored after this word; the word
+            // changes only on the next lap, after `head` passes.
+            let commit = ring.commit_word(pos).load(Relaxed);
+            if commit != commit_value(pos) {
+                return Err(self.bad_commit(pos, commit));
+            }
+        }
         let word = self
             .holder
             .mapping
@@ -466,6 +488,17 @@ impl Consumer {
             return Err(self.bad_len(word));
         }
         Ok(Some(word as usize))
+    }
+
+    /// The error for a unit start below `tail` whose commit word is not
+    /// its position's.
+    #[cold]
+    fn bad_commit(&self, pos: u64, commit: u32) -> TryRecvError {
+        TryRecvError::Corrupt(Corruption {
+            field: "commit word",
+            found: u64::from(commit),
+            expected: Expected::Exactly(u64::from(commit_value(pos))),
+        })
     }
 
     /// The error for a one-slot length word over the payload capacity.
@@ -542,6 +575,17 @@ impl Consumer {
                 }
             }
             MARK_PAD => {
+                // A message of at most `message_limit` always fits from the
+                // ring's first slot, so no producer pads there: refusing it
+                // keeps a hostile one from making the consumer release
+                // whole laps of PADs, one store each, without end.
+                if ring.slot_index(pos) == 0 {
+                    return Err(corrupt(
+                        "pad length",
+                        extent,
+                        Expected::Rule("no PAD at the ring's first slot"),
+                    ));
+                }
                 let to_end = ring.capacity() - ring.slot_index(pos) as u64;
                 if extent != to_end {
                     return Err(corrupt("pad length", extent, Expected::Exactly(to_end)));

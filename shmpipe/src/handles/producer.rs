@@ -168,7 +168,9 @@ impl Producer {
                     ring.slots_for(len)
                 }
                 MARK_PAD
-                    if ring.read_extent(pos) == ring.capacity() - ring.slot_index(pos) as u64 =>
+                    if ring.slot_index(pos) != 0
+                        && ring.read_extent(pos)
+                            == ring.capacity() - ring.slot_index(pos) as u64 =>
                 {
                     ring.read_extent(pos)
                 }

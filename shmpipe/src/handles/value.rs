@@ -467,11 +467,15 @@ impl Consumer {
         let (len, slots) = self.value_len::<T>()?;
         let pos = self.head;
         let ring = self.holder.ring;
-        let value = self.holder.mapping.tracker.read(ring.slot_index(pos), || {
-            // SAFETY: `pos` is committed (`available` returned > 0) and
-            // `len` is checked; the slice is gone before `release`.
-            T::read_from_bytes(unsafe { self.payload(pos, len) })
-        });
+        let value = self
+            .holder
+            .mapping
+            .tracker
+            .read_span(ring.slot_index(pos), slots, || {
+                // SAFETY: `pos` is committed (`available` returned > 0) and
+                // `len` is checked; the slice is gone before `release`.
+                T::read_from_bytes(unsafe { self.payload(pos, len) })
+            });
         // `len == size_of::<T>()`, so the copy cannot fail; if it did, the
         // length was wrong.
         let value = value.map_err(|_| wrong_len::<T>(len))?;
