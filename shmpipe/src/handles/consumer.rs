@@ -718,17 +718,12 @@ impl Consumer {
     #[inline(always)]
     fn take_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
         let (len, slots) = self.next_message()?;
-        let pos = self.head;
         let Some(dst) = buf.get_mut(..len) else {
             return Err(TryRecvError::BufferTooSmall { needed: len });
         };
-        let ring = self.holder.ring;
-        let tracker = &self.holder.mapping.tracker;
-        tracker.read_span(ring.slot_index(pos), slots, || {
-            // SAFETY: `pos` is committed (`available` returned > 0) and
-            // `len` is checked; the slice is gone before `release`.
-            dst.copy_from_slice(unsafe { self.payload(pos, len) });
-        });
+        // SAFETY: `next_message` checked `(len, slots)` at `head`; the
+        // slice is gone before `release`.
+        dst.copy_from_slice(unsafe { self.unit_payload((len, slots)) });
         self.release_unit(slots, 1, len as u64);
         Ok(len)
     }

@@ -465,17 +465,9 @@ impl Consumer {
     #[inline(always)]
     fn take_value<T: FromBytes>(&mut self) -> Result<T, TryRecvError> {
         let (len, slots) = self.value_len::<T>()?;
-        let pos = self.head;
-        let ring = self.holder.ring;
-        let value = self
-            .holder
-            .mapping
-            .tracker
-            .read_span(ring.slot_index(pos), slots, || {
-                // SAFETY: `pos` is committed (`available` returned > 0) and
-                // `len` is checked; the slice is gone before `release`.
-                T::read_from_bytes(unsafe { self.payload(pos, len) })
-            });
+        // SAFETY: `value_len` checked `(len, slots)` at `head`; the slice
+        // is gone before `release`.
+        let value = T::read_from_bytes(unsafe { self.unit_payload((len, slots)) });
         // `len == size_of::<T>()`, so the copy cannot fail; if it did, the
         // length was wrong.
         let value = value.map_err(|_| wrong_len::<T>(len))?;
