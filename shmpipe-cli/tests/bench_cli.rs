@@ -261,6 +261,7 @@ fn smoke_run_prints_valid_json() {
         .as_array()
         .expect("cacheline_per_rep");
     assert_eq!(states.len(), 1, "{f}");
+    let reps = states.len();
     assert!(states[0]["p50_ns"].as_f64().unwrap() > 0.0, "{f}");
     assert!(
         ["near", "far"].contains(&states[0]["state"].as_str().unwrap()),
@@ -318,13 +319,50 @@ fn smoke_run_prints_valid_json() {
                 for k in expected {
                     assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
                 }
-                // `x bare` split by machine state: the state of some
-                // repetition has its figure, a state no repetition was in
-                // has none.
+                // Each probed case's machine state per repetition.
+                let case_states = |r: &Value| -> Vec<Value> {
+                    let Some(s) = r.get("states") else {
+                        return Vec::new();
+                    };
+                    let s = s.as_array().expect("states is an array").clone();
+                    assert_eq!(s.len(), reps, "one state per repetition in {r}");
+                    for x in &s {
+                        assert!(
+                            x.is_null() || ["near", "far", "mixed"].contains(&x.as_str().unwrap()),
+                            "state {x} in {r}"
+                        );
+                    }
+                    s
+                };
+                let row_states = case_states(r);
+                // `x bare` split by machine state: a state that some pair
+                // of cases ran in (by their probes, or by the repetition's
+                // floor where neither was probed) has its figure, a state
+                // no pair was in has none.
                 if r.get("vs_bare_ring").is_some() {
-                    let states = v["floor"]["cacheline_per_rep"].as_array().unwrap();
+                    let bare = results
+                        .iter()
+                        .find(|b| {
+                            b["mechanism"] == "bare-ring"
+                                && b["workload"] == r["workload"]
+                                && b["msg_size"] == r["msg_size"]
+                        })
+                        .expect("the bare ring ran");
+                    let bare_states = case_states(bare);
+                    let floors = v["floor"]["cacheline_per_rep"].as_array().unwrap();
                     for state in ["near", "far"] {
-                        let seen = states.iter().any(|s| s["state"] == state);
+                        let seen = (0..reps).any(|i| {
+                            let probed: Vec<&Value> = [row_states.get(i), bare_states.get(i)]
+                                .into_iter()
+                                .flatten()
+                                .filter(|s| !s.is_null())
+                                .collect();
+                            if probed.is_empty() {
+                                floors[i]["state"] == state
+                            } else {
+                                probed.iter().all(|s| **s == state)
+                            }
+                        });
                         let k = format!("vs_bare_ring_{state}");
                         assert_eq!(r.get(&k).is_some(), seen, "{k} in {r}");
                     }

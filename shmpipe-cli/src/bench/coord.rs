@@ -62,12 +62,18 @@ pub struct Samples {
     pub notes: BTreeSet<String>,
     /// The ring's shape and page size (shmpipe rows).
     pub shape: Option<(RingShape, u64)>,
+    /// Per repetition, the quick cache-line probes taken right before and
+    /// right after the case ([`floor::probe_cacheline`]), in nanoseconds;
+    /// `None` where none was taken (unpinned runs, latency-free workloads)
+    /// or one failed.
+    pub probes: Vec<Option<(f64, f64)>>,
 }
 
 impl Samples {
     fn new(reps: u32) -> Samples {
         Samples {
             per_rep: vec![None; reps as usize],
+            probes: vec![None; reps as usize],
             ..Samples::default()
         }
     }
@@ -246,12 +252,13 @@ impl Bench {
                     self.references(w, size, rep, &mut res)?;
                     for &m in &mechs {
                         self.step(rep, format!("{} {} B {}", w.name(), size, m.name()));
-                        let out = self.case(Subject::Mech(m), w, size)?;
+                        let (out, probes) = self.probed_case(m, w, size)?;
                         let cell = res
                             .cases
                             .entry((w, size, m))
                             .or_insert_with(|| Samples::new(reps));
                         record(cell, rep, out);
+                        cell.probes[rep as usize] = probes;
                         self.progress.inc(1);
                     }
                 }
@@ -334,17 +341,37 @@ impl Bench {
         if matches!(w, Workload::Throughput | Workload::Pingpong) {
             let m = Mechanism::BareRing;
             self.step(rep, format!("{} {} B {}", w.name(), size, m.name()));
-            let out = self.case(Subject::Mech(m), w, size)?;
-            record(
-                res.cases
-                    .entry((w, size, m))
-                    .or_insert_with(|| Samples::new(reps)),
-                rep,
-                out,
-            );
+            let (out, probes) = self.probed_case(m, w, size)?;
+            let cell = res
+                .cases
+                .entry((w, size, m))
+                .or_insert_with(|| Samples::new(reps));
+            record(cell, rep, out);
+            cell.probes[rep as usize] = probes;
             self.progress.inc(1);
         }
         self.check_signal()
+    }
+
+    /// [`case`](Self::case) of a mechanism, with the machine state read
+    /// right before and right after it ([`floor::probe_cacheline`]) for
+    /// the workloads compared with the bare ring (throughput, ping-pong)
+    /// when the peers are pinned: a state that changed inside a
+    /// repetition is seen per case.
+    fn probed_case(
+        &mut self,
+        m: Mechanism,
+        w: Workload,
+        size: usize,
+    ) -> Result<(Outcome, Option<(f64, f64)>), Failure> {
+        let cpus = self
+            .cfg
+            .cpus
+            .filter(|_| matches!(w, Workload::Throughput | Workload::Pingpong));
+        let before = cpus.and_then(floor::probe_cacheline);
+        let out = self.case(Subject::Mech(m), w, size)?;
+        let after = cpus.and_then(floor::probe_cacheline);
+        Ok((out, before.zip(after)))
     }
 
     /// Sets up, runs and tears down one case.

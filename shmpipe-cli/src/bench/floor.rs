@@ -6,6 +6,10 @@
 //!   timed per sample exactly like every mechanism's ping-pong.
 //! - **memcpy**: one core copying messages into a ring-sized area
 //!   ([`memcpy_rate`]), in-process.
+//! - **The machine state of each case**: a quick cache-line probe between
+//!   two pinned threads of the coordinator ([`probe_cacheline`]), taken
+//!   right before and right after every throughput and ping-pong case, so
+//!   that a state change inside a repetition is seen.
 //!
 //! The bare ring, the reference every shmpipe row is divided by, is a
 //! mechanism (`mechanisms/bare_ring.rs`) that shares this file's mapping
@@ -19,6 +23,7 @@ use std::hint::black_box;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -246,3 +251,98 @@ pub fn memcpy_rate(size: usize, slots: usize, slot_size: usize, duration: Durati
 
 /// Bytes before a slot's payload (its length word), as in shmpipe's layout.
 const SLOT_HEADER: usize = 8;
+
+/// Batches of [`PROBE_BATCH`] round trips in one [`probe_cacheline`].
+const PROBE_BATCHES: usize = 32;
+/// Round trips timed together (one clock read per batch, not per trip).
+const PROBE_BATCH: u64 = 16;
+/// A probe still unfinished after this (a thread that did not get its
+/// CPU) gives no reading.
+const PROBE_LIMIT: Duration = Duration::from_millis(200);
+/// The word the asking thread stores to tell the answering one to stop.
+const PROBE_STOP: u64 = u64::MAX;
+
+/// One cache line of its own for the probe's word.
+#[repr(align(128))]
+struct ProbeLine(AtomicU64);
+
+/// A quick reading of the machine state, taken by the coordinator right
+/// before and right after every throughput and ping-pong case: one cache
+/// line bounced between two threads of this process pinned to the
+/// producer's and the consumer's CPUs (`cpus`: producer, consumer), 512
+/// round trips in batches of 16; the median batch's mean round trip, in
+/// nanoseconds. A fraction of a millisecond (the per-repetition floor, a
+/// ping-pong between two processes, takes the whole case duration), and
+/// the same placement: which two physical CPUs the pair of vCPUs sits on,
+/// whichever process runs there.
+///
+/// `None` when no reading could be taken: a CPU refused, or a thread that
+/// did not run within [`PROBE_LIMIT`].
+pub fn probe_cacheline(cpus: (usize, usize)) -> Option<f64> {
+    let line = ProbeLine(AtomicU64::new(0));
+    let word = &line.0;
+    let deadline = Instant::now() + PROBE_LIMIT;
+    // Waits until the word satisfies `f`, or the deadline (checked every
+    // 1024 polls) passes, or the other side said stop.
+    let wait = |f: &dyn Fn(u64) -> bool| -> Option<u64> {
+        let mut polls = 0u32;
+        loop {
+            // ORDERING: Acquire; pairs with the other thread's Release
+            // store below (nothing else is published through the word, the
+            // ordering is only that of a real hand-off).
+            let v = word.load(Ordering::Acquire);
+            if v == PROBE_STOP {
+                return None;
+            }
+            if f(v) {
+                return Some(v);
+            }
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(1024) && Instant::now() >= deadline {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+    };
+    thread::scope(|s| {
+        let answer = s.spawn(|| {
+            if jobs::pin(cpus.1).is_err() {
+                // ORDERING: Release; pairs with the asker's Acquire load.
+                word.store(PROBE_STOP, Ordering::Release);
+                return;
+            }
+            while let Some(v) = wait(&|v| v % 2 == 1) {
+                // ORDERING: Release; pairs with the asker's Acquire load.
+                word.store(v + 1, Ordering::Release);
+            }
+        });
+        let ask = s.spawn(|| {
+            let r = jobs::pin(cpus.0).ok().and_then(|()| {
+                let mut means = Vec::with_capacity(PROBE_BATCHES);
+                let mut v = 0u64;
+                // One batch untimed: both threads running, the line warm.
+                for b in 0..=PROBE_BATCHES {
+                    let t0 = Instant::now();
+                    for _ in 0..PROBE_BATCH {
+                        // ORDERING: Release; pairs with the answerer's
+                        // Acquire load.
+                        word.store(v + 1, Ordering::Release);
+                        v = wait(&|w| w == v + 2)?;
+                    }
+                    if b > 0 {
+                        means.push(t0.elapsed().as_nanos() as f64 / PROBE_BATCH as f64);
+                    }
+                }
+                Some(means)
+            });
+            // ORDERING: Release; pairs with the answerer's Acquire load.
+            word.store(PROBE_STOP, Ordering::Release);
+            r
+        });
+        let means = ask.join().ok().flatten();
+        let _ = answer.join();
+        let mut means = means?;
+        means.sort_by(f64::total_cmp);
+        means.get(means.len() / 2).copied()
+    })
+}

@@ -181,12 +181,21 @@ pub struct ResultOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_untyped: Option<f64>,
     /// `vs_bare_ring` over only the repetitions in the near, and in the far,
-    /// machine state ([`machine_state`] of each repetition's cache-line
-    /// round trip); absent where no repetition was in that state.
+    /// machine state: where both this case and its bare-ring case were
+    /// probed ([`ResultOut::states`]), those whose four probes all read
+    /// that state; else by [`machine_state`] of the repetition's cache-line
+    /// round trip. Absent where no repetition was in that state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_bare_ring_near: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_bare_ring_far: Option<f64>,
+    /// Per repetition, the machine state of this case by the quick probes
+    /// right before and right after it: `"near"`, `"far"`, `"mixed"` (the
+    /// two differ: the state changed during the case) or `null` (not
+    /// probed: unpinned, or a workload without a bare-ring ratio). Empty
+    /// when no repetition was probed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<Option<&'static str>>,
     /// wakeup: the shmpipe rows against the row their target names
     /// ([`wakeup_reference`]) in the same repetition (p50 ratio).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -317,6 +326,33 @@ fn rep_in_state(cacheline: &Samples, i: usize, state: &str) -> bool {
         .is_some_and(|ns| machine_state(ns) == state)
 }
 
+/// The machine state of repetition `i` of a case by its probes: `"near"`
+/// or `"far"` when the probe before and the one after agree, `"mixed"`
+/// when they do not; `None` where it was not probed.
+fn case_state(cell: &Samples, i: usize) -> Option<&'static str> {
+    let (before, after) = (*cell.probes.get(i)?)?;
+    let (a, b) = (machine_state(before), machine_state(after));
+    Some(if a == b { a } else { "mixed" })
+}
+
+/// Whether repetition `i` of `row` and of its `reference` both ran in
+/// `state`: by the probes of whichever of the two cases were probed (a
+/// case during which the state changed is in neither state), by the
+/// repetition's cache-line round trip where neither was.
+fn pair_in_state(
+    row: &Samples,
+    reference: Option<&Samples>,
+    cacheline: &Samples,
+    i: usize,
+    state: &str,
+) -> bool {
+    let probed = [case_state(row, i), reference.and_then(|r| case_state(r, i))];
+    if probed.iter().all(Option::is_none) {
+        return rep_in_state(cacheline, i, state);
+    }
+    probed.iter().flatten().all(|s| *s == state)
+}
+
 fn rate_bytes(m: &Measured) -> Option<f64> {
     match *m {
         Measured::Rate { bytes_per_sec, .. } => Some(bytes_per_sec),
@@ -445,6 +481,13 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
         vs_wakeup_reference: None,
         vs_bare_ring_near: None,
         vs_bare_ring_far: None,
+        states: if cell.probes.iter().any(Option::is_some) {
+            (0..cell.per_rep.len())
+                .map(|i| case_state(cell, i))
+                .collect()
+        } else {
+            Vec::new()
+        },
         geometry: cell.shape.map(|(g, page)| GeometryOut {
             slots: g.slots,
             slot_size: g.slot_size,
@@ -482,10 +525,10 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
                 let ratio = |a: &Measured, b: &Measured| Some(rate_msgs(a)? / rate_msgs(b)?);
                 out.vs_bare_ring = paired(cell, bare, ratio);
                 let cl = &res.cacheline;
-                out.vs_bare_ring_near =
-                    paired_where(cell, bare, |i| rep_in_state(cl, i, "near"), ratio);
-                out.vs_bare_ring_far =
-                    paired_where(cell, bare, |i| rep_in_state(cl, i, "far"), ratio);
+                let near = |i| pair_in_state(cell, bare, cl, i, "near");
+                let far = |i| pair_in_state(cell, bare, cl, i, "far");
+                out.vs_bare_ring_near = paired_where(cell, bare, near, ratio);
+                out.vs_bare_ring_far = paired_where(cell, bare, far, ratio);
                 out.vs_untyped = untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
             } else if group == Group::Other {
                 let gain = |a: &Measured, b: &Measured| Some(rate_msgs(b)? / rate_msgs(a)?);
@@ -516,10 +559,10 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
                 if group == Group::Shmpipe && w == Workload::Pingpong {
                     out.vs_bare_ring = paired(cell, bare, ratio);
                     let cl = &res.cacheline;
-                    out.vs_bare_ring_near =
-                        paired_where(cell, bare, |i| rep_in_state(cl, i, "near"), ratio);
-                    out.vs_bare_ring_far =
-                        paired_where(cell, bare, |i| rep_in_state(cl, i, "far"), ratio);
+                    let near = |i| pair_in_state(cell, bare, cl, i, "near");
+                    let far = |i| pair_in_state(cell, bare, cl, i, "far");
+                    out.vs_bare_ring_near = paired_where(cell, bare, near, ratio);
+                    out.vs_bare_ring_far = paired_where(cell, bare, far, ratio);
                     out.vs_untyped =
                         untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
                 }
@@ -699,6 +742,7 @@ pub fn table(o: &Output) -> String {
     };
     // `x bare` split by machine state, under a workload's table.
     let states_line = |t: &mut String, w: Workload| {
+        let probed = results(w).any(|r| !r.states.is_empty());
         let reps = |state: &str| {
             o.floor
                 .cacheline_per_rep
@@ -720,6 +764,8 @@ pub fn table(o: &Output) -> String {
                 .collect();
             if rows.is_empty() {
                 format!("{state}: no repetition")
+            } else if probed {
+                format!("{state}: {}", rows.join(", "))
             } else {
                 format!("{state} ({} reps): {}", reps(state), rows.join(", "))
             }
@@ -730,6 +776,22 @@ pub fn table(o: &Output) -> String {
                 "  x bare by machine state (median of that state's repetitions): {}; {}",
                 part("near", |r| r.vs_bare_ring_near),
                 part("far", |r| r.vs_bare_ring_far)
+            );
+        }
+        if probed {
+            let tally = |state: &str| {
+                results(w)
+                    .flat_map(|r| &r.states)
+                    .filter(|s| **s == Some(state))
+                    .count()
+            };
+            let _ = writeln!(
+                t,
+                "  machine state of each case, probed right before and after it: {} near, {} far, \
+                 {} changed during the case (left out of both lines above)",
+                tally("near"),
+                tally("far"),
+                tally("mixed")
             );
         }
     };
@@ -1000,5 +1062,67 @@ mod tests {
         assert_eq!(size(8), "8 B");
         assert_eq!(ratio(Some(31.4)), "31.4x");
         assert_eq!(ratio(None), "-");
+    }
+
+    fn rates(v: &[f64], probes: Vec<Option<(f64, f64)>>) -> Samples {
+        Samples {
+            per_rep: v
+                .iter()
+                .map(|&r| {
+                    Some(Measured::Rate {
+                        msgs_per_sec: r,
+                        bytes_per_sec: r,
+                    })
+                })
+                .collect(),
+            probes,
+            ..Samples::default()
+        }
+    }
+
+    #[test]
+    fn per_state_ratios_pair_cases_by_their_probes() {
+        let near = Some((120.0, 130.0));
+        let far = Some((360.0, 380.0));
+        let changed = Some((120.0, 370.0));
+        // Every repetition's floor said near; the probes say otherwise.
+        let cacheline = Samples {
+            per_rep: vec![
+                Some(Measured::Latency {
+                    p50_ns: 120.0,
+                    p99_ns: 0.0,
+                    p999_ns: 0.0,
+                    max_ns: 0.0,
+                    samples: 1,
+                });
+                4
+            ],
+            ..Samples::default()
+        };
+        let bare = rates(&[10.0, 10.0, 10.0, 10.0], vec![near, far, near, far]);
+        let row = rates(&[12.0, 5.0, 8.0, 7.0], vec![near, far, changed, None]);
+        assert_eq!(case_state(&row, 0), Some("near"));
+        assert_eq!(case_state(&row, 2), Some("mixed"));
+        assert_eq!(case_state(&row, 3), None);
+        assert_eq!(case_state(&row, 9), None);
+        let ratio = |a: &Measured, b: &Measured| Some(rate_msgs(a)? / rate_msgs(b)?);
+        let by = |state: &'static str| {
+            paired_where(
+                &row,
+                Some(&bare),
+                |i| pair_in_state(&row, Some(&bare), &cacheline, i, state),
+                ratio,
+            )
+        };
+        // Near: repetition 0 (both probed near); far: 1 (both far) and 3
+        // (only the bare ring was probed: far, whatever the floor said);
+        // repetition 2 changed state and is in neither.
+        assert_eq!(by("near"), Some(1.2));
+        assert_eq!(by("far"), Some((0.5 + 0.7) / 2.0));
+        // With no probe on either side, the floor of the repetition says.
+        let unprobed = rates(&[9.0, 9.0, 9.0, 9.0], Vec::new());
+        assert!(pair_in_state(&unprobed, None, &cacheline, 1, "near"));
+        assert!(!pair_in_state(&unprobed, None, &cacheline, 1, "far"));
+        assert!(pair_in_state(&unprobed, Some(&bare), &cacheline, 1, "far"));
     }
 }
