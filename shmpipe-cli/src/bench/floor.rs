@@ -281,6 +281,9 @@ struct ProbeLine(AtomicU64);
 pub fn probe_cacheline(cpus: (usize, usize)) -> Option<f64> {
     let line = ProbeLine(AtomicU64::new(0));
     let word = &line.0;
+    // Set by a thread that could not pin itself: it still answers (so
+    // neither side waits for the deadline), and the reading is dropped.
+    let unpinned = std::sync::atomic::AtomicBool::new(false);
     let deadline = Instant::now() + PROBE_LIMIT;
     // Waits until the word satisfies `f`, or the deadline (checked every
     // 1024 polls) passes, or the other side said stop.
@@ -307,9 +310,7 @@ pub fn probe_cacheline(cpus: (usize, usize)) -> Option<f64> {
     thread::scope(|s| {
         let answer = s.spawn(|| {
             if jobs::pin(cpus.1).is_err() {
-                // ORDERING: Release; pairs with the asker's Acquire load.
-                word.store(PROBE_STOP, Ordering::Release);
-                return;
+                unpinned.store(true, Ordering::Relaxed);
             }
             while let Some(v) = wait(&|v| v % 2 == 1) {
                 // ORDERING: Release; pairs with the asker's Acquire load.
@@ -317,7 +318,10 @@ pub fn probe_cacheline(cpus: (usize, usize)) -> Option<f64> {
             }
         });
         let ask = s.spawn(|| {
-            let r = jobs::pin(cpus.0).ok().and_then(|()| {
+            if jobs::pin(cpus.0).is_err() {
+                unpinned.store(true, Ordering::Relaxed);
+            }
+            let r = (|| {
                 let mut means = Vec::with_capacity(PROBE_BATCHES);
                 let mut v = 0u64;
                 // One batch untimed: both threads running, the line warm.
@@ -334,13 +338,17 @@ pub fn probe_cacheline(cpus: (usize, usize)) -> Option<f64> {
                     }
                 }
                 Some(means)
-            });
+            })();
             // ORDERING: Release; pairs with the answerer's Acquire load.
             word.store(PROBE_STOP, Ordering::Release);
             r
         });
         let means = ask.join().ok().flatten();
         let _ = answer.join();
+        // Relaxed: both threads were joined, which orders their stores.
+        if unpinned.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut means = means?;
         means.sort_by(f64::total_cmp);
         means.get(means.len() / 2).copied()

@@ -328,8 +328,9 @@ fn rep_in_state(cacheline: &Samples, i: usize, state: &str) -> bool {
 
 /// The machine state of repetition `i` of a case by its probes: `"near"`
 /// or `"far"` when the probe before and the one after agree, `"mixed"`
-/// when they do not; `None` where it was not probed.
+/// when they do not; `None` where it was not probed or measured nothing.
 fn case_state(cell: &Samples, i: usize) -> Option<&'static str> {
+    cell.per_rep.get(i)?.as_ref()?;
     let (before, after) = (*cell.probes.get(i)?)?;
     let (a, b) = (machine_state(before), machine_state(after));
     Some(if a == b { a } else { "mixed" })
@@ -1105,6 +1106,11 @@ mod tests {
         assert_eq!(case_state(&row, 2), Some("mixed"));
         assert_eq!(case_state(&row, 3), None);
         assert_eq!(case_state(&row, 9), None);
+        // A repetition that measured nothing has no state.
+        let mut failed = rates(&[1.0, 1.0], vec![near, far]);
+        failed.per_rep[1] = None;
+        assert_eq!(case_state(&failed, 0), Some("near"));
+        assert_eq!(case_state(&failed, 1), None);
         let ratio = |a: &Measured, b: &Measured| Some(rate_msgs(a)? / rate_msgs(b)?);
         let by = |state: &'static str| {
             paired_where(
