@@ -251,15 +251,7 @@ impl Bench {
                 for size in self.sizes_of(w) {
                     self.references(w, size, rep, &mut res)?;
                     for &m in &mechs {
-                        self.step(rep, format!("{} {} B {}", w.name(), size, m.name()));
-                        let (out, probes) = self.probed_case(m, w, size)?;
-                        let cell = res
-                            .cases
-                            .entry((w, size, m))
-                            .or_insert_with(|| Samples::new(reps));
-                        record(cell, rep, out);
-                        cell.probes[rep as usize] = probes;
-                        self.progress.inc(1);
+                        self.measure(m, w, size, rep, &mut res)?;
                     }
                 }
             }
@@ -339,31 +331,25 @@ impl Bench {
             self.progress.inc(1);
         }
         if matches!(w, Workload::Throughput | Workload::Pingpong) {
-            let m = Mechanism::BareRing;
-            self.step(rep, format!("{} {} B {}", w.name(), size, m.name()));
-            let (out, probes) = self.probed_case(m, w, size)?;
-            let cell = res
-                .cases
-                .entry((w, size, m))
-                .or_insert_with(|| Samples::new(reps));
-            record(cell, rep, out);
-            cell.probes[rep as usize] = probes;
-            self.progress.inc(1);
+            self.measure(Mechanism::BareRing, w, size, rep, res)?;
         }
         self.check_signal()
     }
 
-    /// [`case`](Self::case) of a mechanism, with the machine state read
-    /// right before and right after it ([`floor::probe_cacheline`]) for
-    /// the workloads compared with the bare ring (throughput, ping-pong)
-    /// when the peers are pinned: a state that changed inside a
-    /// repetition is seen per case.
-    fn probed_case(
+    /// Runs repetition `rep` of mechanism `m`'s case and records it in
+    /// `res`, with the machine state read right before and right after it
+    /// ([`floor::probe_cacheline`]) for the workloads compared with the
+    /// bare ring (throughput, ping-pong) when the peers are pinned: a
+    /// state that changed inside a repetition is seen per case.
+    fn measure(
         &mut self,
         m: Mechanism,
         w: Workload,
         size: usize,
-    ) -> Result<(Outcome, Option<(f64, f64)>), Failure> {
+        rep: u32,
+        res: &mut Results,
+    ) -> Result<(), Failure> {
+        self.step(rep, format!("{} {} B {}", w.name(), size, m.name()));
         let cpus = self
             .cfg
             .cpus
@@ -371,7 +357,15 @@ impl Bench {
         let before = cpus.and_then(floor::probe_cacheline);
         let out = self.case(Subject::Mech(m), w, size)?;
         let after = cpus.and_then(floor::probe_cacheline);
-        Ok((out, before.zip(after)))
+        let reps = self.cfg.reps;
+        let cell = res
+            .cases
+            .entry((w, size, m))
+            .or_insert_with(|| Samples::new(reps));
+        record(cell, rep, out);
+        cell.probes[rep as usize] = before.zip(after);
+        self.progress.inc(1);
+        Ok(())
     }
 
     /// Sets up, runs and tears down one case.

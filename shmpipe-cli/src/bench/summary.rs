@@ -181,10 +181,10 @@ pub struct ResultOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_untyped: Option<f64>,
     /// `vs_bare_ring` over only the repetitions in the near, and in the far,
-    /// machine state: where both this case and its bare-ring case were
-    /// probed ([`ResultOut::states`]), those whose four probes all read
-    /// that state; else by [`machine_state`] of the repetition's cache-line
-    /// round trip. Absent where no repetition was in that state.
+    /// machine state: by the probes of this case and of its bare-ring case
+    /// ([`ResultOut::states`]) where either was probed (every probe taken
+    /// reads that state), else by [`machine_state`] of the repetition's
+    /// cache-line round trip. Absent where no repetition was in that state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_bare_ring_near: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,6 +352,26 @@ fn pair_in_state(
         return rep_in_state(cacheline, i, state);
     }
     probed.iter().flatten().all(|s| *s == state)
+}
+
+/// `paired` over the repetitions in which `row` and `reference` both ran
+/// near, and over those in which both ran far ([`pair_in_state`]).
+fn by_state(
+    row: &Samples,
+    reference: Option<&Samples>,
+    cacheline: &Samples,
+    f: impl Fn(&Measured, &Measured) -> Option<f64>,
+) -> (Option<f64>, Option<f64>) {
+    let f = &f;
+    let state = |s: &str| {
+        paired_where(
+            row,
+            reference,
+            |i| pair_in_state(row, reference, cacheline, i, s),
+            f,
+        )
+    };
+    (state("near"), state("far"))
 }
 
 fn rate_bytes(m: &Measured) -> Option<f64> {
@@ -525,11 +545,8 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
             if group == Group::Shmpipe {
                 let ratio = |a: &Measured, b: &Measured| Some(rate_msgs(a)? / rate_msgs(b)?);
                 out.vs_bare_ring = paired(cell, bare, ratio);
-                let cl = &res.cacheline;
-                let near = |i| pair_in_state(cell, bare, cl, i, "near");
-                let far = |i| pair_in_state(cell, bare, cl, i, "far");
-                out.vs_bare_ring_near = paired_where(cell, bare, near, ratio);
-                out.vs_bare_ring_far = paired_where(cell, bare, far, ratio);
+                (out.vs_bare_ring_near, out.vs_bare_ring_far) =
+                    by_state(cell, bare, &res.cacheline, ratio);
                 out.vs_untyped = untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
             } else if group == Group::Other {
                 let gain = |a: &Measured, b: &Measured| Some(rate_msgs(b)? / rate_msgs(a)?);
@@ -559,11 +576,8 @@ fn row(res: &Results, w: Workload, size: usize, mech: Mechanism, cell: &Samples)
                 let ratio = |a: &Measured, b: &Measured| Some(p50(a)? / p50(b)?);
                 if group == Group::Shmpipe && w == Workload::Pingpong {
                     out.vs_bare_ring = paired(cell, bare, ratio);
-                    let cl = &res.cacheline;
-                    let near = |i| pair_in_state(cell, bare, cl, i, "near");
-                    let far = |i| pair_in_state(cell, bare, cl, i, "far");
-                    out.vs_bare_ring_near = paired_where(cell, bare, near, ratio);
-                    out.vs_bare_ring_far = paired_where(cell, bare, far, ratio);
+                    (out.vs_bare_ring_near, out.vs_bare_ring_far) =
+                        by_state(cell, bare, &res.cacheline, ratio);
                     out.vs_untyped =
                         untyped_twin(mech).and_then(|t| paired(cell, reference(t), ratio));
                 }
